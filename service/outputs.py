@@ -1,0 +1,145 @@
+"""Encoders of a ``pipeline.Result``: the bytes the routes and the CLI hand out.
+
+=============  ==============================================================================
+format         layout
+=============  ==============================================================================
+``npz``        a NumPy zip archive, one ``<name>.npy`` member per array, plus ``__meta__``:
+               a 0-d unicode array holding the metadata as a JSON string. Everything loads
+               with ``np.load(path, allow_pickle=False)``.
+``json``       ``{"arrays": {name: {"dtype", "shape", "data"}}, "meta": {...}}``; ``data`` is
+               the flat C-order list of exact values (Python floats round-trip
+               float16/32/64 through their shortest repr), NaN and infinities as the
+               strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``.
+``safetensors`` the tensors, with the metadata JSON under ``__metadata__["rnnbridge"]``.
+``h5``         not available yet: ``InvalidField``.
+=============  ==============================================================================
+
+Arrays keep their dtype. Nothing here knows about HTTP or files on disk: encoders write
+to a binary stream.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zipfile
+from collections.abc import Mapping
+from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import InvalidField
+
+if TYPE_CHECKING:  # the encoders only read ``.arrays`` and ``.meta``
+    from .pipeline import Result
+
+META_KEY = "__meta__"
+
+#: file extension of every output format
+EXTENSIONS = {"npz": "npz", "json": "json", "safetensors": "safetensors", "h5": "h5"}
+
+MEDIA_TYPES = {
+    "npz": "application/octet-stream",
+    "json": "application/json",
+    "safetensors": "application/octet-stream",
+    "h5": "application/x-hdf5",
+}
+
+_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` with NumPy scalars and arrays made plain and non-finite floats as strings,
+    so that ``json.dumps(..., allow_nan=False)`` accepts it."""
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return jsonable(value.tolist())
+    if isinstance(value, np.generic):
+        return jsonable(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else _NON_FINITE[value]
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def meta_json(result: Result) -> str:
+    """The metadata of ``result`` as one compact JSON string."""
+    return json.dumps(jsonable(result.meta), allow_nan=False, separators=(",", ":"))
+
+
+def write_npz(result: Result, stream: IO[bytes]) -> None:
+    """Write ``result`` as an uncompressed npz archive to a binary ``stream``.
+
+    The stream need not be seekable. ``np.load(stream, allow_pickle=False)`` reads every
+    array back, and ``json.loads(str(npz["__meta__"]))`` the metadata.
+    """
+    if META_KEY in result.arrays:
+        raise InvalidField(f"an output array may not be named {META_KEY!r}", field="format")
+    members = {**result.arrays, META_KEY: np.array(meta_json(result))}
+    with zipfile.ZipFile(stream, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in members.items():
+            with archive.open(f"{name}.npy", mode="w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
+
+
+def to_json(result: Result) -> dict[str, Any]:
+    """``result`` as the JSON document ``{"arrays": {...}, "meta": {...}}``.
+
+    >>> from service.pipeline import Result
+    >>> to_json(Result({"b": np.array([1.5, np.nan], np.float32)}, {}))["arrays"]["b"]
+    {'dtype': 'float32', 'shape': [2], 'data': [1.5, 'NaN']}
+    """
+    arrays = {name: array_payload(array) for name, array in result.arrays.items()}
+    return {"arrays": arrays, "meta": jsonable(result.meta)}
+
+
+def array_payload(array: np.ndarray) -> dict[str, Any]:
+    """One array as ``{"dtype", "shape", "data"}`` with ``data`` flat in C order."""
+    array = np.asarray(array)
+    data = array.ravel(order="C").tolist()
+    if array.dtype.kind in "fc" and not np.isfinite(array).all():
+        data = jsonable(data)
+    return {"dtype": array.dtype.name, "shape": list(array.shape), "data": data}
+
+
+def write_json(result: Result, stream: IO[bytes]) -> None:
+    """Write ``to_json(result)`` as UTF-8 to a binary ``stream``."""
+    stream.write(json.dumps(to_json(result), allow_nan=False, separators=(",", ":")).encode())
+
+
+def write_safetensors(result: Result, stream: IO[bytes]) -> None:
+    """Write ``result`` as a safetensors file, the metadata JSON in ``__metadata__``."""
+    from .formats import safetensors_file
+
+    safetensors_file.write(stream, result.arrays, {"rnnbridge": meta_json(result)})
+
+
+def write_h5(result: Result, stream: IO[bytes]) -> None:
+    raise InvalidField("format h5 is not available yet; use npz, json or safetensors", field="format")
+
+
+WRITERS = {"npz": write_npz, "json": write_json, "safetensors": write_safetensors, "h5": write_h5}
+
+
+def write(result: Result, fmt: str, stream: IO[bytes]) -> None:
+    """Write ``result`` in output format ``fmt`` (a key of ``WRITERS``) to ``stream``."""
+    try:
+        writer = WRITERS[fmt]
+    except KeyError:
+        raise InvalidField(f"format must be one of {list(WRITERS)}, not {fmt!r}", field="format") from None
+    writer(result, stream)
+
+
+def output_name(first_input: str, fmt: str, target: str | None = None) -> str:
+    """The default output file name: ``<stem>.gates.<ext>`` (split) or ``<stem>.<target>.<ext>``.
+
+    >>> output_name("dir/model.h5", "npz"), output_name("m.h5", "json", "pytorch")
+    ('model.gates.npz', 'm.pytorch.json')
+    """
+    stem = first_input.replace("\\", "/").rsplit("/", 1)[-1]
+    stem = stem.rsplit(".", 1)[0] if "." in stem.lstrip(".") else stem
+    return f"{stem or 'weights'}.{target or 'gates'}.{EXTENSIONS[fmt]}"

@@ -1,0 +1,240 @@
+"""The importable Python API: read a file, inspect it, split it, convert it.
+
+The HTTP routes and the CLI are thin translations of these four functions::
+
+    >>> from service import pipeline
+    >>> model = pipeline.read(["model.h5"])
+    >>> pipeline.inspect(model)["layers"][0]["convention"]
+    'keras.lstm'
+    >>> result = pipeline.convert(model, "pytorch")
+    >>> sorted(result.arrays)[:2]
+    ['lstm.bias_hh_l0', 'lstm.bias_ih_l0']
+
+Nothing here knows about HTTP. Errors are ``service.errors.RnnBridgeError`` subclasses.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from . import discovery, formats
+from .engine import canonical, exactness, verify
+from .engine.conventions import CONVENTIONS, FRAMEWORKS
+from .engine.model import Layer, NativeLayer
+from .errors import InvalidField, LayerNotFound
+from .formats.base import InputFile, Limits
+
+Orientation = Literal["out_in", "in_out"]
+OutputFormat = Literal["npz", "json", "safetensors", "h5"]
+
+
+@dataclass
+class Model:
+    """The recurrent layers found in an upload, in their native form."""
+
+    format: str
+    layers: list[NativeLayer]
+    other_tensors: int
+    notes: list[str] = field(default_factory=list)
+    unsupported: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class Result:
+    """Named output arrays and the JSON-able metadata that travels with them."""
+
+    arrays: dict[str, np.ndarray]
+    meta: dict[str, Any]
+
+
+def read(
+    files: Sequence[str | os.PathLike[str] | InputFile],
+    *,
+    source: str | None = None,
+    direction: str | None = None,
+    reset_after: bool | None = None,
+    limits: Limits | None = None,
+) -> Model:
+    """Read an upload (one or several files) and find its recurrent layers.
+
+    ``source`` (a framework of ``FRAMEWORKS``) is required for array-only inputs (npz,
+    JSON) and checked against the file otherwise; ``direction`` and ``reset_after`` give
+    what bare arrays cannot say (ONNX ``W`` of one direction, a Keras GRU bias).
+    """
+    if source is not None and source not in FRAMEWORKS:
+        raise InvalidField(f"source must be one of {list(FRAMEWORKS)}, not {source!r}", field="source")
+    inputs = [f if isinstance(f, InputFile) else InputFile(Path(f).name, Path(f)) for f in files]
+    weights = formats.read(inputs, limits or Limits())
+    found = discovery.find_layers(weights, source=source, direction=direction, reset_after=reset_after)
+    return Model(
+        format=weights.format,
+        layers=found.layers,
+        other_tensors=found.other_tensors,
+        notes=weights.notes + found.notes,
+        unsupported=found.unsupported,
+    )
+
+
+def inspect(model: Model) -> dict[str, Any]:
+    """The ``/inspect`` document: every recurrent layer with its convention, sizes and tensors."""
+    from .describe import describe_layer
+
+    return {
+        "format": model.format,
+        "layers": [describe_layer(layer) for layer in model.layers],
+        "unsupported_layers": model.unsupported,
+        "other_tensors": model.other_tensors,
+        "notes": model.notes,
+    }
+
+
+def split(
+    model: Model,
+    *,
+    layer: str | None = None,
+    source_forget_bias: float | None = None,
+    orientation: Orientation = "out_in",
+) -> Result:
+    """Per-gate arrays ``{layer}/l{k}/{direction}/{name}`` of the chosen layers.
+
+    Names: ``W_x{g}``, ``W_h{g}``, ``b_x{g}``, ``b_h{g}`` for gates ``i f g o`` (LSTM) or
+    ``r z n`` (GRU), ``p_{g}`` peepholes, ``W_proj``. ``orientation="out_in"`` gives
+    matrices for ``W · x`` ([H, in]); ``"in_out"`` their transposes, for ``x · W``. A TF1
+    run-time forget bias is folded into ``b_xf``.
+    """
+    if orientation not in ("out_in", "in_out"):
+        raise InvalidField(f"orientation must be 'out_in' or 'in_out', not {orientation!r}", field="orientation")
+    arrays: dict[str, np.ndarray] = {}
+    layers_meta = []
+    for native in _select(model, layer):
+        native = _with_forget_bias(native, source_forget_bias)
+        canon = canonical.to_canonical(native)
+        for (level, direction), gates in sorted(canon.cells.items()):
+            for name, array in gates.items():
+                if orientation == "in_out" and array.ndim == 2:
+                    array = array.T
+                arrays[f"{canon.name}/l{level}/{direction}/{name}"] = array
+        layers_meta.append(_split_meta(native, canon, orientation))
+    return Result(arrays, {"layers": layers_meta, "notes": model.notes})
+
+
+def convert(
+    model: Model,
+    target: str,
+    *,
+    layer: str | None = None,
+    source_forget_bias: float | None = None,
+    target_forget_bias: float | None = None,
+    verify_result: bool = True,
+    prefix: str | None = None,
+) -> Result:
+    """Re-fuse the chosen layers in ``target``'s convention, refusing inexact conversions.
+
+    Output names: PyTorch ``{prefix}{state_dict key}`` (``prefix`` defaults to the layer
+    name + "."); ONNX ``{layer}/l{k}/{W|R|B|P}`` with the direction axis first; Keras and
+    TF1 ``{layer}/l{k}/{direction}/{tensor}``.
+    """
+    if target not in FRAMEWORKS:
+        raise InvalidField(f"target must be one of {list(FRAMEWORKS)}, not {target!r}", field="target")
+    if prefix is not None and target != "pytorch":
+        raise InvalidField("prefix applies to target=pytorch only", field="prefix")
+    arrays: dict[str, np.ndarray] = {}
+    layers_meta = []
+    for native in _select(model, layer):
+        native = _with_forget_bias(native, source_forget_bias)
+        canon = canonical.to_canonical(native)
+        conv = exactness.select_target(canon, target)
+        exactness.check(canon, conv)
+        fb = conv.forget_bias if target_forget_bias is None else target_forget_bias
+        out, folded = canonical.from_canonical(canon, conv, fb)
+        report = verify.verify(native, out) if verify_result else None
+        names = _output_names(out, prefix)
+        arrays.update(names)
+        layers_meta.append(_convert_meta(native, out, folded, report, sorted(names)))
+    return Result(arrays, {"target": target, "layers": layers_meta, "notes": model.notes})
+
+
+def _select(model: Model, layer: str | None) -> list[NativeLayer]:
+    if not model.layers:
+        raise LayerNotFound("the file holds no LSTM or GRU layer that rnnbridge can read")
+    if layer is None or layer == "":
+        return model.layers
+    chosen = [native for native in model.layers if native.name == layer]
+    if not chosen:
+        names = [native.name for native in model.layers]
+        raise LayerNotFound(f"no recurrent layer named {layer!r}; the file has {names}", layer=layer)
+    return chosen
+
+
+def _with_forget_bias(native: NativeLayer, forget_bias: float | None) -> NativeLayer:
+    if forget_bias is None:
+        return native
+    if native.convention.framework != "tf1" or native.convention.cell != "lstm":
+        raise InvalidField(
+            "source_forget_bias applies to TF1 LSTM cells only (other frameworks store every bias)",
+            field="source_forget_bias",
+            layer=native.name,
+        )
+    return NativeLayer(native.name, native.convention, native.config.with_(forget_bias=forget_bias), native.cells, native.notes)
+
+
+def _output_names(out: NativeLayer, prefix: str | None) -> dict[str, np.ndarray]:
+    conv = out.convention
+    if conv.framework == "pytorch":
+        head = f"{out.name}." if prefix is None else prefix
+    else:
+        head = f"{out.name}/"
+    names: dict[str, np.ndarray] = {}
+    if conv.stack_directions:
+        for level in range(out.num_levels):
+            for spec in conv.tensors:
+                parts = [out.cells[(level, d)][spec.name] for d in out.directions if spec.name in out.cells[(level, d)]]
+                if parts:
+                    names[head + conv.naming.format(level=level, tensor=spec.name)] = np.stack(parts)
+        return names
+    for (level, direction), tensors in sorted(out.cells.items()):
+        reverse = "_reverse" if direction == "backward" else ""
+        for tensor, array in tensors.items():
+            key = conv.naming.format(level=level, direction=direction, tensor=tensor, reverse=reverse)
+            names[head + key] = array
+    return names
+
+
+def _layer_meta(native: NativeLayer) -> dict[str, Any]:
+    from .describe import describe_config
+
+    return {"name": native.name, "convention": native.convention.key, **describe_config(native)}
+
+
+def _split_meta(native: NativeLayer, canon: Layer, orientation: str) -> dict[str, Any]:
+    meta = _layer_meta(native)
+    meta["orientation"] = orientation
+    if native.config.forget_bias:
+        meta["folded"] = [f"forget_bias {native.config.forget_bias:g} added to b_xf"]
+    return meta
+
+
+def _convert_meta(
+    native: NativeLayer, out: NativeLayer, folded: list[str], report: dict[str, Any] | None, names: list[str]
+) -> dict[str, Any]:
+    from .describe import describe_config
+
+    meta = {
+        "name": native.name,
+        "source": _layer_meta(native),
+        "target": {"convention": out.convention.key, "native": out.convention.native, **describe_config(out)},
+        "folded": ([f"source forget_bias {native.config.forget_bias:g} added to the forget-gate bias"] if native.config.forget_bias else [])
+        + folded,
+        "tensors": names,
+        "verification": report,
+    }
+    return meta
+
+
+__all__ = ["Model", "Result", "read", "inspect", "split", "convert", "CONVENTIONS", "FRAMEWORKS"]

@@ -1,0 +1,51 @@
+"""Service settings, read from the environment (prefix ``RNNBRIDGE_``).
+
+=============================  ==============  ==================================================
+variable                       default         meaning
+=============================  ==============  ==================================================
+``RNNBRIDGE_HOST``             ``127.0.0.1``   address ``rnnbridge serve`` binds
+``RNNBRIDGE_PORT``             ``8000``        port ``rnnbridge serve`` binds
+``RNNBRIDGE_WORKERS``          ``1``           uvicorn worker processes
+``RNNBRIDGE_MAX_UPLOAD_BYTES``  2 GiB          largest request body; beyond it, 413
+``RNNBRIDGE_MAX_TENSOR_ELEMENTS`` 2**31         largest tensor a reader materialises; beyond it, 413
+``RNNBRIDGE_TMP_DIR``          system temp     where uploads are spooled (one directory per request)
+``RNNBRIDGE_LOG_LEVEL``        ``info``        uvicorn and ``rnnbridge`` log level
+=============================  ==============  ==================================================
+
+Only the transports (``service.api``, ``service.cli``) import this module; the engine and
+the readers receive plain values (``service.formats.base.Limits``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .formats.base import DEFAULT_MAX_TENSOR_ELEMENTS, Limits
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+
+
+class Settings(BaseSettings):
+    """The service's configuration; every field can be set as ``RNNBRIDGE_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="RNNBRIDGE_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1)
+    max_upload_bytes: int = Field(default=2 * 1024**3, gt=0)
+    max_tensor_elements: int = Field(default=DEFAULT_MAX_TENSOR_ELEMENTS, gt=0)
+    tmp_dir: Path | None = None
+    log_level: LogLevel = "info"
+
+    def limits(self) -> Limits:
+        """The bounds handed to the file readers."""
+        return Limits(
+            max_tensor_elements=self.max_tensor_elements,
+            max_total_bytes=self.max_upload_bytes,
+            tmp_dir=self.tmp_dir,
+        )
