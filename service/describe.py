@@ -63,6 +63,13 @@ def describe_config(native: NativeLayer) -> dict[str, Any]:
         flags["go_backwards" if conv.framework == "keras" else "reverse_only"] = True
     runtime = {"forget_bias": config.forget_bias} if conv.cell == "lstm" and conv.framework == "tf1" else {}
     return {
+        "config": {
+            "activations": list(config.activations),
+            "forget_bias": config.forget_bias,
+            "clip": config.clip,
+            "input_forget": config.input_forget,
+            "independent_directions": config.independent_directions,
+        },
         "flags": flags,
         "runtime_constants": runtime,
         "assumed": list(config.assumed),

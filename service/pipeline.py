@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import discovery, formats
-from .engine import canonical, exactness, verify
+from .engine import canonical, exactness, naming, verify
 from .engine.conventions import CONVENTIONS, FRAMEWORKS
 from .engine.model import Layer, NativeLayer
 from .errors import InvalidField, LayerNotFound
@@ -154,9 +154,10 @@ def convert(
         fb = conv.forget_bias if target_forget_bias is None else target_forget_bias
         out, folded = canonical.from_canonical(canon, conv, fb)
         report = verify.verify(native, out) if verify_result else None
-        names = _output_names(out, prefix)
+        names = naming.tensor_names(out, prefix)
         arrays.update(names)
-        layers_meta.append(_convert_meta(native, out, folded, report, sorted(names)))
+        start = naming.head(out.name, out.convention, prefix)
+        layers_meta.append(_convert_meta(native, out, folded, report, list(names), start))
     return Result(arrays, {"target": target, "layers": layers_meta, "notes": model.notes})
 
 
@@ -184,28 +185,6 @@ def _with_forget_bias(native: NativeLayer, forget_bias: float | None) -> NativeL
     return NativeLayer(native.name, native.convention, native.config.with_(forget_bias=forget_bias), native.cells, native.notes)
 
 
-def _output_names(out: NativeLayer, prefix: str | None) -> dict[str, np.ndarray]:
-    conv = out.convention
-    if conv.framework == "pytorch":
-        head = f"{out.name}." if prefix is None else prefix
-    else:
-        head = f"{out.name}/"
-    names: dict[str, np.ndarray] = {}
-    if conv.stack_directions:
-        for level in range(out.num_levels):
-            for spec in conv.tensors:
-                parts = [out.cells[(level, d)][spec.name] for d in out.directions if spec.name in out.cells[(level, d)]]
-                if parts:
-                    names[head + conv.naming.format(level=level, tensor=spec.name)] = np.stack(parts)
-        return names
-    for (level, direction), tensors in sorted(out.cells.items()):
-        reverse = "_reverse" if direction == "backward" else ""
-        for tensor, array in tensors.items():
-            key = conv.naming.format(level=level, direction=direction, tensor=tensor, reverse=reverse)
-            names[head + key] = array
-    return names
-
-
 def _layer_meta(native: NativeLayer) -> dict[str, Any]:
     from .describe import describe_config
 
@@ -221,14 +200,26 @@ def _split_meta(native: NativeLayer, canon: Layer, orientation: str) -> dict[str
 
 
 def _convert_meta(
-    native: NativeLayer, out: NativeLayer, folded: list[str], report: dict[str, Any] | None, names: list[str]
+    native: NativeLayer,
+    out: NativeLayer,
+    folded: list[str],
+    report: dict[str, Any] | None,
+    names: list[str],
+    start: str,
 ) -> dict[str, Any]:
     from .describe import describe_config
 
     meta = {
         "name": native.name,
         "source": _layer_meta(native),
-        "target": {"convention": out.convention.key, "native": out.convention.native, **describe_config(out)},
+        "target": {
+            "convention": out.convention.key,
+            "native": out.convention.native,
+            "num_layers": out.num_levels,
+            "directions": list(out.directions),
+            "names_start": start,
+            **describe_config(out),
+        },
         "folded": ([f"source forget_bias {native.config.forget_bias:g} added to the forget-gate bias"] if native.config.forget_bias else [])
         + folded,
         "tensors": names,

@@ -155,13 +155,13 @@ def openapi_responses(*errors: type[RnnBridgeError], validation: bool = True) ->
     FastAPI documents ``model`` as ``application/json``; ``problem_media_type`` moves the
     error bodies to ``application/problem+json`` once the document is built.
     """
-    by_status: dict[int, list[str]] = {}
+    by_status: dict[int, dict[str, str]] = {}
     for cls in errors:
-        by_status.setdefault(STATUS[cls], []).append(f"`{cls.code}` ({cls.title})")
+        by_status.setdefault(STATUS[cls], {})[cls.code] = f"`{cls.code}` ({cls.title.lower()})"
     if validation:
-        by_status.setdefault(422, []).append(f"`{InvalidField.code}` (a field fails validation)")
+        by_status.setdefault(422, {}).setdefault(InvalidField.code, f"`{InvalidField.code}` (invalid field)")
     return {
-        status: {"model": Problem, "description": ", ".join(dict.fromkeys(codes))}
+        status: {"model": Problem, "description": ", ".join(codes.values())}
         for status, codes in sorted(by_status.items())
     }
 

@@ -140,6 +140,7 @@ def split(
     direction: DirectionField = None,
     reset_after: ResetAfter = None,
 ) -> Response:
+    outputs.check_format(format)
     with Workspace(settings.tmp_dir) as workspace:
         model = _read(workspace, file, settings, source, direction, reset_after)
         result = pipeline.split(model, layer=layer, source_forget_bias=source_forget_bias, orientation=orientation)
@@ -172,6 +173,7 @@ def convert(
     direction: DirectionField = None,
     reset_after: ResetAfter = None,
 ) -> Response:
+    outputs.check_format(format)
     with Workspace(settings.tmp_dir) as workspace:
         model = _read(workspace, file, settings, source, direction, reset_after)
         result = pipeline.convert(

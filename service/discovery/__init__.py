@@ -17,6 +17,7 @@ from .common import Found
 from .keras import find_keras
 from .onnx import find_onnx
 from .pytorch import find_pytorch
+from .rnnbridge import find_rnnbridge, is_rnnbridge_output
 from .tf1 import find_tf1
 
 Finder = Callable[..., Found]
@@ -44,6 +45,8 @@ def find_layers(
     reset_after: bool | None = None,
 ) -> Found:
     """The recurrent layers of ``weights`` as native layers, plus what was left over."""
+    if is_rnnbridge_output(weights):
+        return find_rnnbridge(weights)
     implied = FORMAT_FRAMEWORK.get(weights.format)
     if implied is not None and source is not None and source != implied:
         raise InvalidField(

@@ -262,7 +262,9 @@ def check_chunks(dset: h5py.Dataset, path: str, limits: Limits) -> None:
         return
     chunk_bytes = math.prod(dset.chunks) * dset.id.get_type().get_size()
     if chunk_bytes > limits.max_total_bytes:
-        raise LimitExceeded(f"dataset '/{path}' declares chunks of {chunk_bytes} bytes", tensor=path)
+        raise LimitExceeded(
+            f"dataset '/{path}' declares chunks of {chunk_bytes} bytes", tensor=path
+        )
     skip_bit = 1 << filters.index(compressor)
     for index in range(dset.id.get_num_chunks()):
         offset = dset.id.get_chunk_info(index).chunk_offset

@@ -79,7 +79,9 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
     if not isinstance(doc, dict):
         raise MalformedFile(f"JSON arrays: the document is a {type(doc).__name__}, not an object")
     if isinstance(doc.get("arrays"), dict):
-        tensors = {name: _declared_array(name, entry, limits) for name, entry in doc["arrays"].items()}
+        tensors = {
+            name: _declared_array(name, entry, limits) for name, entry in doc["arrays"].items()
+        }
         return WeightFile(NAME, tensors, {"shape": "arrays", "meta": doc.get("meta")})
     tensors = {name: _nested_array(name, value, limits) for name, value in doc.items()}
     return WeightFile(NAME, tensors, {"shape": "plain", "meta": None})
@@ -142,7 +144,8 @@ def _first_byte(path: Path) -> bytes:
 
 
 def _the_file(files: Sequence[InputFile]) -> InputFile:
-    found = _json_files(files)
+    """The one file that sniffs as this format, else the only file of the upload."""
+    found = _json_files(files) or list(files)
     if len(found) != 1:
         raise UnsupportedFormat(f"expected one JSON document in the upload, found {len(found)}")
     return found[0]
@@ -159,7 +162,9 @@ def _read_text(file: InputFile, limits: Limits) -> bytes:
 def _declared_array(name: str, entry: Any, limits: Limits) -> np.ndarray:
     """One ``{"dtype", "shape", "data"}`` entry of rnnbridge's output."""
     if not isinstance(entry, dict) or not {"dtype", "shape", "data"} <= entry.keys():
-        raise MalformedFile(f"array '{name}' needs an object with dtype, shape and data", tensor=name)
+        raise MalformedFile(
+            f"array '{name}' needs an object with dtype, shape and data", tensor=name
+        )
     dtype, shape, data = entry["dtype"], entry["shape"], entry["data"]
     if dtype not in DTYPES:
         raise MalformedFile(f"array '{name}': dtype {dtype!r} is not one of {DTYPES}", tensor=name)
@@ -210,7 +215,9 @@ def _to_float64(values: list[Any], name: str) -> np.ndarray:
     try:
         return np.array(values, dtype=np.float64)
     except OverflowError as exc:
-        raise MalformedFile(f"array '{name}': a value is out of float64 range", tensor=name) from exc
+        raise MalformedFile(
+            f"array '{name}': a value is out of float64 range", tensor=name
+        ) from exc
 
 
 def _check_elements(name: str, elements: int, limits: Limits) -> None:

@@ -169,7 +169,9 @@ def _metadata(h5: h5py.File) -> dict[str, Any]:
     config = _attr_text(h5, "model_config")
     return {
         "model_config": None if config is None else _parse_config(config),
-        "keras_version": next(filter(None, (_attr_text(g, "keras_version") for g in holders)), None),
+        "keras_version": next(
+            filter(None, (_attr_text(g, "keras_version") for g in holders)), None
+        ),
         "backend": next(filter(None, (_attr_text(g, "backend") for g in holders)), None),
     }
 
@@ -213,7 +215,9 @@ def _attr_strings(obj: h5py.HLObject, name: str) -> list[str]:
             if isinstance(item, bytes):
                 item = _decode(item, name, obj)
             if not isinstance(item, str):
-                raise MalformedFile(f"attribute '{name}' of '{obj.name}' holds {item!r}, not a name")
+                raise MalformedFile(
+                    f"attribute '{name}' of '{obj.name}' holds {item!r}, not a name"
+                )
             names.append(item)
     return names
 
@@ -260,7 +264,9 @@ def _keras2_layers(root: h5py.Group, inv: Inventory, tensors: dict[str, np.ndarr
     return layers
 
 
-def _weight_path(group: h5py.Group, layer: str, weight_name: str, inv: Inventory, tensors: dict) -> str:
+def _weight_path(
+    group: h5py.Group, layer: str, weight_name: str, inv: Inventory, tensors: dict
+) -> str:
     what = f"weight '{weight_name}' of layer '{layer}'"
     dset = _resolve(group, weight_name, h5py.Dataset, what)
     with h5_errors(what, tensor=weight_name):
@@ -283,25 +289,34 @@ def _resolve(group: h5py.Group, name: str, kind: type, what: str) -> Any:
     return obj
 
 
-def _keras3_objects(inv: Inventory, tensors: dict[str, np.ndarray]) -> tuple[list[dict], dict[str, str]]:
-    layer_names = {
-        path: name for path in inv.groups if _LAYER_GROUP.search(path)
-        if (name := _vars_name(inv, path)) is not None
-    }
-    children = _datasets_by_group(tensors)
-    objects = []
+def _keras3_objects(
+    inv: Inventory, tensors: dict[str, np.ndarray]
+) -> tuple[list[dict], dict[str, str]]:
+    layer_names = {}
     for path in inv.groups:
-        vars_path = _join(path, "vars")
-        if vars_path in inv.groups and children.get(vars_path):
-            layer = _enclosing_layer(path, layer_names)
-            objects.append({
-                "path": path,
-                "name": _nearest_vars_name(inv, path),
-                "layer": layer,
-                "layer_name": layer_names.get(layer) if layer else None,
-                "vars": [_join(vars_path, n) for n in sorted(children[vars_path], key=_var_order)],
-            })
+        name = _vars_name(inv, path) if _LAYER_GROUP.search(path) else None
+        if name is not None:
+            layer_names[path] = name
+    children = _datasets_by_group(tensors)
+    objects = [
+        _keras3_object(inv, path, children[_join(path, "vars")], layer_names)
+        for path in inv.groups
+        if _join(path, "vars") in inv.groups and children.get(_join(path, "vars"))
+    ]
     return objects, layer_names
+
+
+def _keras3_object(
+    inv: Inventory, path: str, var_names: list[str], layer_names: dict[str, str]
+) -> dict[str, Any]:
+    layer = _enclosing_layer(path, layer_names)
+    return {
+        "path": path,
+        "name": _nearest_vars_name(inv, path),
+        "layer": layer,
+        "layer_name": layer_names.get(layer) if layer else None,
+        "vars": [_join(path, f"vars/{n}") for n in sorted(var_names, key=_var_order)],
+    }
 
 
 def _datasets_by_group(tensors: dict[str, np.ndarray]) -> dict[str, list[str]]:
@@ -355,7 +370,8 @@ def _head_is_hdf5(path: Path) -> bool:
 
 
 def _the_file(files: Sequence[InputFile]) -> InputFile:
-    found = _hdf5_files(files)
+    """The one file that sniffs as this format, else the only file of the upload."""
+    found = _hdf5_files(files) or list(files)
     if len(found) != 1:
         raise UnsupportedFormat(f"expected one HDF5 file in the upload, found {len(found)}")
     return found[0]

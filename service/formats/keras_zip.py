@@ -86,7 +86,9 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
     except _ZIP_ERRORS as exc:
         raise MalformedFile(f".keras: not a readable zip archive: {exc}") from exc
     result.attrs["model_config"] = config
-    result.attrs["keras_version"] = metadata.get("keras_version") if isinstance(metadata, dict) else None
+    result.attrs["keras_version"] = (
+        metadata.get("keras_version") if isinstance(metadata, dict) else None
+    )
     result.attrs["member"] = WEIGHTS_H5
     return result
 
@@ -94,7 +96,9 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
 def _json_member(archive: zipfile.ZipFile, name: str) -> Any:
     info = _member(archive, name)
     if info.file_size > MAX_JSON_BYTES:
-        raise LimitExceeded(f".keras member '{name}' has {info.file_size} bytes, more than {MAX_JSON_BYTES}")
+        raise LimitExceeded(
+            f".keras member '{name}' has {info.file_size} bytes, more than {MAX_JSON_BYTES}"
+        )
     with archive.open(info) as fh:
         data = fh.read(MAX_JSON_BYTES + 1)
     return loads_bounded(data, what=f".keras member '{name}'", max_depth=CONFIG_MAX_DEPTH)
@@ -147,7 +151,8 @@ def _is_keras_zip(path: Path) -> bool:
 
 
 def _the_file(files: Sequence[InputFile]) -> InputFile:
-    found = _keras_files(files)
+    """The one file that sniffs as this format, else the only file of the upload."""
+    found = _keras_files(files) or list(files)
     if len(found) != 1:
         raise UnsupportedFormat(f"expected one .keras archive in the upload, found {len(found)}")
     return found[0]

@@ -85,7 +85,7 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
     path = _the_file(files).path
     try:
         with zipfile.ZipFile(path) as archive:
-            headers = [_checked_header(archive, info) for info in _members(archive)]
+            headers = [_checked_header(archive, info, limits) for info in _members(archive)]
             _check_total(headers, limits)
             return _load(archive, headers, limits)
     except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
@@ -110,7 +110,8 @@ def _member_magic(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
 
 
 def _the_file(files: Sequence[InputFile]) -> InputFile:
-    found = [f for f in files if _is_npz(f.path)]
+    """The one file that sniffs as an npz, else the only file of the upload."""
+    found = [f for f in files if _is_npz(f.path)] or list(files)
     if len(found) != 1:
         raise UnsupportedFormat(f"expected one .npz archive in the upload, found {len(found)}")
     return found[0]
@@ -128,8 +129,8 @@ def _members(archive: zipfile.ZipFile) -> list[zipfile.ZipInfo]:
     return infos
 
 
-def _checked_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> _Header:
-    """Parse one member's header and check it against the member's declared size."""
+def _checked_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Limits) -> _Header:
+    """Parse one member's header; check it against the limits and the member's size."""
     key = info.filename[: -len(".npy")]
     header = _parse_header(archive, info, key)
     if header.dtype.hasobject:
@@ -139,11 +140,19 @@ def _checked_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> _Header:
             code="object_array",
             tensor=key,
         )
-    needed = header.data_offset + math.prod(header.shape) * header.dtype.itemsize
-    if info.file_size < needed:
+    elements = math.prod(header.shape)
+    if elements > limits.max_tensor_elements:
+        raise LimitExceeded(
+            f"npz member '{key}' declares {elements} elements, more than the limit "
+            f"of {limits.max_tensor_elements}",
+            tensor=key,
+        )
+    data_bytes = elements * header.dtype.itemsize
+    if info.file_size < header.data_offset + data_bytes:
         raise MalformedFile(
-            f"npz member '{key}': header declares {header.shape} {header.dtype} "
-            f"({needed} bytes with the header), the member has {info.file_size}",
+            f"npz member '{key}': header declares {header.shape} {header.dtype}, "
+            f"{data_bytes} data bytes from byte offset {header.data_offset}, but the member "
+            f"has {info.file_size} bytes",
             tensor=key,
         )
     return header
@@ -172,14 +181,7 @@ def _read_header(fh: IO[bytes], version: tuple[int, int]) -> tuple:
 def _check_total(headers: list[_Header], limits: Limits) -> None:
     total = 0
     for h in headers:
-        elements = math.prod(h.shape)
-        if elements > limits.max_tensor_elements:
-            raise LimitExceeded(
-                f"npz member '{h.key}' declares {elements} elements, more than the limit "
-                f"of {limits.max_tensor_elements}",
-                tensor=h.key,
-            )
-        total += elements * h.dtype.itemsize
+        total += math.prod(h.shape) * h.dtype.itemsize
         if total > limits.max_total_bytes:
             raise LimitExceeded(
                 f"npz arrays up to '{h.key}' declare {total} bytes, more than the limit "
@@ -207,14 +209,18 @@ def _load_member(archive: zipfile.ZipFile, header: _Header) -> np.ndarray:
         with archive.open(header.key + ".npy") as fh:
             return npy_format.read_array(fh, allow_pickle=False, max_header_size=MAX_HEADER_SIZE)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise MalformedFile(f"npz member '{header.key}': truncated or corrupt: {exc}", tensor=header.key) from exc
+        raise MalformedFile(
+            f"npz member '{header.key}': truncated or corrupt: {exc}", tensor=header.key
+        ) from exc
 
 
 def _meta(array: np.ndarray) -> object:
     if array.dtype.kind not in "US" or array.size != 1:
         raise MalformedFile(f"npz '{META_KEY}' must hold one JSON string", tensor=META_KEY)
     text = array.reshape(-1)[0]
-    return loads_bounded(bytes(text) if isinstance(text, bytes) else str(text), what=f"npz '{META_KEY}'")
+    return loads_bounded(
+        bytes(text) if isinstance(text, bytes) else str(text), what=f"npz '{META_KEY}'"
+    )
 
 
 def _native(array: np.ndarray) -> np.ndarray:

@@ -241,7 +241,7 @@ def _starts_like_model(path: Path) -> bool:
         number, wire, value = next(pb.iter_fields(head, 0, len(head)))
     except (OSError, StopIteration, RnnBridgeError):
         return False
-    return (number, wire) == (1, pb.VARINT) and 1 <= int(value) <= 100
+    return (number, wire) == (1, pb.VARINT) and isinstance(value, int) and 1 <= value <= 100
 
 
 def _read_bytes(upload: InputFile, limits: Limits) -> bytes:
@@ -257,23 +257,17 @@ def _read_bytes(upload: InputFile, limits: Limits) -> bytes:
 # --------------------------------------------------------------------------- messages
 
 
-def _expect(wire: int, wanted: int, what: str, value: pb.FieldValue) -> None:
-    if wire != wanted:
-        where = f" (value at byte {value.start})" if isinstance(value, slice) else ""
-        raise MalformedFile(f"ONNX: {what} has wire type {wire}, expected {wanted}{where}")
-
-
 def _parse_model(buf: Any) -> _Header:
     """The top level of a ModelProto; unknown fields are skipped, known ones checked."""
     header = _Header(graph=slice(0, 0))
     graphs = 0
     for number, wire, value in pb.iter_fields(buf):
         if number in (1, 5):
-            _expect(wire, pb.VARINT, f"ModelProto field {number}", value)
+            value = pb.expect_varint(wire, value, f"ModelProto field {number}")
             if number == 1:
                 header.ir_version = pb.as_int64(value)
         elif number in (2, 3, 4, 6, 7, 8, 14, 20, 25, 26):
-            _expect(wire, pb.LEN, f"ModelProto field {number}", value)
+            value = pb.expect_bytes(wire, value, f"ModelProto field {number}")
             if number == 2:
                 header.producer = pb.as_text(buf, value, "ModelProto.producer_name")
             elif number == 7:
@@ -290,10 +284,10 @@ def _parse_opset(buf: Any, sl: slice) -> tuple[str, int]:
     domain, version = "", 0
     for number, wire, value in pb.iter_fields(buf, sl.start, sl.stop):
         if number == 1:
-            _expect(wire, pb.LEN, "OperatorSetIdProto.domain", value)
+            value = pb.expect_bytes(wire, value, "OperatorSetIdProto.domain")
             domain = pb.as_text(buf, value, "OperatorSetIdProto.domain")
         elif number == 2:
-            _expect(wire, pb.VARINT, "OperatorSetIdProto.version", value)
+            value = pb.expect_varint(wire, value, "OperatorSetIdProto.version")
             version = pb.as_int64(value)
     return domain, version
 
@@ -303,7 +297,7 @@ def _parse_graph(buf: bytes, sl: slice) -> _GraphParts:
     where = {1: parts.nodes, 5: parts.initializers, 15: parts.sparse}
     for number, wire, value in pb.iter_fields(buf, sl.start, sl.stop):
         if number in where:
-            _expect(wire, pb.LEN, f"GraphProto field {number}", value)
+            value = pb.expect_bytes(wire, value, f"GraphProto field {number}")
             where[number].append(value)
     return parts
 
@@ -311,20 +305,23 @@ def _parse_graph(buf: bytes, sl: slice) -> _GraphParts:
 def _parse_node(buf: bytes, sl: slice, index: int) -> _Node:
     node = _Node(index)
     for number, wire, value in pb.iter_fields(buf, sl.start, sl.stop):
-        if number in (1, 2, 3, 4, 5, 7):
-            _expect(wire, pb.LEN, f"NodeProto field {number}", value)
+        if number not in (1, 2, 3, 4, 5, 7):
+            continue
+        where = pb.expect_bytes(wire, value, f"NodeProto field {number}")
+        if number == 5:
+            node.attributes.append(where)
+            continue
+        text = pb.as_text(buf, where, f"NodeProto field {number}")
         if number == 1:
-            node.inputs.append(pb.as_text(buf, value, "NodeProto.input"))
+            node.inputs.append(text)
         elif number == 2:
-            node.outputs.append(pb.as_text(buf, value, "NodeProto.output"))
+            node.outputs.append(text)
         elif number == 3:
-            node.name = pb.as_text(buf, value, "NodeProto.name")
+            node.name = text
         elif number == 4:
-            node.op_type = pb.as_text(buf, value, "NodeProto.op_type")
-        elif number == 5:
-            node.attributes.append(value)
-        elif number == 7:
-            node.domain = pb.as_text(buf, value, "NodeProto.domain")
+            node.op_type = text
+        else:
+            node.domain = text
     return node
 
 
@@ -363,32 +360,37 @@ def _parse_attribute(buf: bytes, sl: slice, owner: str, ctx: _Context) -> tuple[
     Graph, sparse-tensor and type-proto attributes (no recurrent node has one) are given
     as ``None``. A tensor attribute is decoded under the name ``owner``.
     """
-    name, kind = "", 0
-    fields: dict[int, list[tuple[int, pb.FieldValue]]] = {}
-    for number, wire, value in pb.iter_fields(buf, sl.start, sl.stop):
-        if number == 1:
-            _expect(wire, pb.LEN, "AttributeProto.name", value)
-            name = pb.as_text(buf, value, "AttributeProto.name")
-        elif number == 20:
-            _expect(wire, pb.VARINT, "AttributeProto.type", value)
-            kind = pb.as_int64(value)
-        else:
-            fields.setdefault(number, []).append((wire, value))
-    # IR version 1 had no `type`: the one value field present says it
-    number = (
-        _ATTRIBUTE_FIELDS.get(kind) if kind else next((n for n in (2, 3, 4, 5, 7, 8, 9) if n in fields), None)
-    )
-    if number is None:
+    name, kind, fields = _attribute_fields(buf, sl)
+    slot: int | None
+    if kind:
+        slot = _ATTRIBUTE_FIELDS.get(kind)
+    else:  # IR version 1 had no `type`: the one value field present says it
+        slot = next((n for n in (2, 3, 4, 5, 7, 8, 9) if n in fields), None)
+    if slot is None:
         return name, None
     what = f"attribute {name!r} of {owner!r}"
     values = [
         v
-        for wire, value in fields.get(number, [])
-        for v in _attribute_values(buf, number, wire, value, what, owner, ctx)
+        for wire, value in fields.get(slot, [])
+        for v in _attribute_values(buf, slot, wire, value, what, owner, ctx)
     ]
-    if number in _REPEATED_FIELDS:
+    if slot in _REPEATED_FIELDS:
         return name, values
-    return name, values[-1] if values else _SCALAR_DEFAULTS[number]
+    return name, values[-1] if values else _SCALAR_DEFAULTS[slot]
+
+
+def _attribute_fields(buf: bytes, sl: slice) -> tuple[str, int, dict[int, list[tuple[int, pb.FieldValue]]]]:
+    """An AttributeProto's name, type and value fields (by field number), undecoded."""
+    name, kind = "", 0
+    fields: dict[int, list[tuple[int, pb.FieldValue]]] = {}
+    for number, wire, value in pb.iter_fields(buf, sl.start, sl.stop):
+        if number == 1:
+            name = pb.as_text(buf, pb.expect_bytes(wire, value, "AttributeProto.name"), "AttributeProto.name")
+        elif number == 20:
+            kind = pb.as_int64(pb.expect_varint(wire, value, "AttributeProto.type"))
+        else:
+            fields.setdefault(number, []).append((wire, value))
+    return name, kind, fields
 
 
 def _attribute_values(
@@ -396,15 +398,15 @@ def _attribute_values(
 ) -> list[Any]:
     if number in (2, 7):  # f, floats: I32 each, or `floats` packed in one LEN
         if wire == pb.LEN and number == 7:
-            return pb.packed_fixed(buf, value, "<f4").tolist()
-        _expect(wire, pb.I32, what, value)
+            return list(pb.packed_fixed(buf, pb.expect_bytes(wire, value, what), "<f4").tolist())
+        value = pb.expect_bytes(wire, value, what, pb.I32)
         return [pb.as_float(buf, value)]
     if number in (3, 8):  # i, ints: VARINT each, or `ints` packed in one LEN
         if wire == pb.LEN and number == 8:
-            return pb.packed_varint_array(buf, value).view(np.int64).tolist()
-        _expect(wire, pb.VARINT, what, value)
+            return _ints(buf, wire, value, what)
+        value = pb.expect_varint(wire, value, what)
         return [pb.as_int64(value)]
-    _expect(wire, pb.LEN, what, value)
+    value = pb.expect_bytes(wire, value, what)
     if number == 5:
         return [_decode_tensor(buf, value, ctx, name=owner)[1]]
     return [pb.as_text(buf, value, what)]
@@ -451,7 +453,7 @@ def _skip_sparse(buf: bytes, sl: slice, ctx: _Context) -> None:
     name = ""
     for number, wire, value in pb.iter_fields(buf, sl.start, sl.stop):
         if number == 1:
-            _expect(wire, pb.LEN, "SparseTensorProto.values", value)
+            value = pb.expect_bytes(wire, value, "SparseTensorProto.values")
             name = _parse_tensor(buf, value).name
     _skip(f"sparse initializer {name!r} is not read (sparse tensors are not supported)", name, ctx)
 
@@ -469,15 +471,15 @@ def _parse_tensor(buf: bytes, sl: slice) -> _Tensor:
         if number == 1:
             tensor.dims += _ints(buf, wire, value, "TensorProto.dims")
         elif number == 2:
-            _expect(wire, pb.VARINT, "TensorProto.data_type", value)
+            value = pb.expect_varint(wire, value, "TensorProto.data_type")
             tensor.data_type = pb.as_int64(value)
         elif number == 14:
-            _expect(wire, pb.VARINT, "TensorProto.data_location", value)
+            value = pb.expect_varint(wire, value, "TensorProto.data_location")
             tensor.location = pb.as_int64(value)
         elif number in (4, 5, 7, 10, 11):
             tensor.typed.setdefault(number, []).append((wire, value))
         elif number in (3, 8, 9, 13):
-            _expect(wire, pb.LEN, f"TensorProto field {number}", value)
+            value = pb.expect_bytes(wire, value, f"TensorProto field {number}")
             _tensor_len_field(buf, tensor, number, value)
     return tensor
 
@@ -492,7 +494,7 @@ def _tensor_len_field(buf: bytes, tensor: _Tensor, number: int, value: slice) ->
     else:
         key, text = "", ""
         for n, wire, v in pb.iter_fields(buf, value.start, value.stop):
-            _expect(wire, pb.LEN, "StringStringEntryProto field", v)
+            v = pb.expect_bytes(wire, v, "StringStringEntryProto field")
             if n == 1:
                 key = pb.as_text(buf, v, "external_data key")
             elif n == 2:
@@ -501,10 +503,11 @@ def _tensor_len_field(buf: bytes, tensor: _Tensor, number: int, value: slice) ->
 
 
 def _ints(buf: bytes, wire: int, value: pb.FieldValue, what: str) -> list[int]:
+    """A repeated int64 field's values: one VARINT, or a packed run of them."""
     if wire == pb.LEN:
-        return pb.packed_varint_array(buf, value).view(np.int64).tolist()
-    _expect(wire, pb.VARINT, what, value)
-    return [pb.as_int64(value)]
+        run = pb.packed_varint_array(buf, pb.expect_bytes(wire, value, what))
+        return [int(v) for v in run.view(np.int64)]
+    return [pb.as_int64(pb.expect_varint(wire, value, what))]
 
 
 def _decode_tensor(buf: bytes, sl: slice, ctx: _Context, name: str = "") -> tuple[str, np.ndarray | None]:
@@ -625,13 +628,10 @@ def _float_values(
 
 
 def _varints(buf: bytes, wire: int, value: pb.FieldValue, tensor: _Tensor) -> np.ndarray:
+    what = f"a value of tensor {tensor.name!r}"
     if wire == pb.LEN:
-        return pb.packed_varint_array(buf, value)
-    if wire != pb.VARINT:
-        raise MalformedFile(
-            f"ONNX: tensor {tensor.name!r} has a value of wire type {wire}", tensor=tensor.name
-        )
-    return np.array([value], dtype=np.uint64)
+        return pb.packed_varint_array(buf, pb.expect_bytes(wire, value, what))
+    return np.array([pb.expect_varint(wire, value, what)], dtype=np.uint64)
 
 
 def _narrow(values: np.ndarray, tensor: _Tensor, kind: _DataType) -> np.ndarray:
@@ -657,7 +657,7 @@ def _narrow(values: np.ndarray, tensor: _Tensor, kind: _DataType) -> np.ndarray:
 
 def _finish(flat: np.ndarray, tensor: _Tensor, kind: _DataType, ctx: _Context) -> np.ndarray:
     if kind.name == "BOOL":
-        return flat != 0
+        return flat.astype(bool)
     if kind.name == "BFLOAT16":
         ctx.notes.append(f"ONNX tensor {tensor.name!r} is bfloat16; it was widened exactly to float32.")
         return (flat.astype(np.uint32) << 16).view(np.float32)

@@ -20,6 +20,17 @@ the ``[start, end)`` window it was given, so a nested message can never reach in
 bytes of its parent; any contradiction raises :class:`MalformedFile` with the absolute
 byte offset. Nothing is allocated from a declared size before the bytes it describes
 are known to be present.
+
+Typical use, for a message whose field 1 is a string and field 2 a packed ``int64``::
+
+    for number, wire, value in iter_fields(buf, start, end):
+        if number == 1:
+            name = as_text(buf, expect_bytes(wire, value, "name"), "name")
+        elif number == 2 and wire == LEN:
+            dims = packed_varint_array(buf, value).view(np.int64)
+
+The wire type of a field comes from the bytes, not from a schema, so ``expect_bytes`` /
+``expect_varint`` check it before the value is used.
 """
 
 from __future__ import annotations
@@ -132,6 +143,21 @@ def _read_value(buf: Any, wire: int, pos: int, end: int, tag_at: int) -> tuple[F
     return slice(pos, pos + size), pos + size
 
 
+def expect_varint(wire: int, value: FieldValue, what: str) -> int:
+    """``value`` as the VARINT that the field ``what`` must be."""
+    if wire != VARINT or not isinstance(value, int):
+        raise MalformedFile(f"protobuf: {what} has wire type {wire}, expected {VARINT} (varint)")
+    return value
+
+
+def expect_bytes(wire: int, value: FieldValue, what: str, wanted: int = LEN) -> slice:
+    """``value`` as the byte range of the LEN field ``what`` (or I32 / I64 with ``wanted``)."""
+    if wire != wanted or not isinstance(value, slice):
+        where = f" at byte {value.start}" if isinstance(value, slice) else ""
+        raise MalformedFile(f"protobuf: {what}{where} has wire type {wire}, expected {wanted}")
+    return value
+
+
 def as_int64(value: int) -> int:
     """Reinterpret a decoded varint as a two's-complement ``int64`` (or ``int32``, whose
     negative values protobuf sign-extends to 64 bits)."""
@@ -183,7 +209,7 @@ def packed_varint_array(buf: Any, value: slice) -> np.ndarray:
     return np.bitwise_or.reduceat(chunks, first)
 
 
-def packed_fixed(buf: Any, value: slice, dtype: np.dtype) -> np.ndarray:
+def packed_fixed(buf: Any, value: slice, dtype: np.dtype | str) -> np.ndarray:
     """Copy a packed repeated fixed-size field (``float``, ``double``, ``fixed64``, ...)
     into a native-order array of ``dtype`` (given little-endian, e.g. ``"<f4"``)."""
     dtype = np.dtype(dtype)

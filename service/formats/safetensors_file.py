@@ -49,11 +49,21 @@ _MAX_NDIM = 64
 DTYPES: dict[str, np.dtype] = {
     code: np.dtype(numpy)
     for code, numpy in {
-        "F16": "<f2", "BF16": "<u2", "F32": "<f4", "F64": "<f8",
-        "I8": "i1", "I16": "<i2", "I32": "<i4", "I64": "<i8",
-        "U8": "u1", "U16": "<u2", "U32": "<u4", "U64": "<u8", "BOOL": "?",
+        "F16": "<f2",
+        "BF16": "<u2",
+        "F32": "<f4",
+        "F64": "<f8",
+        "I8": "i1",
+        "I16": "<i2",
+        "I32": "<i4",
+        "I64": "<i8",
+        "U8": "u1",
+        "U16": "<u2",
+        "U32": "<u4",
+        "U64": "<u8",
+        "BOOL": "?",
     }.items()
-}  # fmt: skip
+}
 _CODES = {dtype: code for code, dtype in DTYPES.items() if code != "BF16"}
 
 
@@ -130,36 +140,43 @@ def _parse_header(text: bytes, where: str) -> dict[str, Any]:
 
 
 def _int_list(value: object, what: str, name: str) -> tuple[int, ...]:
-    if not isinstance(value, list) or not all(
-        type(v) is int and v >= 0 for v in value
-    ):
-        raise MalformedFile(f"tensor {name!r}: {what} {value!r:.100} is not a list of "
-                            "integers >= 0", tensor=name)  # fmt: skip
+    if not isinstance(value, list) or not all(type(v) is int and v >= 0 for v in value):
+        raise MalformedFile(
+            f"tensor {name!r}: {what} {value!r:.100} is not a list of integers >= 0", tensor=name
+        )
     return tuple(value)
 
 
 def _entry(name: str, info: object) -> _Entry:
     if not isinstance(info, dict):
-        raise MalformedFile(f"tensor {name!r}: header entry is {info!r:.100}, not an object",
-                            tensor=name)  # fmt: skip
+        raise MalformedFile(
+            f"tensor {name!r}: header entry is {info!r:.100}, not an object", tensor=name
+        )
     dtype = info.get("dtype")
     if dtype not in DTYPES:
-        raise MalformedFile(f"tensor {name!r}: dtype {dtype!r:.50} is not one of "
-                            f"{', '.join(DTYPES)}", tensor=name)  # fmt: skip
+        raise MalformedFile(
+            f"tensor {name!r}: dtype {dtype!r:.50} is not one of {', '.join(DTYPES)}", tensor=name
+        )
     shape = _int_list(info.get("shape"), "shape", name)
     offsets = _int_list(info.get("data_offsets"), "data_offsets", name)
     if len(shape) > _MAX_NDIM or len(offsets) != 2 or offsets[0] > offsets[1]:
-        raise MalformedFile(f"tensor {name!r}: shape {list(shape)} or data_offsets "
-                            f"{list(offsets)} is out of form", tensor=name)  # fmt: skip
+        raise MalformedFile(
+            f"tensor {name!r}: shape {list(shape)} or data_offsets {list(offsets)} is out of form",
+            tensor=name,
+        )
     nbytes = math.prod(shape) * DTYPES[dtype].itemsize
     if offsets[1] - offsets[0] != nbytes:
-        raise MalformedFile(f"tensor {name!r}: {dtype} {list(shape)} needs {nbytes} bytes, "
-                            f"data_offsets {list(offsets)} span {offsets[1] - offsets[0]}",
-                            tensor=name)  # fmt: skip
+        raise MalformedFile(
+            f"tensor {name!r}: {dtype} {list(shape)} needs {nbytes} bytes, "
+            f"data_offsets {list(offsets)} span {offsets[1] - offsets[0]}",
+            tensor=name,
+        )
     return _Entry(name, dtype, shape, *offsets)
 
 
 def _metadata(value: object, where: str) -> dict[str, str]:
+    if value is None:
+        return {}
     if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
         raise MalformedFile(f"{where}: __metadata__ is not an object of strings")
     return value
@@ -189,12 +206,16 @@ def _check_limits(entries: list[_Entry], limits: Limits, budget: int) -> int:
     for entry in entries:
         count = math.prod(entry.shape)
         if count > limits.max_tensor_elements:
-            raise LimitExceeded(f"tensor {entry.name!r} has {count} elements, more than the "
-                                f"limit of {limits.max_tensor_elements}", tensor=entry.name)  # fmt: skip
+            raise LimitExceeded(
+                f"tensor {entry.name!r} has {count} elements, more than the "
+                f"limit of {limits.max_tensor_elements}",
+                tensor=entry.name,
+            )
     left = budget - sum(entry.end - entry.begin for entry in entries)
     if left < 0:
-        raise LimitExceeded(f"the tensors hold more than the limit of {limits.max_total_bytes} "
-                            "bytes")  # fmt: skip
+        raise LimitExceeded(
+            f"the tensors hold more than the limit of {limits.max_total_bytes} bytes"
+        )
     return left
 
 
@@ -202,8 +223,9 @@ def _read_tensor(stream: BinaryIO, entry: _Entry, data_start: int) -> np.ndarray
     raw = np.empty(entry.end - entry.begin, dtype=np.uint8)
     stream.seek(data_start + entry.begin)
     if stream.readinto(memoryview(raw)) != raw.size:
-        raise MalformedFile(f"tensor {entry.name!r}: the file ends inside its data",
-                            tensor=entry.name)  # fmt: skip
+        raise MalformedFile(
+            f"tensor {entry.name!r}: the file ends inside its data", tensor=entry.name
+        )
     if entry.dtype == "BOOL":  # bytes other than 0 and 1 would make odd NumPy bools
         array = raw != 0
     else:
@@ -221,8 +243,10 @@ def _read_file(file: InputFile, limits: Limits, budget: int) -> tuple[WeightFile
             raise MalformedFile(f"{file.name}: {size} bytes, too short for a header length")
         (length,) = struct.unpack("<Q", head)
         if not 2 <= length <= min(MAX_HEADER_BYTES, size - 8):
-            raise MalformedFile(f"{file.name}: header length {length} does not fit the file "
-                                f"({size} bytes) or the bound of {MAX_HEADER_BYTES}")  # fmt: skip
+            raise MalformedFile(
+                f"{file.name}: header length {length} does not fit the file "
+                f"({size} bytes) or the bound of {MAX_HEADER_BYTES}"
+            )
         header = _parse_header(stream.read(length), file.name)
         metadata = _metadata(header.pop(_METADATA, {}), file.name)
         entries = [_entry(name, info) for name, info in header.items()]
@@ -269,9 +293,11 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
     budget = limits.max_total_bytes
     for file in chosen:
         part, budget = _read_file(file, limits, budget)
-        for name in part.tensors.keys() & merged.tensors.keys():
-            raise MalformedFile(f"tensor {name!r} is in two files ({file.name} and another)",
-                                tensor=name)  # fmt: skip
+        twice = sorted(part.tensors.keys() & merged.tensors.keys())
+        if twice:
+            raise MalformedFile(
+                f"tensor {twice[0]!r} is in two files ({file.name} and another)", tensor=twice[0]
+            )
         merged.tensors.update(part.tensors)
         merged.attrs["metadata"].update(part.attrs["metadata"])
         merged.notes.extend(part.notes)
@@ -293,16 +319,21 @@ class _Planned:
 def _code(name: str, array: np.ndarray, as_bfloat16: bool) -> str:
     if as_bfloat16:
         if array.dtype.kind != "f" or array.dtype.itemsize != 4:
-            raise ValueError(f"tensor {name!r} is {array.dtype}; only float32 can be written as BF16")
+            raise ValueError(
+                f"tensor {name!r} is {array.dtype}; only float32 can be written as BF16"
+            )
         for piece in _pieces(array, 1 << 20):
             if (np.ascontiguousarray(piece, dtype="<f4").view("<u4") & 0xFFFF).any():
-                raise ValueError(f"tensor {name!r} holds float32 values that BF16 cannot "
-                                 "represent exactly")  # fmt: skip
+                raise ValueError(
+                    f"tensor {name!r} holds float32 values that BF16 cannot represent exactly"
+                )
         return "BF16"
     code = _CODES.get(array.dtype.newbyteorder("<") if array.dtype.itemsize > 1 else array.dtype)
     if code is None:
-        raise ValueError(f"tensor {name!r} has dtype {array.dtype}, which safetensors "
-                         f"cannot store here (supported: {', '.join(DTYPES)})")  # fmt: skip
+        raise ValueError(
+            f"tensor {name!r} has dtype {array.dtype}, which safetensors "
+            f"cannot store here (supported: {', '.join(DTYPES)})"
+        )
     return code
 
 
@@ -327,8 +358,11 @@ def _plan(
         array = np.asarray(value)
         code = _code(name, array, name in bfloat16)
         nbytes = array.size * DTYPES[code].itemsize
-        header[name] = {"dtype": code, "shape": list(array.shape),
-                        "data_offsets": [offset, offset + nbytes]}  # fmt: skip
+        header[name] = {
+            "dtype": code,
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + nbytes],
+        }
         planned.append(_Planned(name, array, code))
         offset += nbytes
     text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -372,6 +372,7 @@ def _block_entries(block: bytes, where: str) -> Iterator[tuple[bytes, bytes]]:
     limit = len(block) - 4 * (num_restarts + 1)
     if limit < 0:
         raise MalformedFile(f"{where}: block claims {num_restarts} restart points")
+    block = block[:limit]  # no varint may run on into the restart array
     key, pos = b"", 0
     while pos < limit:
         shared, pos = _varint(block, pos)

@@ -42,7 +42,7 @@ import pickletools
 import struct
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -106,10 +106,20 @@ _MEMO_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
 
 #: what a malformed stream makes the stdlib raise; all of it becomes MalformedFile
 _PARSE_ERRORS = (
-    pickle.UnpicklingError, zipfile.BadZipFile, zlib.error, EOFError, OSError,
-    ValueError, TypeError, KeyError, IndexError, AttributeError, LookupError,
-    struct.error, UnicodeDecodeError, OverflowError, RecursionError, MemoryError,
-)  # fmt: skip
+    pickle.UnpicklingError,
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    ValueError,
+    TypeError,
+    LookupError,
+    AttributeError,
+    struct.error,
+    OverflowError,
+    RecursionError,
+    MemoryError,
+)
 
 
 # --------------------------------------------------------------------------- #
@@ -220,8 +230,13 @@ def _allowed_global(module: str, name: str) -> object:
     """The local stand-in for ``module.name``, or None when it is not allowed."""
     if (module, name) == ("collections", "OrderedDict"):
         return _OrderedDict
-    if module == "torch._utils":
-        return _REBUILDERS.get(name)
+    if module == "torch._utils" and name in _REBUILDERS:
+        return _REBUILDERS[name]
+    if module == "torch._utils" and name.startswith("_rebuild_"):
+        raise UnsupportedFormat(
+            f"the file holds tensors rebuilt by torch._utils.{name} (sparse, quantized or "
+            "device tensors), which are not supported"
+        )
     if module in ("torch", "torch.storage") and name in _STORAGE_DTYPES:
         return _StorageType(_STORAGE_DTYPES[name])
     if module == "torch" and name in _TORCH_DTYPES:
@@ -261,8 +276,10 @@ class _RestrictedUnpickler(pickle.Unpickler):
             raise MalformedFile(f"persistent id {pid!r:.200} has a bad size or a storage view")
         storage = _Storage(key, storage_type.dtype, numel)
         if self.storages.setdefault(key, storage) != storage:
-            raise MalformedFile(f"storage {key!r} is declared twice, as {storage_type.dtype} "
-                                f"and {self.storages[key].dtype}")  # fmt: skip
+            raise MalformedFile(
+                f"storage {key!r} is declared twice, as {storage_type.dtype} "
+                f"and {self.storages[key].dtype}"
+            )
         return storage
 
 
@@ -334,8 +351,10 @@ def _walk(node: object, path: str, walk: _Walk, depth: int) -> bool:
     """Add the tensors under ``node`` to ``walk``; return whether there were any."""
     walk.nodes += 1
     if walk.nodes > _MAX_NODES or depth > _MAX_DEPTH:
-        raise MalformedFile(f"the pickled object is nested deeper than {_MAX_DEPTH} levels "
-                            f"or has more than {_MAX_NODES} entries (at {path!r:.200})")  # fmt: skip
+        raise MalformedFile(
+            f"the pickled object is nested deeper than {_MAX_DEPTH} levels "
+            f"or has more than {_MAX_NODES} entries (at {path!r:.200})"
+        )
     if isinstance(node, _Tensor):
         if path in walk.tensors:
             raise MalformedFile(f"two tensors are named {path!r}", tensor=path)
@@ -383,7 +402,7 @@ def _strip_module_prefix(tensors: dict[str, _Tensor]) -> bool:
     prefix = "module."
     if not tensors or not all(name.startswith(prefix) for name in tensors):
         return False
-    stripped = {name[len(prefix):]: t for name, t in tensors.items()}
+    stripped = {name[len(prefix) :]: t for name, t in tensors.items()}
     tensors.clear()
     tensors.update(stripped)
     return True
@@ -396,31 +415,37 @@ def _strip_module_prefix(tensors: dict[str, _Tensor]) -> bool:
 
 def _numpy_dtype(dtype: str, name: str, big_endian: bool) -> np.dtype:
     if _TORCH_DTYPES.get(dtype, dtype) is None:
-        raise UnsupportedFormat(f"tensor {name!r} has dtype torch.{dtype}, which NumPy "
-                                "cannot hold", tensor=name)  # fmt: skip
+        raise UnsupportedFormat(
+            f"tensor {name!r} has dtype torch.{dtype}, which NumPy cannot hold", tensor=name
+        )
     stored = np.dtype("uint16" if dtype == "bfloat16" else dtype)
     return stored.newbyteorder(">" if big_endian else "<")
 
 
 def _storage_nbytes(storage: _Storage) -> int:
-    return storage.numel * np.dtype("uint16" if storage.dtype == "bfloat16" else storage.dtype).itemsize
+    return storage.numel * _numpy_dtype(storage.dtype, storage.key, False).itemsize
 
 
 def _check_tensor(name: str, t: _Tensor, limits: Limits) -> None:
     """Check shape, strides and offset against the storage and the limits."""
     count = math.prod(t.size)
     if count > limits.max_tensor_elements:
-        raise LimitExceeded(f"tensor {name!r} has {count} elements, more than the limit of "
-                            f"{limits.max_tensor_elements}", tensor=name)  # fmt: skip
+        raise LimitExceeded(
+            f"tensor {name!r} has {count} elements, more than the limit of "
+            f"{limits.max_tensor_elements}",
+            tensor=name,
+        )
     itemsize = _numpy_dtype(t.dtype, name, False).itemsize
     available = _storage_nbytes(t.storage) // itemsize
     if _storage_nbytes(t.storage) % itemsize:
-        raise MalformedFile(f"tensor {name!r}: storage {t.storage.key!r} of "
-                            f"{_storage_nbytes(t.storage)} bytes is no whole number of {t.dtype}",
-                            tensor=name)  # fmt: skip
+        raise MalformedFile(
+            f"tensor {name!r}: storage {t.storage.key!r} of "
+            f"{_storage_nbytes(t.storage)} bytes is no whole number of {t.dtype}",
+            tensor=name,
+        )
     if count == 0:
         return
-    last = t.offset + sum((n - 1) * s for n, s in zip(t.size, t.stride))
+    last = t.offset + sum((n - 1) * s for n, s in zip(t.size, t.stride, strict=True))
     if last >= available:
         raise MalformedFile(
             f"tensor {name!r} (size {t.size}, stride {t.stride}, offset {t.offset}) reaches "
@@ -461,8 +486,10 @@ def _check_all(tensors: dict[str, _Tensor], limits: Limits) -> None:
     used = {t.storage.key: t.storage for t in tensors.values()}
     total = sum(_storage_nbytes(s) for s in used.values())
     if total > limits.max_total_bytes:
-        raise LimitExceeded(f"the tensors' storages hold {total} bytes, more than the limit of "
-                            f"{limits.max_total_bytes}")  # fmt: skip
+        raise LimitExceeded(
+            f"the tensors' storages hold {total} bytes, more than the limit of "
+            f"{limits.max_total_bytes}"
+        )
 
 
 # --------------------------------------------------------------------------- #
@@ -473,8 +500,7 @@ def _check_all(tensors: dict[str, _Tensor], limits: Limits) -> None:
 @dataclass
 class _Loaded:
     obj: Any
-    storages: dict[str, _Storage]
-    read_storage: Any  # (storage) -> np.ndarray of uint8
+    read_storage: Callable[[_Storage], np.ndarray]  # the storage's bytes, as uint8
     big_endian: bool = False
 
 
@@ -489,15 +515,20 @@ def _load_zip(archive: zipfile.ZipFile, where: str) -> _Loaded:
     if root is None:
         raise MalformedFile(f"{where}: no single <root>/data.pkl member in the zip")
     if any(n.startswith((f"{root}/code/", f"{root}/constants.pkl")) for n in names):
-        raise UnsupportedFormat(f"{where} is a TorchScript archive (torch.jit.save); "
-                                "save the model's state_dict with torch.save instead")  # fmt: skip
+        raise UnsupportedFormat(
+            f"{where} is a TorchScript archive (torch.jit.save); "
+            "save the model's state_dict with torch.save instead"
+        )
     info = archive.getinfo(f"{root}/data.pkl")
     if info.file_size > MAX_PICKLE_BYTES:
-        raise LimitExceeded(f"{where}: data.pkl is {info.file_size} bytes, more than "
-                            f"{MAX_PICKLE_BYTES}")  # fmt: skip
+        raise LimitExceeded(
+            f"{where}: data.pkl is {info.file_size} bytes, more than {MAX_PICKLE_BYTES}"
+        )
     obj, storages = _unpickle(archive.read(info), f"{where}: {root}/data.pkl")
-    return _Loaded(obj, storages, lambda s: _read_zip_storage(archive, root, s),
-                   _zip_big_endian(archive, root))  # fmt: skip
+    del storages  # every storage is found by its key in the zip
+    return _Loaded(
+        obj, lambda s: _read_zip_storage(archive, root, s), _zip_big_endian(archive, root)
+    )
 
 
 def _zip_big_endian(archive: zipfile.ZipFile, root: str) -> bool:
@@ -505,7 +536,7 @@ def _zip_big_endian(archive: zipfile.ZipFile, root: str) -> bool:
         info = archive.getinfo(f"{root}/byteorder")
     except KeyError:
         return False
-    order = archive.read(info)[:16]
+    order = archive.read(info) if info.file_size <= 8 else b"(too long)"
     if order not in (b"little", b"big"):
         raise MalformedFile(f"{root}/byteorder says {order!r}, not 'little' or 'big'")
     return order == b"big"
@@ -519,16 +550,27 @@ def _read_zip_storage(archive: zipfile.ZipFile, root: str, storage: _Storage) ->
         raise MalformedFile(f"storage {storage.key!r} has no member {member}") from None
     nbytes = _storage_nbytes(storage)
     if info.file_size != nbytes:
-        raise MalformedFile(f"storage {storage.key!r} declares {storage.numel} {storage.dtype} "
-                            f"({nbytes} bytes) but {member} holds {info.file_size} bytes")  # fmt: skip
+        raise MalformedFile(
+            f"storage {storage.key!r} declares {storage.numel} {storage.dtype} "
+            f"({nbytes} bytes) but {member} holds {info.file_size} bytes"
+        )
     with archive.open(info) as stream:
         return _read_into(stream, nbytes, member)
 
 
 def _next_pickle(stream: BinaryIO, where: str) -> tuple[Any, dict[str, _Storage]]:
-    start = stream.tell()
-    window = stream.read(MAX_PICKLE_BYTES)
-    end = _scan_opcodes(window, f"{where} at byte {start}")
+    """Unpickle the pickle at the stream position and move past it."""
+    start, size = stream.tell(), 1 << 16
+    while True:
+        stream.seek(start)
+        window = stream.read(size)
+        try:
+            end = _scan_opcodes(window, f"{where} at byte {start}")
+            break
+        except ValueError:  # the pickle may go on past the window: widen it
+            if len(window) < size or size >= MAX_PICKLE_BYTES:
+                raise
+            size *= 4
     stream.seek(start + end)
     return _unpickle(window[:end], f"{where} at byte {start}")
 
@@ -538,23 +580,28 @@ def _load_legacy(stream: BinaryIO, size: int, where: str) -> _Loaded:
     header = [_next_pickle(stream, where)[0] for _ in range(3)]
     magic, version, sys_info = header
     if magic != 0x1950A86A20F9469CFC6C or version != _LEGACY_PROTOCOL_VERSION:
-        raise UnsupportedFormat(f"{where}: legacy torch file of protocol {version!r}; "
-                                "re-save it with torch >= 1.6 (zip serialization)")  # fmt: skip
+        raise UnsupportedFormat(
+            f"{where}: legacy torch file of protocol {version!r}; "
+            "re-save it with torch >= 1.6 (zip serialization)"
+        )
     if not isinstance(sys_info, dict) or sys_info.get("little_endian") is not True:
-        raise UnsupportedFormat(f"{where}: big-endian legacy torch file; re-save it with "
-                                "torch >= 1.6 (zip serialization)")  # fmt: skip
+        raise UnsupportedFormat(
+            f"{where}: big-endian legacy torch file; re-save it with "
+            "torch >= 1.6 (zip serialization)"
+        )
     obj, storages = _next_pickle(stream, where)
     keys = _next_pickle(stream, where)[0]
     if not isinstance(keys, list) or sorted(keys, key=str) != sorted(storages):
-        raise MalformedFile(f"{where}: the storage key list does not match the storages "
-                            "the object uses")  # fmt: skip
+        raise MalformedFile(
+            f"{where}: the storage key list does not match the storages the object uses"
+        )
     offsets = _legacy_offsets(stream, size, keys, storages, where)
 
     def read_storage(storage: _Storage) -> np.ndarray:
         stream.seek(offsets[storage.key])
         return _read_into(stream, _storage_nbytes(storage), f"{where}: storage {storage.key!r}")
 
-    return _Loaded(obj, storages, read_storage)
+    return _Loaded(obj, read_storage)
 
 
 def _legacy_offsets(
@@ -567,13 +614,17 @@ def _legacy_offsets(
         (numel,) = struct.unpack("<q", stream.read(8))
         storage = storages[key]
         if numel != storage.numel:
-            raise MalformedFile(f"{where}: storage {key!r} at byte {position} holds {numel} "
-                                f"elements, its tensors declare {storage.numel}")  # fmt: skip
+            raise MalformedFile(
+                f"{where}: storage {key!r} at byte {position} holds {numel} "
+                f"elements, its tensors declare {storage.numel}"
+            )
         offsets[key] = position + 8
         position += 8 + _storage_nbytes(storage)
         if position > size:
-            raise MalformedFile(f"{where}: storage {key!r} ends at byte {position}, past the "
-                                f"end of the file ({size} bytes)")  # fmt: skip
+            raise MalformedFile(
+                f"{where}: storage {key!r} ends at byte {position}, past the "
+                f"end of the file ({size} bytes)"
+            )
     return offsets
 
 
@@ -592,7 +643,7 @@ def _first_member_is_data_pkl(head: bytes) -> bool:
 
 
 def _kind(file: InputFile) -> str | None:
-    """"zip", "legacy" or None, from the first bytes (and the zip directory)."""
+    """Which layout ``file`` has, "zip" or "legacy", or None if it is no torch file."""
     try:
         with open(file.path, "rb") as stream:
             head = stream.read(30 + 1024)
@@ -681,6 +732,8 @@ def _build(loaded: _Loaded, limits: Limits, where: str) -> WeightFile:
     if widened:
         notes.append(f"{where}: bfloat16 widened exactly to float32: {', '.join(widened)}.")
     if len(ignored) > _MAX_IGNORED_LISTED:
-        ignored = ignored[:_MAX_IGNORED_LISTED] + [f"... and {len(ignored) - _MAX_IGNORED_LISTED} more"]
+        ignored = ignored[:_MAX_IGNORED_LISTED] + [
+            f"... and {len(ignored) - _MAX_IGNORED_LISTED} more"
+        ]
     attrs = {"container_key": container_key, "ignored_entries": ignored}
     return WeightFile(format=NAME, tensors=tensors, attrs=attrs, notes=notes)

@@ -1,0 +1,22 @@
+"""The enumerated request fields, derived from the registries so that they never drift.
+
+FastAPI turns these ``Literal`` types into OpenAPI enums (and an unknown value into a 422);
+the CLI uses the same values as argparse ``choices``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from service.engine.conventions import FRAMEWORKS
+from service.engine.model import DIRECTIONS
+from service.outputs import FORMATS
+
+#: a framework convention family: the values of ``source`` and ``target``
+Framework = Literal[FRAMEWORKS]  # type: ignore[valid-type]
+#: output encodings of /split and /convert
+OutputFormat = Literal[FORMATS]  # type: ignore[valid-type]
+#: ``out_in``: matrices for ``W · x`` ([H, in]); ``in_out``: their transposes, for ``x · W``
+Orientation = Literal["out_in", "in_out"]
+#: the direction of a one-direction array-only input (e.g. ONNX ``W`` of shape [1, ...])
+Direction = Literal[DIRECTIONS]  # type: ignore[valid-type]

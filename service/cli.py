@@ -1,0 +1,224 @@
+"""The ``rnnbridge`` command: the service's endpoints offline, and ``serve`` to run it.
+
+::
+
+    rnnbridge serve [--host H] [--port P] [--workers N]
+    rnnbridge inspect FILE... [--source S]
+    rnnbridge split FILE... [--source S] [--layer L] [--format npz|json|safetensors] [-o OUT] [--json]
+    rnnbridge convert FILE... --target T [--prefix P] [--no-verify] [-o OUT] [--json]
+
+Options are named as the HTTP form fields (``--source-forget-bias`` and
+``--source_forget_bias`` both work) and call the same ``service.pipeline`` and
+``service.outputs`` functions as the routes; no HTTP is involved. The output goes to
+``<first input stem>.gates.<ext>`` (split) or ``<stem>.<target>.<ext>`` (convert) in the
+current directory unless ``-o`` says otherwise (``-o -``: standard output).
+
+Exit codes: 0 success; 1 bad input or refused conversion (one line on stderr,
+``rnnbridge: error: <code>: <detail>``); 2 usage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, get_args
+
+from schemas import Direction, Framework, Orientation, OutputFormat
+
+from . import outputs, pipeline
+from .errors import InvalidField, RnnBridgeError
+from .settings import LogLevel, Settings
+
+PROG = "rnnbridge"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: 2 on a usage error, 0 after --help
+        return exc.code if isinstance(exc.code, int) else 2
+    command: Callable[[argparse.Namespace], int] = args.command
+    try:
+        return command(args)
+    except RnnBridgeError as exc:
+        return _fail(exc.code, exc.detail)
+    except OSError as exc:
+        return _fail("io_error", f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
+
+
+def _fail(code: str, detail: str) -> int:
+    print(f"{PROG}: error: {code}: {detail}", file=sys.stderr)
+    return 1
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Split and re-fuse LSTM/GRU weights, exactly.")
+    sub = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+    _serve_parser(sub)
+    _inspect_parser(sub)
+    _split_parser(sub)
+    _convert_parser(sub)
+    return parser
+
+
+def _option(parser: argparse.ArgumentParser, name: str, **kwargs: object) -> None:
+    """Add ``--a-b`` with its form-field spelling ``--a_b`` as an alias."""
+    spellings = dict.fromkeys([f"--{name.replace('_', '-')}", f"--{name}"])
+    parser.add_argument(*spellings, dest=name, **kwargs)  # type: ignore[arg-type]
+
+
+def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    serve = sub.add_parser("serve", help="run the HTTP service (uvicorn)")
+    serve.add_argument("--host", help="address to bind (default: RNNBRIDGE_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to bind (default: RNNBRIDGE_PORT or 8000)")
+    serve.add_argument("--workers", type=int, help="worker processes (default: RNNBRIDGE_WORKERS or 1)")
+    _option(serve, "log_level", choices=get_args(LogLevel), help="default: RNNBRIDGE_LOG_LEVEL or info")
+    serve.set_defaults(command=serve_command)
+
+
+def _reading_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("files", nargs="+", metavar="FILE", help="the weight file(s) of one model")
+    parser.add_argument("--source", choices=get_args(Framework), help="source framework (required for npz/JSON)")
+    parser.add_argument("--direction", choices=get_args(Direction), help="direction of a one-direction array input")
+    _option(parser, "reset_after", action=argparse.BooleanOptionalAction, help="GRU variant of an array input")
+
+
+def _output_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--layer", help="one layer by name (default: all)")
+    parser.add_argument("--format", choices=get_args(OutputFormat), default="npz", help="output encoding (default npz)")
+    _option(parser, "source_forget_bias", type=float, help="TF1 LSTM run-time forget_bias")
+    parser.add_argument("-o", "--output", metavar="OUT", help="output path; '-' for standard output")
+    parser.add_argument("--json", action="store_true", help="print the metadata as JSON on standard output")
+
+
+def _inspect_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    inspect = sub.add_parser("inspect", help="list the recurrent layers of a weight file (JSON)")
+    _reading_options(inspect)
+    inspect.set_defaults(command=inspect_command)
+
+
+def _split_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    split = sub.add_parser("split", help="write per-gate arrays")
+    _reading_options(split)
+    _output_options(split)
+    split.add_argument("--orientation", choices=get_args(Orientation), default="out_in", help="out_in: W·x; in_out: x·W")
+    split.set_defaults(command=split_command)
+
+
+def _convert_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    convert = sub.add_parser("convert", help="re-fuse the weights for another framework")
+    _reading_options(convert)
+    _output_options(convert)
+    convert.add_argument("--target", required=True, choices=get_args(Framework), help="target framework")
+    _option(convert, "target_forget_bias", type=float, help="TF1 target run-time forget_bias")
+    convert.add_argument(
+        "--verify", action=argparse.BooleanOptionalAction, default=True, help="check the result (default: on)"
+    )
+    convert.add_argument("--prefix", help="PyTorch key prefix (default: layer name + '.'; '' for bare keys)")
+    convert.set_defaults(command=convert_command)
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    env = _settings()
+    uvicorn.run(
+        "service.api.app:create_app",
+        factory=True,
+        host=env.host if args.host is None else args.host,
+        port=env.port if args.port is None else args.port,
+        workers=args.workers or env.workers,
+        log_level=args.log_level or env.log_level,
+    )
+    return 0
+
+
+def _settings() -> Settings:
+    """The ``RNNBRIDGE_*`` settings; an invalid variable is a bad input, not a traceback."""
+    try:
+        return Settings()
+    except ValueError as exc:  # pydantic's ValidationError
+        raise InvalidField(f"invalid RNNBRIDGE_* environment: {exc}".replace("\n", " "), field="environment") from None
+
+
+def _read(args: argparse.Namespace) -> pipeline.Model:
+    for name in args.files:
+        if not Path(name).is_file():
+            raise InvalidField(f"no such file: {name}", field="file")
+    return pipeline.read(
+        args.files,
+        source=args.source,
+        direction=args.direction,
+        reset_after=args.reset_after,
+        limits=_settings().limits(),
+    )
+
+
+def inspect_command(args: argparse.Namespace) -> int:
+    document = outputs.jsonable(pipeline.inspect(_read(args)))
+    print(json.dumps(document, indent=2))
+    return 0
+
+
+def split_command(args: argparse.Namespace) -> int:
+    _check_output_options(args)
+    result = pipeline.split(
+        _read(args), layer=args.layer, source_forget_bias=args.source_forget_bias, orientation=args.orientation
+    )
+    return _emit(args, result, outputs.output_name(args.files[0], args.format))
+
+
+def convert_command(args: argparse.Namespace) -> int:
+    _check_output_options(args)
+    result = pipeline.convert(
+        _read(args),
+        args.target,
+        layer=args.layer,
+        source_forget_bias=args.source_forget_bias,
+        target_forget_bias=args.target_forget_bias,
+        verify_result=args.verify,
+        prefix=args.prefix,
+    )
+    return _emit(args, result, outputs.output_name(args.files[0], args.format, args.target))
+
+
+def _check_output_options(args: argparse.Namespace) -> None:
+    if args.output == "-" and args.json:
+        raise InvalidField("--json and -o - both write to standard output; choose one", field="json")
+    outputs.check_format(args.format)
+
+
+def _emit(args: argparse.Namespace, result: pipeline.Result, default_name: str) -> int:
+    destination = args.output or default_name
+    if destination == "-":
+        outputs.write(result, args.format, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+    else:
+        _write_atomically(Path(destination), lambda stream: outputs.write(result, args.format, stream))
+        print(f"{PROG}: wrote {len(result.arrays)} arrays to {destination}", file=sys.stderr)
+    if args.json:
+        print(outputs.meta_json(result))
+    return 0
+
+
+def _write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write through a temporary file beside ``path``, so that a failure leaves no partial output."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as stream:
+            write(stream)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,256 @@
+"""The endpoints in process: what they return for real framework files, and that the
+transport changes nothing on the way (names, dtypes, exact values, metadata)."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from schemas import ArraysResponse, ConventionsResponse, Health, InspectResponse
+from service.engine.conventions import CONVENTIONS, FRAMEWORKS
+
+LSTM_GATE_NAMES = {f"{part}{gate}" for part in ("W_x", "W_h", "b_x", "b_h") for gate in "ifgo"}
+
+
+def _files(path: Path, name: str | None = None) -> dict[str, Any]:
+    return {"file": (name or path.name, path.read_bytes())}
+
+
+def _npz(content: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(content), allow_pickle=False) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+def _meta(arrays: dict[str, np.ndarray]) -> dict[str, Any]:
+    meta = arrays.pop("__meta__")
+    assert meta.shape == () and meta.dtype.kind == "U"
+    document: dict[str, Any] = json.loads(str(meta))
+    return document
+
+
+def _canonical(fixture: Path, layer: str) -> dict[str, np.ndarray]:
+    """The fixture's recorded per-gate truth, renamed as /split names its arrays."""
+    directions = {"fw": "forward", "bw": "backward"}
+    with np.load(fixture / "rnn0.canonical.npz", allow_pickle=False) as truth:
+        renamed = {}
+        for key in truth.files:
+            level, direction, part, gate = key.split(".")
+            renamed[f"{layer}/{level}/{directions[direction]}/{part}{gate}"] = truth[key]
+        return renamed
+
+
+def test_healthz(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert Health.model_validate(response.json()).status == "ok"
+
+
+def test_conventions_lists_every_registry_entry(client):
+    response = client.get("/conventions")
+    assert response.status_code == 200
+    body = ConventionsResponse.model_validate(response.json())
+    assert body.frameworks == list(FRAMEWORKS)
+    assert set(body.conventions) == set(CONVENTIONS)
+
+
+@pytest.mark.parametrize("key", sorted(CONVENTIONS))
+def test_conventions_entry_is_derived_from_the_registry(client, key):
+    conv = CONVENTIONS[key]
+    info = client.get("/conventions").json()["conventions"][key]
+    assert (info["framework"], info["cell"], info["native"]) == (conv.framework, conv.cell, conv.native)
+    assert (info["reset_after"], info["forget_bias"], info["source_only"]) == (
+        conv.reset_after,
+        conv.forget_bias,
+        conv.source_only,
+    )
+    assert info["features"] == sorted(conv.features)
+    assert info["naming"] == conv.naming and info["source"] == conv.source
+    assert [(t["name"], t["gates"], tuple(t["parts"]), t["gate_axis"], t["group"]) for t in info["tensors"]] == [
+        (t.name, t.gates, t.parts, t.gate_axis, t.group) for t in conv.tensors
+    ]
+
+
+def test_inspect_keras_file(client, keras_lstm):
+    response = client.post("/inspect", files=_files(keras_lstm))
+    assert response.status_code == 200, response.text
+    body = InspectResponse.model_validate(response.json())
+    assert body.format and body.other_tensors >= 0
+    (layer,) = body.layers
+    assert (layer.name, layer.cell, layer.convention) == ("lstm", "lstm", "keras.lstm")
+    assert (layer.input_size, layer.units) == (4, 6)
+    assert sorted(tuple(t.shape) for t in layer.tensors) == [(4, 24), (6, 24), (24,)]
+
+
+def test_inspect_takes_several_files_in_one_request(client, fixtures_dir):
+    """A TF1 checkpoint is an index plus data shards: the ``file`` field repeats."""
+    folder = fixtures_dir / "tf1_lstm"
+    files = [("file", (p.name, p.read_bytes())) for p in sorted(folder.glob("model.ckpt.*")) if p.suffix != ".meta"]
+    assert len(files) == 2
+    response = client.post("/inspect", files=files)
+    assert response.status_code == 200, response.text
+    assert [layer["cell"] for layer in response.json()["layers"]] == ["lstm"]
+
+
+def test_split_npz_is_the_recorded_truth(client, keras_lstm):
+    response = client.post("/split", files=_files(keras_lstm))
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/octet-stream"
+    assert response.headers["content-disposition"] == 'attachment; filename="m.gates.npz"'
+    assert int(response.headers["content-length"]) == len(response.content)
+    arrays = _npz(response.content)
+    meta = _meta(arrays)
+    assert {name.rsplit("/", 1)[1] for name in arrays} == LSTM_GATE_NAMES
+    truth = _canonical(keras_lstm.parent, "lstm")
+    assert arrays.keys() == truth.keys()
+    for name, expected in truth.items():
+        assert arrays[name].dtype == np.float32
+        np.testing.assert_array_equal(arrays[name], expected, err_msg=name)
+    assert [layer["name"] for layer in meta["layers"]] == ["lstm"]
+
+
+def test_split_json_carries_the_same_exact_values(client, keras_lstm):
+    npz = _npz(client.post("/split", files=_files(keras_lstm)).content)
+    npz.pop("__meta__")
+    response = client.post("/split", files=_files(keras_lstm), data={"format": "json"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "application/json"
+    body = ArraysResponse.model_validate(response.json())
+    assert body.arrays.keys() == npz.keys()
+    for name, payload in body.arrays.items():
+        decoded = np.array(payload.data, dtype=payload.dtype).reshape(payload.shape)
+        assert decoded.tobytes() == npz[name].tobytes(), name
+    assert body.meta["layers"][0]["name"] == "lstm"
+
+
+def test_split_in_out_orientation_transposes_matrices(client, keras_lstm):
+    out_in = _npz(client.post("/split", files=_files(keras_lstm)).content)
+    in_out = _npz(client.post("/split", files=_files(keras_lstm), data={"orientation": "in_out"}).content)
+    assert _meta(in_out)["layers"][0]["orientation"] == "in_out"
+    _meta(out_in)
+    for name, array in out_in.items():
+        np.testing.assert_array_equal(in_out[name], array.T if array.ndim == 2 else array, err_msg=name)
+
+
+def test_split_safetensors_holds_the_metadata(client, keras_lstm):
+    response = client.post("/split", files=_files(keras_lstm), data={"format": "safetensors"})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-disposition"] == 'attachment; filename="m.gates.safetensors"'
+    (length,) = struct.unpack("<Q", response.content[:8])
+    header = json.loads(response.content[8 : 8 + length])
+    meta = json.loads(header.pop("__metadata__")["rnnbridge"])
+    assert meta["layers"][0]["name"] == "lstm"
+    assert {name.rsplit("/", 1)[1] for name in header} == LSTM_GATE_NAMES
+    assert {entry["dtype"] for entry in header.values()} == {"F32"}
+
+
+@pytest.mark.parametrize("target", FRAMEWORKS)
+def test_convert_to_every_framework(client, keras_lstm, target):
+    response = client.post("/convert", files=_files(keras_lstm), data={"target": target})
+    assert response.status_code == 200, response.text
+    assert response.headers["content-disposition"] == f'attachment; filename="m.{target}.npz"'
+    arrays = _npz(response.content)
+    meta = _meta(arrays)
+    assert meta["target"] == target
+    (layer,) = meta["layers"]
+    assert sorted(layer["tensors"]) == sorted(arrays)
+    assert layer["verification"] is not None
+    assert all(array.dtype == np.float32 for array in arrays.values())
+
+
+@pytest.mark.parametrize(
+    ("data", "keys"),
+    [
+        ({}, ["lstm.bias_hh_l0", "lstm.bias_ih_l0", "lstm.weight_hh_l0", "lstm.weight_ih_l0"]),
+        ({"prefix": ""}, ["bias_hh_l0", "bias_ih_l0", "weight_hh_l0", "weight_ih_l0"]),
+        ({"prefix": "encoder.rnn."}, [f"encoder.rnn.{k}" for k in ("bias_hh_l0", "bias_ih_l0", "weight_hh_l0", "weight_ih_l0")]),
+    ],
+    ids=["absent", "empty", "given"],
+)
+def test_convert_prefix_absent_empty_and_given(client, keras_lstm, data, keys):
+    response = client.post("/convert", files=_files(keras_lstm), data={"target": "pytorch", **data})
+    assert response.status_code == 200, response.text
+    arrays = _npz(response.content)
+    _meta(arrays)
+    assert sorted(arrays) == keys
+
+
+def test_convert_without_verification(client, keras_lstm):
+    response = client.post("/convert", files=_files(keras_lstm), data={"target": "onnx", "verify": "false"})
+    assert response.status_code == 200, response.text
+    arrays = _npz(response.content)
+    assert _meta(arrays)["layers"][0]["verification"] is None
+
+
+def test_convert_json_body(client, keras_lstm):
+    response = client.post("/convert", files=_files(keras_lstm), data={"target": "pytorch", "format": "json"})
+    assert response.status_code == 200, response.text
+    body = ArraysResponse.model_validate(response.json())
+    assert body.arrays["lstm.weight_ih_l0"].shape == [24, 4]
+    assert body.meta["target"] == "pytorch"
+
+
+@pytest.mark.parametrize(
+    ("client_name", "download"),
+    [
+        ("../../etc/x y.h5", "x_y.gates.npz"),
+        ("C:\\Users\\me\\model.h5", "model.gates.npz"),
+        (".hidden.h5", "hidden.gates.npz"),
+        ('a"; filename=evil.exe\r\nSet-Cookie: a=b.h5', None),
+    ],
+)
+def test_download_name_is_sanitised(client, keras_lstm, client_name, download):
+    response = client.post("/split", files=_files(keras_lstm, client_name))
+    assert response.status_code == 200, response.text
+    disposition = response.headers["content-disposition"]
+    assert re.fullmatch(r'attachment; filename="[A-Za-z0-9._-]+"', disposition)
+    if download is not None:
+        assert disposition == f'attachment; filename="{download}"'
+
+
+@pytest.mark.parametrize(
+    ("path", "data"),
+    [("/inspect", {}), ("/split", {}), ("/convert", {"target": "pytorch"}), ("/split", {"layer": "nope"})],
+)
+def test_workspace_is_removed_after_every_request(client, test_settings, keras_lstm, path, data):
+    client.post(path, files=_files(keras_lstm), data=data)
+    client.post(path, files={"file": ("junk.bin", b"junk" * 100)}, data=data)
+    assert list(test_settings.tmp_dir.iterdir()) == []
+
+
+def test_openapi_lists_registry_enums(client):
+    document = client.get("/openapi.json").json()
+    schemas = document["components"]["schemas"]
+    form = schemas["Body_convert_convert_post"]["properties"]
+
+    def enum(prop: dict[str, Any]) -> list[str]:
+        options = prop.get("anyOf", [prop])
+        return next(option["enum"] for option in options if "enum" in option)
+
+    assert enum(form["target"]) == list(FRAMEWORKS)
+    assert enum(form["source"]) == list(FRAMEWORKS)
+    assert enum(form["format"]) == ["npz", "json", "safetensors", "h5"]
+    assert set(form) >= {"file", "layer", "source_forget_bias", "target_forget_bias", "verify", "prefix"}
+    split_form = schemas["Body_split_split_post"]["properties"]
+    assert enum(split_form["orientation"]) == ["out_in", "in_out"]
+
+
+@pytest.mark.parametrize("path", ["/inspect", "/split", "/convert"])
+def test_openapi_documents_errors_as_problem_json(client, path):
+    responses = client.get("/openapi.json").json()["paths"][path]["post"]["responses"]
+    for status in ("400", "413", "415", "422"):
+        assert list(responses[status]["content"]) == ["application/problem+json"], status
+        assert responses[status]["content"]["application/problem+json"]["schema"]["$ref"].endswith("/Problem")
+    assert "application/octet-stream" in responses["200"]["content"] or path == "/inspect"
+
+
+def test_docs_page(client):
+    response = client.get("/docs")
+    assert response.status_code == 200
+    assert "text/html" in response.headers["content-type"]

@@ -1,0 +1,173 @@
+"""Every real fixture, read from the file its framework wrote, converted to every target.
+
+A conversion passes only when the converted tensors, run through the *target* framework's
+own equations (``service.engine.reference``), reproduce the outputs the *source* framework
+recorded. Refusals are predicted here from the manifest's flags, independently of the
+service's registry, and must come with the right code.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from service import pipeline
+from service.discovery.rnnbridge import find_rnnbridge
+from service.engine import reference
+from service.engine.conventions import FRAMEWORKS
+from service.engine.model import NativeLayer
+from service.errors import InexactConversion
+from service.formats.base import WeightFile
+
+from .fixtures_index import FIXTURE_LAYERS, FixtureLayer
+
+NO_CONFIG_FILES = {"w.h5", "m.weights.h5"}  # Keras save_weights files carry no model config
+
+
+def uploads(fx: FixtureLayer) -> list[tuple[str, list[Path]]]:
+    """Each separately uploadable file (group) of the fixture that holds this layer."""
+    where = set()
+    for role in fx.layer["weights"].values():
+        where |= {name.split(":")[0] for name in role["in_files"]}
+    groups = []
+    for name in sorted(where):
+        if name == "model.ckpt":
+            groups.append((name, [fx.dir / f["name"] for f in fx.fixture["files"]]))
+        else:
+            groups.append((name, [fx.dir / name]))
+    return groups
+
+
+CASES = [pytest.param(fx, name, files, id=f"{fx.id}:{name}") for fx in FIXTURE_LAYERS for name, files in uploads(fx)]
+
+
+@lru_cache(maxsize=None)
+def read(fx_id: str, name: str) -> pipeline.Model:
+    fx = next(f for f in FIXTURE_LAYERS if f.id == fx_id)
+    files = dict(uploads(fx))[name]
+    reverse = fx.layer["flags"].get("go_backwards") and name in NO_CONFIG_FILES
+    return pipeline.read(files, direction="reverse" if reverse else None)
+
+
+def layer_of(model: pipeline.Model, fx: FixtureLayer) -> NativeLayer:
+    names = [layer.name for layer in model.layers]
+    assert fx.layer["name"] in names, f"layer {fx.layer['name']!r} not found; found {names}"
+    return next(layer for layer in model.layers if layer.name == fx.layer["name"])
+
+
+def forget_bias(fx: FixtureLayer) -> float | None:
+    """The TF1 run-time forget bias the model was built with, as a user would pass it."""
+    return (fx.layer.get("runtime_constants") or {}).get("forget_bias")
+
+
+def non_default_activations(fx: FixtureLayer) -> bool:
+    flags = fx.layer["flags"]
+    return flags.get("recurrent_activation", "sigmoid") != "sigmoid" or flags.get("activation", "tanh") != "tanh"
+
+
+def expected_refusals(fx: FixtureLayer, target: str) -> set[str]:
+    """Error codes a conversion of this layer to ``target`` must be refused with (any of)."""
+    layer, flags = fx.layer, fx.layer["flags"]
+    codes = set()
+    if layer["cell"] == "gru" and fx.layer.get("canonical_variant") == "reset_before" and target == "pytorch":
+        codes.add("gru_variant_mismatch")
+    if flags.get("use_peepholes") and target in ("keras", "pytorch"):
+        codes.add("peepholes_unsupported")
+    if (flags.get("num_proj") or flags.get("proj_size")) and target in ("keras", "onnx"):
+        codes.add("projection_unsupported")
+    if flags.get("clip") is not None and target != "onnx":
+        codes.add("clip_unsupported")
+    if flags.get("input_forget") and target != "onnx":
+        codes.add("input_forget_unsupported")
+    if layer["direction"] == "reverse" and target in ("pytorch", "tf1"):
+        codes.add("reverse_only_unsupported")
+    gate = flags.get("recurrent_activation", "sigmoid")
+    if (gate != "sigmoid" or "HardSigmoid" in str(flags.get("activations"))) and target in ("pytorch", "tf1"):
+        codes.add("activation_unsupported")
+    if flags.get("activation", "tanh") != "tanh" and target == "pytorch":
+        codes.add("activation_unsupported")
+    if layer.get("wrapper") == "tf1.bidirectional_dynamic_rnn" and layer["num_layers"] > 1 and target != "tf1":
+        codes.add("topology_unsupported")
+    return codes
+
+
+REASON_CODES = {
+    "gru_variant": "gru_variant_mismatch",
+    "peepholes": "peepholes_unsupported",
+    "projection": "projection_unsupported",
+    "clip": "clip_unsupported",
+    "activation": "activation_unsupported",
+    "reverse_only": "reverse_only_unsupported",
+    "topology": "topology_unsupported",
+    "input_forget": "input_forget_unsupported",
+}
+
+
+@pytest.mark.parametrize("fx", [pytest.param(f, id=f.id) for f in FIXTURE_LAYERS])
+@pytest.mark.parametrize("target", FRAMEWORKS)
+def test_refusal_predictions_agree_with_the_generator(fx: FixtureLayer, target: str) -> None:
+    """The fixture generator's own ``expect_refused`` and our flag-based prediction agree."""
+    recorded = fx.layer.get("expect_refused", {}).get(target)
+    if recorded is not None:
+        assert REASON_CODES[recorded] in expected_refusals(fx, target)
+
+
+@pytest.mark.parametrize(("fx", "name", "files"), CASES)
+def test_inspect_finds_the_layer_with_its_sizes(fx: FixtureLayer, name: str, files: list[Path]) -> None:
+    info = pipeline.inspect(read(fx.id, name))
+    entry = next(e for e in info["layers"] if e["name"] == fx.layer["name"])
+    assert entry["cell"] == fx.layer["cell"]
+    assert entry["input_size"] == fx.layer["input_size"]
+    assert entry["units"] == fx.layer["units"]
+    assert entry["num_layers"] == fx.layer["num_layers"]
+    assert entry["directions"] == fx.layer["directions"]
+    assert entry["direction"] == fx.layer["direction"]
+
+
+@pytest.mark.parametrize(("fx", "name", "files"), CASES)
+def test_split_equals_the_per_gate_truth(fx: FixtureLayer, name: str, files: list[Path]) -> None:
+    result = pipeline.split(read(fx.id, name), layer=fx.layer["name"], source_forget_bias=forget_bias(fx))
+    added = forget_bias(fx) or 0.0
+    reverse_only = fx.layer["direction"] == "reverse"
+    expected = {}
+    for (level, direction, gate), array in fx.canonical.items():
+        direction = "backward" if reverse_only else direction
+        expected[f"{fx.layer['name']}/l{level}/{direction}/{gate}"] = array + (added if gate == "b_xf" else 0)
+    assert set(expected) <= set(result.arrays)
+    for key, array in expected.items():
+        np.testing.assert_array_equal(result.arrays[key], array.astype(result.arrays[key].dtype), err_msg=key)
+    extra = {k for k in set(result.arrays) - set(expected) if not k.split("/")[-1].startswith("b_h")}
+    assert not extra, f"unexpected arrays {sorted(extra)}"
+
+
+@pytest.mark.parametrize("target", FRAMEWORKS)
+@pytest.mark.parametrize(("fx", "name", "files"), CASES)
+def test_convert_reproduces_the_source_framework(fx: FixtureLayer, name: str, files: list[Path], target: str) -> None:
+    model = read(fx.id, name)
+    if name in NO_CONFIG_FILES and non_default_activations(fx):
+        # Weights-only files do not say which activations the layer used: defaults are
+        # assumed, and the metadata must say so (a model file is needed for these layers).
+        assert "activations" in layer_of(model, fx).config.assumed
+        return
+    refusals = expected_refusals(fx, target)
+    if refusals:
+        with pytest.raises(InexactConversion) as refused:
+            pipeline.convert(model, target, layer=fx.layer["name"], source_forget_bias=forget_bias(fx))
+        assert refused.value.code in refusals
+        return
+    result = pipeline.convert(model, target, layer=fx.layer["name"], source_forget_bias=forget_bias(fx))
+    converted = find_rnnbridge(WeightFile("npz", result.arrays, {"meta": result.meta})).layers[0]
+    assert converted.convention.framework == target
+    y, h_n, c_n = reference.run(converted, fx.x, fx.h0, fx.c0)
+    tolerance = 1e-12 if fx.y.dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(y, fx.y, rtol=0, atol=tolerance)
+    np.testing.assert_allclose(h_n, fx.h_n, rtol=0, atol=tolerance)
+    if fx.c_n is not None:
+        np.testing.assert_allclose(c_n, fx.c_n, rtol=0, atol=tolerance)
+    report = result.meta["layers"][0]["verification"]
+    assert report["max_abs_err"] <= report["tolerance"]
+    for array in result.arrays.values():
+        assert array.dtype == np.dtype(fx.fixture.get("dtype", "float32"))
