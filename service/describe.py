@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from .engine.canonical import to_canonical
-from .engine.model import NativeLayer
+from .engine.model import NativeLayer, cell_order
 
 _DIRECTION = {("forward",): "forward", ("backward",): "reverse", ("forward", "backward"): "bidirectional"}
 
@@ -36,7 +36,7 @@ def describe_layer(native: NativeLayer) -> dict[str, Any]:
                 "shape": list(array.shape),
                 "dtype": str(array.dtype),
             }
-            for (level, direction), tensors in sorted(native.cells.items())
+            for (level, direction), tensors in sorted(native.cells.items(), key=lambda item: cell_order(item[0]))
             for tensor, array in tensors.items()
         ],
     }
@@ -75,3 +75,64 @@ def describe_config(native: NativeLayer) -> dict[str, Any]:
         "assumed": list(config.assumed),
         "notes": list(native.notes),
     }
+
+
+_ONNX_ACTIVATIONS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu", "linear": "Affine"}
+_KERAS_ACTIVATIONS = {"hard_sigmoid(0.2,0.5)": "hard_sigmoid", "hard_sigmoid(0.16666667,0.5)": "hard_sigmoid"}
+
+
+def module_recipe(layer: NativeLayer) -> dict[str, Any]:
+    """How to build the module that loads these tensors, in the target framework's terms."""
+    conv, config = layer.convention, layer.config
+    dims = to_canonical(layer).dims(0)
+    bidirectional = len(layer.directions) == 2
+    cell = conv.cell.upper()
+    if conv.framework == "pytorch":
+        kwargs: dict[str, Any] = {"input_size": dims["I"], "hidden_size": dims["H"]}
+        if "single_cell" not in conv.features:
+            kwargs.update(num_layers=layer.num_levels, bidirectional=bidirectional)
+            if conv.cell == "lstm":
+                kwargs["proj_size"] = dims["P"]
+        kwargs["bias"] = any("bias_ih" in cell_ for cell_ in layer.cells.values())
+        return {"class": f"torch.nn.{conv.native.split('.')[-1]}", "kwargs": kwargs}
+    if conv.framework == "onnx":
+        acts = [_ONNX_ACTIVATIONS.get(a, a) for a in config.activations] * len(layer.directions)
+        attrs: dict[str, Any] = {
+            "hidden_size": dims["H"],
+            "direction": _DIRECTION[layer.directions],
+            "activations": acts,
+        }
+        if conv.cell == "gru":
+            attrs["linear_before_reset"] = int(bool(conv.reset_after))
+        if config.clip is not None:
+            attrs["clip"] = config.clip
+        if config.input_forget:
+            attrs["input_forget"] = 1
+        return {"op_type": cell, "attributes": attrs, "nodes": layer.num_levels}
+    if conv.framework == "keras":
+        gate, act = (_KERAS_ACTIVATIONS.get(a, a) for a in config.activations[:2])
+        kwargs = {"units": dims["H"], "activation": act, "recurrent_activation": gate}
+        kwargs["use_bias"] = any("bias" in c for c in layer.cells.values())
+        if conv.cell == "gru":
+            kwargs["reset_after"] = bool(conv.reset_after)
+        if layer.directions == ("backward",):
+            kwargs["go_backwards"] = True
+        recipe = {"class": f"keras.layers.{cell}", "kwargs": kwargs, "layers": layer.num_levels}
+        if bidirectional:
+            recipe["wrapper"] = "keras.layers.Bidirectional(merge_mode='concat')"
+        return recipe
+    kwargs = {"num_units": dims["H"], "activation": config.activations[1]}
+    if conv.cell == "lstm":
+        kwargs.update(forget_bias=config.forget_bias, use_peepholes=bool(_has(layer, "w_i_diag")))
+        if dims["P"]:
+            kwargs["num_proj"] = dims["P"]
+    recipe = {"class": conv.native.split(" / ")[0], "kwargs": kwargs, "levels": layer.num_levels}
+    if layer.num_levels > 1:
+        recipe["wrapper"] = "MultiRNNCell (variable scope multi_rnn_cell/cell_{k})"
+    if bidirectional:
+        recipe["wrapper"] = "bidirectional_dynamic_rnn (scopes fw/, bw/)"
+    return recipe
+
+
+def _has(layer: NativeLayer, tensor: str) -> bool:
+    return any(tensor in cell for cell in layer.cells.values())

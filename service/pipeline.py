@@ -26,7 +26,7 @@ import numpy as np
 from . import discovery, formats
 from .engine import canonical, exactness, naming, verify
 from .engine.conventions import CONVENTIONS, FRAMEWORKS
-from .engine.model import Layer, NativeLayer
+from .engine.model import Layer, NativeLayer, cell_order
 from .errors import InvalidField, LayerNotFound
 from .formats.base import InputFile, Limits
 
@@ -115,7 +115,7 @@ def split(
     for native in _select(model, layer):
         native = _with_forget_bias(native, source_forget_bias)
         canon = canonical.to_canonical(native)
-        for (level, direction), gates in sorted(canon.cells.items()):
+        for (level, direction), gates in sorted(canon.cells.items(), key=lambda item: cell_order(item[0])):
             for name, array in gates.items():
                 if orientation == "in_out" and array.ndim == 2:
                     array = array.T
@@ -207,7 +207,7 @@ def _convert_meta(
     names: list[str],
     start: str,
 ) -> dict[str, Any]:
-    from .describe import describe_config
+    from .describe import describe_config, module_recipe
 
     meta = {
         "name": native.name,
@@ -218,6 +218,7 @@ def _convert_meta(
             "num_layers": out.num_levels,
             "directions": list(out.directions),
             "names_start": start,
+            "module": module_recipe(out),
             **describe_config(out),
         },
         "folded": ([f"source forget_bias {native.config.forget_bias:g} added to the forget-gate bias"] if native.config.forget_bias else [])

@@ -123,7 +123,11 @@ class Workspace:
         shutil.rmtree(self.path, ignore_errors=True)
 
     def spool(self, uploads: Sequence[UploadFile]) -> list[InputFile]:
-        """Copy the uploaded files into the workspace, one sub-directory per file."""
+        """Move the uploaded files into the workspace, one sub-directory per file.
+
+        Each upload is copied out of Starlette's spool and its spool closed at once, so
+        that the disk holds at most one file twice.
+        """
         inputs = []
         for index, upload in enumerate(uploads):
             client_name = upload.filename or f"upload-{index}"
@@ -132,6 +136,7 @@ class Workspace:
             upload.file.seek(0)
             with path.open("wb") as out:
                 shutil.copyfileobj(upload.file, out, _CHUNK)
+            upload.file.close()  # frees Starlette's spool now: the bytes live here once
             inputs.append(InputFile(client_name, path))
         return inputs
 

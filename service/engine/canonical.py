@@ -16,7 +16,7 @@ import numpy as np
 from ..errors import InexactConversion, MalformedFile
 from .conventions import Convention
 from .layout import Tensor, fuse_tensor, solve_dims, split_tensor
-from .model import CellKey, Layer, NativeLayer
+from .model import CellKey, Layer, NativeLayer, cell_order
 
 _OPTIONAL_GROUPS = ("bias", "peephole", "projection")
 
@@ -30,7 +30,7 @@ def to_canonical(native: NativeLayer) -> Layer:
     conv = native.convention
     cells: dict[CellKey, dict[str, np.ndarray]] = {}
     has_bias = False
-    for key, tensors in sorted(native.cells.items()):
+    for key, tensors in sorted(native.cells.items(), key=lambda item: cell_order(item[0])):
         present = _present_specs(conv, tensors, native.name, key)
         dims = _solve(present, tensors, native.name, key)
         gates: dict[str, np.ndarray] = {}
@@ -67,7 +67,7 @@ def from_canonical(layer: Layer, conv: Convention, forget_bias: float = 0.0) -> 
     stored = {name for spec in specs for name in spec.names()}
     folded: set[str] = set()
     cells: dict[CellKey, dict[str, np.ndarray]] = {}
-    for (level, direction), gates in sorted(layer.cells.items()):
+    for (level, direction), gates in sorted(layer.cells.items(), key=lambda item: cell_order(item[0])):
         arrays = _fold_biases(dict(gates), stored, layer, folded)
         if conv.cell == "lstm" and forget_bias and "b_xf" in stored:
             arrays["b_xf"] = arrays["b_xf"] - arrays["b_xf"].dtype.type(forget_bias)

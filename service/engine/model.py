@@ -31,6 +31,11 @@ DIRECTIONS: tuple[Direction, ...] = ("forward", "backward")
 CellKey = tuple[int, Direction]
 
 
+def cell_order(key: CellKey) -> tuple[int, int]:
+    """Sort key of cells: by level, forward before backward (PyTorch's state_dict order)."""
+    return key[0], DIRECTIONS.index(key[1])
+
+
 @dataclass(frozen=True)
 class LayerConfig:
     """What defines the layer's function beyond its arrays.

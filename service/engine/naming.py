@@ -16,7 +16,7 @@ import numpy as np
 
 from ..errors import MalformedFile
 from .conventions import Convention
-from .model import CellKey, Direction, NativeLayer
+from .model import CellKey, Direction, NativeLayer, cell_order
 
 
 def head(layer: str, conv: Convention, prefix: str | None = None) -> str:
@@ -37,7 +37,7 @@ def tensor_names(layer: NativeLayer, prefix: str | None = None) -> dict[str, np.
                 if parts:
                     names[start + conv.naming.format(level=level, tensor=spec.name)] = np.stack(parts)
         return names
-    for (level, direction), tensors in sorted(layer.cells.items()):
+    for (level, direction), tensors in sorted(layer.cells.items(), key=lambda item: cell_order(item[0])):
         for spec in conv.tensors:
             if spec.name in tensors:
                 key = conv.naming.format(

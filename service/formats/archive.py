@@ -171,7 +171,9 @@ def _member_path(archive: str, member: str) -> str:
     return "/".join(kept)
 
 
-def _write_member(source: IO[bytes], archive: str, name: str, root: Path, budget: _Budget) -> InputFile:
+def _write_member(
+    source: IO[bytes], archive: str, name: str, root: Path, budget: _Budget
+) -> InputFile:
     """Stream one member to ``root / name``, counting every byte against ``budget``."""
     target = root.joinpath(*name.split("/"))
     try:
@@ -181,7 +183,9 @@ def _write_member(source: IO[bytes], archive: str, name: str, root: Path, budget
                 budget.take(name, len(chunk))
                 out.write(chunk)
     except (FileExistsError, NotADirectoryError, IsADirectoryError):
-        raise MalformedFile(f"archive {archive!r}: member {name!r} collides with another member") from None
+        raise MalformedFile(
+            f"archive {archive!r}: member {name!r} collides with another member"
+        ) from None
     return InputFile(name=name, path=target)
 
 
@@ -254,7 +258,9 @@ def _tar_members(
         if member.isdir():
             continue
         if not member.isreg():
-            what = "a link" if member.issym() or member.islnk() else "a device, fifo or special file"
+            what = (
+                "a link" if member.issym() or member.islnk() else "a device, fifo or special file"
+            )
             raise UnsafeInput(f"archive {archive!r}: member {member.name!r} is {what}")
         source = tar.extractfile(member)
         if source is None:

@@ -3,8 +3,8 @@
 Layout (``tensorflow/core/util/tensor_bundle/tensor_bundle.cc``, LevelDB ``table/format.cc``)::
 
     prefix.index                  a LevelDB-style SSTable, always written uncompressed
-    ├── data block, trailer  ...  entries, restart offsets (uint32 LE), num_restarts (uint32 LE)
-    │                             entry: shared | non_shared | value_len (varints) | key tail | value
+    ├── data block, trailer  ...  entries, restart offsets, num_restarts (uint32 LE each)
+    │                             entry: shared | non_shared | value_len (varints) | key | value
     │                             trailer: compression type (1 byte, 0 = none) | masked crc32c
     ├── metaindex block, trailer  (empty)
     ├── index block, trailer      last key of each data block -> BlockHandle(offset, size)
@@ -31,9 +31,10 @@ from __future__ import annotations
 import math
 import re
 import struct
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -41,6 +42,8 @@ from service.errors import LimitExceeded, MalformedFile, RnnBridgeError, Unsuppo
 from service.formats.base import InputFile, Limits, WeightFile
 
 NAME = "tf_checkpoint"
+
+_T = TypeVar("_T")
 
 _MAGIC = struct.pack("<Q", 0xDB4775248B80FB57)
 _FOOTER_SIZE = 48
@@ -138,7 +141,7 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
         if key == b"" or key.startswith(b"\x00"):
             continue  # the header, and slices that belong to a partitioned variable
         name = _decode_name(key, bundle.name)
-        entry = _guarded(name, lambda: _parse_entry(value))
+        entry = _guarded(name, _parse_entry, value)
         if entry.dtype not in _DTYPES:
             out.attrs["skipped"].append(name)
             continue
@@ -174,13 +177,15 @@ def _open_bundle(files: Sequence[InputFile], limits: Limits) -> _Bundle:
         raise UnsupportedFormat("no file is a TensorFlow checkpoint index (tensor-bundle magic)")
     if len(indexes) > 1:
         names = ", ".join(f.name for f in indexes)
-        raise MalformedFile(f"the upload holds {len(indexes)} checkpoint indexes ({names}); send one")
+        raise MalformedFile(
+            f"the upload holds {len(indexes)} checkpoint indexes ({names}); send one"
+        )
     index = indexes[0]
     size = index.path.stat().st_size
     if size > limits.max_total_bytes:
         raise LimitExceeded(f"{index.name}: index of {size} bytes exceeds {limits.max_total_bytes}")
-    entries = _guarded(None, lambda: _read_table(index.path.read_bytes(), index.name))
-    header = _guarded(None, lambda: dict(_header(entries, index.name)))
+    entries = _guarded(None, _read_table, index.path.read_bytes(), index.name)
+    header = _guarded(None, _header, entries, index.name)
     shards = _pair_shards(index, files, header["num_shards"])
     return _Bundle(index.name, entries, shards, header["endianness"] == 1)
 
@@ -243,7 +248,8 @@ def _read_bytes(bundle: _Bundle, name: str, entry: _Entry) -> np.ndarray:
     raw = np.fromfile(shard.path, dtype=np.uint8, count=entry.size, offset=entry.offset)
     if entry.crc32c is not None and _mask(_crc32c_array(raw)) != entry.crc32c:
         raise MalformedFile(
-            f"tensor {name!r}: bytes at offset {entry.offset} of {shard.name} fail their crc32c check",
+            f"tensor {name!r}: bytes at offset {entry.offset} of {shard.name} "
+            "fail their crc32c check",
             tensor=name,
         )
     stored = dtype.newbyteorder(">" if bundle.big_endian else "<")
@@ -256,28 +262,36 @@ def _assemble(bundle: _Bundle, name: str, entry: _Entry) -> np.ndarray:
     boxes = [_slice_box(name, extents, shape) for extents in entry.slices]
     _check_tiling(name, boxes, shape)
     full = np.empty(shape, _DTYPES[entry.dtype])
-    for extents, box in zip(entry.slices, boxes):
+    for extents, box in zip(entry.slices, boxes, strict=True):
         label = f"{name}[{', '.join(f'{a}:{b}' for a, b in box)}]"
         value = bundle.entries.get(_slice_key(name, extents))
         if value is None:
             raise MalformedFile(f"tensor {name!r}: slice {label} is not in the index", tensor=name)
-        part = _guarded(name, lambda: _parse_entry(value))
+        part = _guarded(name, _parse_entry, value)
         if part.dtype != entry.dtype or part.shape != tuple(b - a for a, b in box):
             raise MalformedFile(
                 f"tensor {name!r}: slice {label} is stored as dtype {part.dtype}, shape "
-                f"{part.shape}; the variable says dtype {entry.dtype}",
+                f"{part.shape}; the variable needs dtype {entry.dtype}, shape "
+                f"{tuple(b - a for a, b in box)}",
                 tensor=name,
             )
         full[tuple(slice(a, b) for a, b in box)] = _read_bytes(bundle, label, part)
     return full
 
 
-def _slice_box(name: str, extents: list[tuple[int, int]], shape: tuple[int, ...]) -> list[tuple[int, int]]:
+def _slice_box(
+    name: str, extents: list[tuple[int, int]], shape: tuple[int, ...]
+) -> list[tuple[int, int]]:
     """``(start, stop)`` per dimension of one ``TensorSliceProto``, checked against ``shape``."""
     if len(extents) != len(shape):
-        raise MalformedFile(f"tensor {name!r}: a slice of rank {len(extents)} for shape {shape}", tensor=name)
-    box = [(0, dim) if length == -1 else (start, start + length) for (start, length), dim in zip(extents, shape)]
-    if any(not 0 <= a <= b <= dim for (a, b), dim in zip(box, shape)):
+        raise MalformedFile(
+            f"tensor {name!r}: a slice of rank {len(extents)} for shape {shape}", tensor=name
+        )
+    box = [
+        (0, dim) if length == -1 else (start, start + length)
+        for (start, length), dim in zip(extents, shape, strict=True)
+    ]
+    if any(not 0 <= a <= b <= dim for (a, b), dim in zip(box, shape, strict=True)):
         raise MalformedFile(f"tensor {name!r}: slice {box} lies outside shape {shape}", tensor=name)
     return box
 
@@ -286,8 +300,11 @@ def _check_tiling(name: str, boxes: list[list[tuple[int, int]]], shape: tuple[in
     """The slices must cover the variable exactly once: disjoint, with volumes adding up."""
     for i, first in enumerate(boxes):
         for second in boxes[i + 1 :]:
-            if all(max(a0, a1) < min(b0, b1) for (a0, b0), (a1, b1) in zip(first, second)):
-                raise MalformedFile(f"tensor {name!r}: slices {first} and {second} overlap", tensor=name)
+            pairs = zip(first, second, strict=True)
+            if all(max(a0, a1) < min(b0, b1) for (a0, b0), (a1, b1) in pairs):
+                raise MalformedFile(
+                    f"tensor {name!r}: slices {first} and {second} overlap", tensor=name
+                )
     covered = sum(math.prod(b - a for a, b in box) for box in boxes)
     if covered != math.prod(shape):
         raise MalformedFile(
@@ -297,7 +314,9 @@ def _check_tiling(name: str, boxes: list[list[tuple[int, int]]], shape: tuple[in
 
 def _slice_key(name: str, extents: list[tuple[int, int]]) -> bytes:
     """``checkpoint::EncodeTensorNameSlice``: the index key of one slice, in ``OrderedCode``."""
-    escaped = b"".join({0: b"\x00\xff", 0xFF: b"\xff\x00"}.get(c, bytes([c])) for c in name.encode())
+    escaped = b"".join(
+        {0: b"\x00\xff", 0xFF: b"\xff\x00"}.get(c, bytes([c])) for c in name.encode()
+    )
     key = b"\x00" + escaped + b"\x00\x01" + _ordered_uint(len(extents))
     for start, length in extents:
         key += _ordered_int(start) + _ordered_int(length)
@@ -437,15 +456,14 @@ def _message(value: int | bytes) -> bytes:
     return value
 
 
-def _header(entries: dict[bytes, bytes], where: str) -> Iterator[tuple[str, int]]:
+def _header(entries: dict[bytes, bytes], where: str) -> dict[str, int]:
     if b"" not in entries:
         raise MalformedFile(f"{where}: no BundleHeaderProto (empty key) in the index")
     fields = dict(_fields(entries[b""]))
     num_shards = _int64(fields.get(1, 0))
     if num_shards < 1:
         raise MalformedFile(f"{where}: bundle header declares {num_shards} shards")
-    yield "num_shards", num_shards
-    yield "endianness", _int64(fields.get(2, 0))
+    return {"num_shards": num_shards, "endianness": _int64(fields.get(2, 0))}
 
 
 def _parse_entry(buf: bytes) -> _Entry:
@@ -490,11 +508,11 @@ def _parse_slice(buf: bytes) -> list[tuple[int, int]]:
     return extents
 
 
-def _guarded(tensor: str | None, parse):
-    """Run ``parse``; any contradiction in the bytes becomes ``MalformedFile``."""
+def _guarded(tensor: str | None, parse: Callable[..., _T], *args: Any) -> _T:
+    """``parse(*args)``, with any contradiction in the bytes turned into ``MalformedFile``."""
     where = f"tensor {tensor!r}: " if tensor else ""
     try:
-        return parse()
+        return parse(*args)
     except RnnBridgeError as exc:
         if tensor is None or exc.tensor is not None:
             raise

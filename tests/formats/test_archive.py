@@ -45,7 +45,9 @@ def _zip(path: Path, members: dict[str, bytes], *, mode: int | None = None) -> I
     return InputFile(path.name, path)
 
 
-def _tar(path: Path, members: list[tarfile.TarInfo | tuple[str, bytes]], gz: bool = False) -> InputFile:
+def _tar(
+    path: Path, members: list[tarfile.TarInfo | tuple[str, bytes]], gz: bool = False
+) -> InputFile:
     with tarfile.open(path, "w:gz" if gz else "w", format=tarfile.PAX_FORMAT) as t:
         for member in members:
             if isinstance(member, tarfile.TarInfo):
@@ -67,7 +69,11 @@ def _special(name: str, kind: bytes, **fields: str) -> tarfile.TarInfo:
 
 def _outside(tmp_path: Path, dest: Path) -> list[Path]:
     """Everything under ``tmp_path`` that is neither an input archive nor under ``dest``."""
-    return [p for p in tmp_path.rglob("*") if p != dest and dest not in p.parents and not p.name.startswith("in.")]
+    return [
+        p
+        for p in tmp_path.rglob("*")
+        if p != dest and dest not in p.parents and not p.name.startswith("in.")
+    ]
 
 
 # ---------------------------------------------------------------------- round trips
@@ -99,7 +105,10 @@ def test_expanded_checkpoint_is_readable(tmp_path, dest, ckpt_dir):
 
     packed = _zip(tmp_path / "in.zip", {f"a/{n}": (ckpt_dir / n).read_bytes() for n in CKPT})
     files = archive.expand([packed], Limits(), dest)
-    assert set(tf_checkpoint.read(files, Limits()).tensors) == {"rnn/lstm_cell/kernel", "rnn/lstm_cell/bias"}
+    assert set(tf_checkpoint.read(files, Limits()).tensors) == {
+        "rnn/lstm_cell/kernel",
+        "rnn/lstm_cell/bias",
+    }
 
 
 def test_non_archives_pass_through(tmp_path, dest, ckpt_dir):
@@ -114,11 +123,16 @@ def test_archives_and_plain_files_mix(tmp_path, dest, ckpt_dir):
     second = _tar(tmp_path / "in.2.tar", [("x/model.bin", b"2")])
     out = archive.expand([first, plain, second], Limits(), dest)
     assert [f.name for f in out] == ["x/model.bin", "notes.txt", "x/model.bin"]
-    assert [f.path.read_bytes() for f in out] == [b"1", (ckpt_dir / "checkpoint").read_bytes(), b"2"]
+    assert [f.path.read_bytes() for f in out] == [
+        b"1",
+        (ckpt_dir / "checkpoint").read_bytes(),
+        b"2",
+    ]
 
 
 @pytest.mark.parametrize(
-    ("member", "expected"), [("./a/./b.bin", "a/b.bin"), ("a//b.bin", "a/b.bin"), ("a\\b.bin", "a/b.bin")]
+    ("member", "expected"),
+    [("./a/./b.bin", "a/b.bin"), ("a//b.bin", "a/b.bin"), ("a\\b.bin", "a/b.bin")],
 )
 def test_member_paths_are_normalised(tmp_path, dest, member, expected):
     out = archive.expand([_zip(tmp_path / "in.zip", {member: b"x"})], Limits(), dest)

@@ -31,7 +31,9 @@ def _tf1_fixtures() -> list[dict]:
 
 def _variable_cases() -> list:
     cases = [
-        pytest.param(f["dir"], layer["native_npz"], role, w["in_files"]["model.ckpt"], id=f"{f['id']}-{role}")
+        pytest.param(
+            f["dir"], layer["native_npz"], role, w["in_files"]["model.ckpt"], id=f"{f['id']}-{role}"
+        )
         for f in _tf1_fixtures()
         for layer in f["layers"]
         for role, w in layer["weights"].items()
@@ -129,7 +131,9 @@ def _fixed32(number: int, value: int) -> bytes:
     return _varint(number << 3 | 5) + struct.pack("<I", value)
 
 
-def _entry(dtype: int, dims: list[int], offset: int = 0, size: int = 0, slices: tuple = ()) -> bytes:
+def _entry(
+    dtype: int, dims: list[int], offset: int = 0, size: int = 0, slices: tuple = ()
+) -> bytes:
     """A ``BundleEntryProto``; each of ``slices`` is a list of ``Extent`` messages."""
     shape = b"".join(_field(2, _field(1, d)) for d in dims)
     body = _field(1, dtype) + _field(2, shape) + _field(4, offset) + _field(5, size)
@@ -137,7 +141,9 @@ def _entry(dtype: int, dims: list[int], offset: int = 0, size: int = 0, slices: 
 
 
 def _extent(start: int | None = None, length: int | None = None) -> bytes:
-    return (b"" if start is None else _field(1, start)) + (b"" if length is None else _field(2, length))
+    return (b"" if start is None else _field(1, start)) + (
+        b"" if length is None else _field(2, length)
+    )
 
 
 def _block(entries: list[tuple[bytes, bytes]], tail: bytes = b"", restarts: int = 1) -> bytes:
@@ -281,7 +287,9 @@ def test_tensor_checksum_is_verified(ckpt):
 def test_data_past_the_end_of_the_shard(ckpt, cut):
     data = (ckpt / DATA).read_bytes()
     (ckpt / DATA).write_bytes(data[: len(data) - cut])
-    with pytest.raises(MalformedFile, match=r"run past the end of model\.ckpt\.data-00000-of-00001"):
+    with pytest.raises(
+        MalformedFile, match=r"run past the end of model\.ckpt\.data-00000-of-00001"
+    ):
         tf_checkpoint.read(_files(ckpt), Limits())
 
 
@@ -451,7 +459,9 @@ BAD_BLOCKS = {
 }
 
 
-@pytest.mark.parametrize(("tail", "restarts", "message"), BAD_BLOCKS.values(), ids=BAD_BLOCKS.keys())
+@pytest.mark.parametrize(
+    ("tail", "restarts", "message"), BAD_BLOCKS.values(), ids=BAD_BLOCKS.keys()
+)
 def test_malformed_block(ckpt, tail, restarts, message):
     index = _table({b"": HEADER, b"a": _entry(1, [1], 0, 4)}, tail, restarts)
     (ckpt / "model.ckpt.index").write_bytes(index)
@@ -496,7 +506,9 @@ def test_big_endian_bundle(ckpt):
     assert got.dtype == np.float32 and got.tolist() == [1.5, -2.0]
 
 
-@pytest.mark.parametrize("header", [b"", _field(1, 0), b"\x08"], ids=["absent", "zero shards", "garbage"])
+@pytest.mark.parametrize(
+    "header", [b"", _field(1, 0), b"\x08"], ids=["absent", "zero shards", "garbage"]
+)
 def test_bad_header(ckpt, header):
     entries = {b"x": _entry(1, [1], 0, 4)}
     if header != b"":
