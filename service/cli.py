@@ -108,7 +108,9 @@ def _split_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     split = sub.add_parser("split", help="write per-gate arrays")
     _reading_options(split)
     _output_options(split)
-    split.add_argument("--orientation", choices=get_args(Orientation), default="out_in", help="out_in: W·x; in_out: x·W")
+    split.add_argument(
+        "--orientation", choices=get_args(Orientation), default="out_in", help="out_in: W·x; in_out: x·W"
+    )
     split.set_defaults(command=split_command)
 
 

@@ -1,18 +1,18 @@
 """Encoders of a ``pipeline.Result``: the bytes the routes and the CLI hand out.
 
-=============  ==============================================================================
-format         layout
-=============  ==============================================================================
-``npz``        a NumPy zip archive, one ``<name>.npy`` member per array, plus ``__meta__``:
-               a 0-d unicode array holding the metadata as a JSON string. Everything loads
-               with ``np.load(path, allow_pickle=False)``.
-``json``       ``{"arrays": {name: {"dtype", "shape", "data"}}, "meta": {...}}``; ``data`` is
-               the flat C-order list of exact values (Python floats round-trip
-               float16/32/64 through their shortest repr), NaN and infinities as the
-               strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``.
-``safetensors`` the tensors, with the metadata JSON under ``__metadata__["rnnbridge"]``.
-``h5``         not available yet: ``InvalidField`` (``check_format``).
-=============  ==============================================================================
+===============  ============================================================================
+format           layout
+===============  ============================================================================
+``npz``          a NumPy zip archive, one ``<name>.npy`` member per array, plus ``__meta__``:
+                 a 0-d unicode array holding the metadata as a JSON string. Everything
+                 loads with ``np.load(path, allow_pickle=False)``.
+``json``         ``{"arrays": {name: {"dtype", "shape", "data"}}, "meta": {...}}``; ``data``
+                 is the flat C-order list of exact values (Python floats round-trip
+                 float16/32/64 through their shortest repr), NaN and infinities as the
+                 strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``.
+``safetensors``  the tensors, with the metadata JSON under ``__metadata__["rnnbridge"]``.
+``h5``           not available yet: ``InvalidField`` (``check_format``).
+===============  ============================================================================
 
 Arrays keep their dtype. Nothing here knows about HTTP or files on disk: encoders write
 to a binary stream.

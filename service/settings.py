@@ -1,16 +1,16 @@
 """Service settings, read from the environment (prefix ``RNNBRIDGE_``).
 
-=============================  ==============  ==================================================
-variable                       default         meaning
-=============================  ==============  ==================================================
-``RNNBRIDGE_HOST``             ``127.0.0.1``   address ``rnnbridge serve`` binds
-``RNNBRIDGE_PORT``             ``8000``        port ``rnnbridge serve`` binds
-``RNNBRIDGE_WORKERS``          ``1``           uvicorn worker processes
-``RNNBRIDGE_MAX_UPLOAD_BYTES``  2 GiB          largest request body; beyond it, 413
-``RNNBRIDGE_MAX_TENSOR_ELEMENTS`` 2**31         largest tensor a reader materialises; beyond it, 413
-``RNNBRIDGE_TMP_DIR``          system temp     where uploads are spooled (one directory per request)
-``RNNBRIDGE_LOG_LEVEL``        ``info``        uvicorn and ``rnnbridge`` log level
-=============================  ==============  ==================================================
+==================================  ===============  =============================================
+variable                            default          meaning
+==================================  ===============  =============================================
+``RNNBRIDGE_HOST``                  ``127.0.0.1``    address ``rnnbridge serve`` binds
+``RNNBRIDGE_PORT``                  ``8000``         port ``rnnbridge serve`` binds
+``RNNBRIDGE_WORKERS``               ``1``            uvicorn worker processes
+``RNNBRIDGE_MAX_UPLOAD_BYTES``      2 GiB            largest request body; beyond it, 413
+``RNNBRIDGE_MAX_TENSOR_ELEMENTS``   2**31            largest tensor a reader materialises; 413
+``RNNBRIDGE_TMP_DIR``               system temp      where uploads are spooled, one dir per request
+``RNNBRIDGE_LOG_LEVEL``             ``info``         uvicorn's log level
+==================================  ===============  =============================================
 
 Only the transports (``service.api``, ``service.cli``) import this module; the engine and
 the readers receive plain values (``service.formats.base.Limits``).

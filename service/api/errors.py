@@ -90,8 +90,10 @@ def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
     fields = [_field_name(error.get("loc", ())) for error in errors]
-    detail = "; ".join(f"{name}: {error.get('msg', 'invalid')}" for name, error in zip(fields, errors))
-    return problem(422, InvalidField.title, detail, request.url.path, InvalidField.code, field=fields[0] if fields else None)
+    detail = "; ".join(f"{name}: {error.get('msg', 'invalid')}" for name, error in zip(fields, errors, strict=True))
+    return problem(
+        422, InvalidField.title, detail, request.url.path, InvalidField.code, field=fields[0] if fields else None
+    )
 
 
 def _field_name(loc: Any) -> str:

@@ -227,4 +227,3 @@ def version() -> str:
         return metadata.version("rnnbridge")
     except metadata.PackageNotFoundError:
         return "0+unknown"
-

@@ -22,8 +22,10 @@ Contract: the index is found by its footer magic, never by its file name; data s
 paired by the client file names ``<prefix>.data-<k:05d>-of-<n:05d>``. Every block handle,
 offset, size and shape is checked against the real file sizes and ``Limits`` before anything
 is allocated, and any contradiction is ``MalformedFile``. Block checksums of the index and the
-crc32c of every tensor's bytes are verified. String and other non-numeric entries (such as
-``_CHECKPOINTABLE_OBJECT_GRAPH``) are listed in ``attrs["skipped"]``, not read.
+crc32c of every tensor's bytes are verified (the latter with a vectorised NumPy CRC32C, about
+100 MB/s). Each tensor is read once, with ``np.fromfile`` at its offset. String and other
+non-numeric entries (such as ``_CHECKPOINTABLE_OBJECT_GRAPH``) are listed in
+``attrs["skipped"]``, not read.
 """
 
 from __future__ import annotations
@@ -134,16 +136,16 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
         If a tensor or the index is larger than ``limits`` allow.
     """
     bundle = _open_bundle(files, limits)
-    attrs = {"skipped": [], "num_shards": len(bundle.shards), "partitioned": []}
+    attrs: dict[str, Any] = {"skipped": [], "num_shards": len(bundle.shards), "partitioned": []}
     out = WeightFile(format=NAME, tensors={}, attrs=attrs)
-    widened = []
+    widened: list[str] = []
     for key, value in bundle.entries.items():
         if key == b"" or key.startswith(b"\x00"):
             continue  # the header, and slices that belong to a partitioned variable
         name = _decode_name(key, bundle.name)
         entry = _guarded(name, _parse_entry, value)
         if entry.dtype not in _DTYPES:
-            out.attrs["skipped"].append(name)
+            attrs["skipped"].append(name)
             continue
         array = _read_variable(bundle, name, entry, limits)
         if entry.slices:

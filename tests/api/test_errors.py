@@ -117,7 +117,9 @@ def test_an_unexpected_exception_is_a_bare_500(client, caplog):
 
 
 def test_garbage_bytes_are_415(client):
-    body = _problem(client.post("/split", files={"file": ("x.h5", b"not a weight file" * 20)}), 415, "unsupported_format", "/split")
+    body = _problem(
+        client.post("/split", files={"file": ("x.h5", b"not a weight file" * 20)}), 415, "unsupported_format", "/split"
+    )
     assert "none of the formats" in body["detail"]
 
 
@@ -185,7 +187,7 @@ def test_a_declared_oversized_body_is_413(client):
 
 def test_an_oversized_body_without_length_is_413(client, test_settings):
     def chunks() -> Iterator[bytes]:
-        boundary = b"--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.h5\"\r\n\r\n"
+        boundary = b'--b\r\nContent-Disposition: form-data; name="file"; filename="x.h5"\r\n\r\n'
         yield boundary
         for _ in range(TEST_UPLOAD_LIMIT // 4096 + 2):
             yield b"\0" * 4096

@@ -169,7 +169,10 @@ def test_convert_to_every_framework(client, keras_lstm, target):
     [
         ({}, ["lstm.bias_hh_l0", "lstm.bias_ih_l0", "lstm.weight_hh_l0", "lstm.weight_ih_l0"]),
         ({"prefix": ""}, ["bias_hh_l0", "bias_ih_l0", "weight_hh_l0", "weight_ih_l0"]),
-        ({"prefix": "encoder.rnn."}, [f"encoder.rnn.{k}" for k in ("bias_hh_l0", "bias_ih_l0", "weight_hh_l0", "weight_ih_l0")]),
+        (
+            {"prefix": "encoder.rnn."},
+            [f"encoder.rnn.{k}" for k in ("bias_hh_l0", "bias_ih_l0", "weight_hh_l0", "weight_ih_l0")],
+        ),
     ],
     ids=["absent", "empty", "given"],
 )
@@ -254,3 +257,64 @@ def test_docs_page(client):
     response = client.get("/docs")
     assert response.status_code == 200
     assert "text/html" in response.headers["content-type"]
+
+
+# The encoders behind ``format=``, on hand-made results with awkward values.
+
+
+class _Unseekable(io.RawIOBase):
+    """A write-only stream without ``seek``/``tell``, like a socket or a pipe."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: Any) -> int:
+        self.data += bytes(b)
+        return len(b)
+
+
+def _awkward(dtype: str) -> np.ndarray:
+    info = np.finfo(dtype)
+    values = [0.0, -0.0, 1 / 3, info.max, info.tiny, info.smallest_subnormal, np.nan, np.inf, -np.inf]
+    return np.array(values, dtype=dtype).reshape(3, 3)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+def test_json_encoding_is_exact(dtype):
+    from service.outputs import to_json
+    from service.pipeline import Result
+
+    array = _awkward(dtype)
+    payload = json.loads(json.dumps(to_json(Result({"a": array}, {})), allow_nan=False))["arrays"]["a"]
+    assert payload["dtype"] == dtype and payload["shape"] == [3, 3]
+    assert payload["data"][-3:] == ["NaN", "Infinity", "-Infinity"]
+    decoded = np.array([float(v) if isinstance(v, str) else v for v in payload["data"]], dtype=dtype).reshape(3, 3)
+    assert decoded.tobytes() == array.tobytes()
+
+
+def test_npz_streams_to_an_unseekable_stream_with_plain_json_meta():
+    from service.outputs import write_npz
+    from service.pipeline import Result
+
+    arrays = {"enc/l0/forward/W_xi": _awkward("float16"), "weight_ih_l0": np.arange(6.0).reshape(2, 3)}
+    meta = {"verification": {"max_abs_err": np.float32(1e-7), "seed": np.int64(0)}, "odd": float("nan")}
+    stream = _Unseekable()
+    write_npz(Result(arrays, meta), stream)
+    loaded = _npz(bytes(stream.data))
+    assert _meta(loaded) == {"verification": {"max_abs_err": float(np.float32(1e-7)), "seed": 0}, "odd": "NaN"}
+    assert loaded.keys() == arrays.keys()
+    for name, array in arrays.items():
+        assert loaded[name].dtype == array.dtype and loaded[name].tobytes() == array.tobytes()
+
+
+@pytest.mark.parametrize("fmt", ["h5", "xml"])
+def test_unavailable_formats_are_refused_before_any_work(fmt):
+    from service.errors import InvalidField
+    from service.outputs import check_format
+
+    with pytest.raises(InvalidField, match="format") as caught:
+        check_format(fmt)
+    assert caught.value.fields()["field"] == "format"

@@ -72,7 +72,11 @@ def test_output_to_stdout(keras_lstm, capsysbinary):
 
 @pytest.mark.parametrize(
     ("extra", "keys"),
-    [([], [f"lstm.{k}" for k in TORCH_KEYS]), (["--prefix", ""], TORCH_KEYS), (["--prefix=m."], [f"m.{k}" for k in TORCH_KEYS])],
+    [
+        ([], [f"lstm.{k}" for k in TORCH_KEYS]),
+        (["--prefix", ""], TORCH_KEYS),
+        (["--prefix=m."], [f"m.{k}" for k in TORCH_KEYS]),
+    ],
     ids=["absent", "empty", "given"],
 )
 def test_prefix(keras_lstm, in_tmp, extra, keys):
@@ -129,7 +133,14 @@ def test_errors_exit_1_with_one_line(argv, code, keras_lstm, fixtures_dir, in_tm
 
 @pytest.mark.parametrize(
     "argv",
-    [[], ["frobnicate"], ["split"], ["convert", "m.h5"], ["convert", "m.h5", "--target", "caffe"], ["split", "m.h5", "--format", "xml"]],
+    [
+        [],
+        ["frobnicate"],
+        ["split"],
+        ["convert", "m.h5"],
+        ["convert", "m.h5", "--target", "caffe"],
+        ["split", "m.h5", "--format", "xml"],
+    ],
 )
 def test_usage_errors_exit_2(argv, capsys):
     assert main(argv) == 2
