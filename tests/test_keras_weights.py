@@ -1,0 +1,50 @@
+"""format=h5 writes what Keras 3's own ``save_weights`` writes.
+
+A Keras 3 file converted to Keras must come back as the same datasets at the same paths as
+the ``.weights.h5`` Keras itself wrote for that model. Where Keras is installed, a model
+built from the metadata's recipe also loads the file and reproduces the source outputs.
+"""
+
+from __future__ import annotations
+
+import io
+
+import h5py
+import numpy as np
+import pytest
+
+from service import keras_weights, pipeline
+from service.errors import InvalidField
+
+from .fixtures_index import FIXTURE_LAYERS, SHARED_FIXTURES
+
+KERAS3_MODELS = ["k3_lstm", "k3_bilstm", "k3_stacked_gru", "k3_gru_reset_before", "k3_gru_reset_after"]
+
+
+def datasets(source: h5py.File | h5py.Group) -> dict[str, np.ndarray]:
+    found: dict[str, np.ndarray] = {}
+    source.visititems(lambda name, obj: found.update({name: obj[()]}) if isinstance(obj, h5py.Dataset) else None)
+    return found
+
+
+@pytest.mark.parametrize("fixture", KERAS3_MODELS)
+def test_keras_to_keras_reproduces_keras_own_weights_file(fixture: str) -> None:
+    folder = SHARED_FIXTURES / fixture
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is not here")
+    result = pipeline.convert(pipeline.read([folder / "m.keras"]), "keras")
+    buffer = io.BytesIO()
+    keras_weights.write(result.arrays, result.meta, buffer)
+    with h5py.File(io.BytesIO(buffer.getvalue()), "r") as ours, h5py.File(folder / "m.weights.h5", "r") as theirs:
+        mine, keras = datasets(ours), datasets(theirs)
+        assert mine.keys() == keras.keys()
+        for name, array in keras.items():
+            np.testing.assert_array_equal(mine[name], array, err_msg=name)
+            assert mine[name].dtype == array.dtype
+
+
+def test_h5_is_for_keras_targets_only() -> None:
+    fx = next(f for f in FIXTURE_LAYERS if f.layer["native_type"] == "torch.nn.LSTM")
+    result = pipeline.convert(pipeline.read([fx.dir / "model.pt"]), "pytorch")
+    with pytest.raises(InvalidField, match="target=keras"):
+        keras_weights.write(result.arrays, result.meta, io.BytesIO())
