@@ -9,7 +9,6 @@ from __future__ import annotations
 from typing import Literal
 
 from service.engine.conventions import FRAMEWORKS
-from service.engine.model import DIRECTIONS
 from service.outputs import FORMATS
 
 #: a framework convention family: the values of ``source`` and ``target``
@@ -18,5 +17,6 @@ Framework = Literal[FRAMEWORKS]  # type: ignore[valid-type]
 OutputFormat = Literal[FORMATS]  # type: ignore[valid-type]
 #: ``out_in``: matrices for ``W · x`` ([H, in]); ``in_out``: their transposes, for ``x · W``
 Orientation = Literal["out_in", "in_out"]
-#: the direction of a one-direction array-only input (e.g. ONNX ``W`` of shape [1, ...])
-Direction = Literal[DIRECTIONS]  # type: ignore[valid-type]
+#: the direction of a one-direction input the file cannot tell (ONNX ``W`` of shape [1, ...],
+#: a Keras ``go_backwards`` layer in a weights-only file); ``backward`` is ``reverse``
+Direction = Literal["forward", "reverse", "backward"]

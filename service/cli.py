@@ -194,7 +194,7 @@ def convert_command(args: argparse.Namespace) -> int:
 def _check_output_options(args: argparse.Namespace) -> None:
     if args.output == "-" and args.json:
         raise InvalidField("--json and -o - both write to standard output; choose one", field="json")
-    outputs.check_format(args.format)
+    outputs.check_format(args.format, getattr(args, "target", None))
 
 
 def _emit(args: argparse.Namespace, result: pipeline.Result, default_name: str) -> int:

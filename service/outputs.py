@@ -11,7 +11,8 @@ format           layout
                  float16/32/64 through their shortest repr), NaN and infinities as the
                  strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``.
 ``safetensors``  the tensors, with the metadata JSON under ``__metadata__["rnnbridge"]``.
-``h5``           not available yet: ``InvalidField`` (``check_format``).
+``h5``           ``/convert`` to Keras only: the Keras 3 ``.weights.h5`` layout that
+                 ``model.load_weights`` reads (``service.keras_weights``).
 ===============  ============================================================================
 
 Arrays keep their dtype. Nothing here knows about HTTP or files on disk: encoders write
@@ -20,6 +21,7 @@ to a binary stream.
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import zipfile
@@ -121,23 +123,39 @@ def write_safetensors(result: Result, stream: IO[bytes]) -> None:
         raise InvalidField(f"the result cannot be written as safetensors: {exc}", field="format") from exc
 
 
-WRITERS = {"npz": write_npz, "json": write_json, "safetensors": write_safetensors}
-#: formats named in the interface whose writer does not exist yet
-UNAVAILABLE = {"h5": "format h5 is not available yet; use npz, json or safetensors"}
-FORMATS = (*WRITERS, *UNAVAILABLE)
+def write_h5(result: Result, stream: IO[bytes]) -> None:
+    """Write a Keras ``/convert`` result as a Keras 3 ``.weights.h5`` file."""
+    from . import keras_weights
+
+    if stream.seekable():
+        keras_weights.write(result.arrays, result.meta, stream)
+        return
+    buffer = io.BytesIO()  # HDF5 needs to seek: stage the (weights-sized) file in memory
+    keras_weights.write(result.arrays, result.meta, buffer)
+    stream.write(buffer.getbuffer())
 
 
-def check_format(fmt: str) -> None:
-    """Raise ``InvalidField`` unless ``fmt`` can be written; call it before the work."""
-    if fmt in UNAVAILABLE:
-        raise InvalidField(UNAVAILABLE[fmt], field="format")
+WRITERS = {"npz": write_npz, "json": write_json, "safetensors": write_safetensors, "h5": write_h5}
+FORMATS = tuple(WRITERS)
+#: formats only some targets have
+TARGETS_OF = {"h5": ("keras",)}
+
+
+def check_format(fmt: str, target: str | None = None) -> None:
+    """Raise ``InvalidField`` unless ``fmt`` can be written for ``target`` (None: /split);
+    call it before the work."""
     if fmt not in WRITERS:
         raise InvalidField(f"format must be one of {list(WRITERS)}, not {fmt!r}", field="format")
+    allowed = TARGETS_OF.get(fmt)
+    if allowed is not None and target not in allowed:
+        raise InvalidField(
+            f"format {fmt} holds Keras weights: use it with /convert and target=keras", field="format"
+        )
 
 
 def write(result: Result, fmt: str, stream: IO[bytes]) -> None:
     """Write ``result`` in output format ``fmt`` (a key of ``WRITERS``) to ``stream``."""
-    check_format(fmt)
+    check_format(fmt, result.meta.get("target"))
     WRITERS[fmt](result, stream)
 
 

@@ -69,6 +69,9 @@ def read(
     """
     if source is not None and source not in FRAMEWORKS:
         raise InvalidField(f"source must be one of {list(FRAMEWORKS)}, not {source!r}", field="source")
+    if direction not in (None, "forward", "reverse", "backward"):
+        raise InvalidField(f"direction must be forward or reverse, not {direction!r}", field="direction")
+    direction = "reverse" if direction == "backward" else direction
     inputs = [f if isinstance(f, InputFile) else InputFile(Path(f).name, Path(f)) for f in files]
     weights = formats.read(inputs, limits or Limits())
     found = discovery.find_layers(weights, source=source, direction=direction, reset_after=reset_after)

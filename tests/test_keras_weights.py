@@ -48,3 +48,24 @@ def test_h5_is_for_keras_targets_only() -> None:
     result = pipeline.convert(pipeline.read([fx.dir / "model.pt"]), "pytorch")
     with pytest.raises(InvalidField, match="target=keras"):
         keras_weights.write(result.arrays, result.meta, io.BytesIO())
+
+
+def test_the_service_answers_format_h5(client) -> None:
+    path = SHARED_FIXTURES / "k3_stacked_gru" / "m.keras"
+    if not path.is_file():
+        pytest.skip(f"{path} is not here")
+    with path.open("rb") as upload:
+        response = client.post("/convert", files={"file": ("m.keras", upload)}, data={"target": "keras", "format": "h5"})
+    assert response.status_code == 200, response.text
+    with h5py.File(io.BytesIO(response.content), "r") as h5, h5py.File(path.with_name("m.weights.h5"), "r") as keras:
+        assert datasets(h5).keys() == datasets(keras).keys()
+
+
+def test_the_service_refuses_h5_for_other_targets(client) -> None:
+    path = SHARED_FIXTURES / "k3_stacked_gru" / "m.keras"
+    if not path.is_file():
+        pytest.skip(f"{path} is not here")
+    with path.open("rb") as upload:
+        response = client.post("/convert", files={"file": ("m.keras", upload)}, data={"target": "onnx", "format": "h5"})
+    assert response.status_code == 422
+    assert response.json()["code"] == "invalid_field"

@@ -173,7 +173,7 @@ def convert(
     direction: DirectionField = None,
     reset_after: ResetAfter = None,
 ) -> Response:
-    outputs.check_format(format)
+    outputs.check_format(format, target)
     with Workspace(settings.tmp_dir) as workspace:
         model = _read(workspace, file, settings, source, direction, reset_after)
         result = pipeline.convert(

@@ -310,11 +310,24 @@ def test_npz_streams_to_an_unseekable_stream_with_plain_json_meta():
         assert loaded[name].dtype == array.dtype and loaded[name].tobytes() == array.tobytes()
 
 
-@pytest.mark.parametrize("fmt", ["h5", "xml"])
-def test_unavailable_formats_are_refused_before_any_work(fmt):
+@pytest.mark.parametrize(("fmt", "target"), [("h5", None), ("h5", "pytorch"), ("xml", "keras")])
+def test_unavailable_formats_are_refused_before_any_work(fmt, target):
     from service.errors import InvalidField
     from service.outputs import check_format
 
     with pytest.raises(InvalidField, match="format") as caught:
-        check_format(fmt)
+        check_format(fmt, target)
     assert caught.value.fields()["field"] == "format"
+
+
+def test_routes_are_plain_functions_run_in_the_threadpool():
+    """NumPy and h5py work must never run on the event loop."""
+    from inspect import iscoroutinefunction
+
+    from fastapi.routing import APIRoute
+
+    from service.api.routes import router
+
+    endpoints = {route.path: route.endpoint for route in router.routes if isinstance(route, APIRoute)}
+    assert set(endpoints) == {"/inspect", "/split", "/convert", "/conventions", "/healthz"}
+    assert not [path for path, endpoint in endpoints.items() if iscoroutinefunction(endpoint)]

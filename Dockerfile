@@ -1,0 +1,27 @@
+# syntax=docker/dockerfile:1
+# rnnbridge: build a virtual environment with the wheel in one stage, run it from a slim
+# image without build tools, as a non-root user.
+
+FROM python:3.11-slim AS builder
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY service ./service
+COPY schemas ./schemas
+RUN pip install --no-cache-dir .
+
+FROM python:3.11-slim AS runtime
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin rnnbridge
+COPY --from=builder /opt/venv /opt/venv
+USER 10001
+EXPOSE 8000
+# slim images have no curl: probe /healthz with the standard library
+HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
+CMD ["rnnbridge", "serve", "--host", "0.0.0.0", "--port", "8000"]
