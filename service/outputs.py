@@ -117,10 +117,18 @@ def write_safetensors(result: Result, stream: IO[bytes]) -> None:
     """Write ``result`` as a safetensors file, the metadata JSON in ``__metadata__["rnnbridge"]``."""
     from .formats import safetensors_file
 
+    exact = [name for name in result.meta.get("bfloat16", ()) if _fits_bfloat16(result.arrays[name])]
     try:
-        safetensors_file.write(stream, result.arrays, {"rnnbridge": meta_json(result)})
+        safetensors_file.write(stream, result.arrays, {"rnnbridge": meta_json(result)}, bfloat16=exact)
     except ValueError as exc:  # a dtype or name safetensors cannot hold
         raise InvalidField(f"the result cannot be written as safetensors: {exc}", field="format") from exc
+
+
+def _fits_bfloat16(array: np.ndarray) -> bool:
+    """A float32 array whose values are all bfloat16 values (its low 16 bits are zero)."""
+    if array.dtype != np.float32:
+        return False
+    return not np.any(np.ascontiguousarray(array).view(np.uint32) & np.uint32(0xFFFF))
 
 
 def write_h5(result: Result, stream: IO[bytes]) -> None:

@@ -43,6 +43,11 @@ class Model:
     other_tensors: int
     notes: list[str] = field(default_factory=list)
     unsupported: list[dict[str, Any]] = field(default_factory=list)
+    bfloat16: set[str] = field(default_factory=set)  # file tensors stored as bfloat16
+
+    def stored_as_bfloat16(self, layer: NativeLayer) -> bool:
+        """Whether every tensor of ``layer`` was bfloat16 in the file (now widened to float32)."""
+        return bool(layer.origin) and set(layer.origin.values()) <= self.bfloat16
 
 
 @dataclass
@@ -81,6 +86,7 @@ def read(
         other_tensors=found.other_tensors,
         notes=weights.notes + found.notes,
         unsupported=found.unsupported,
+        bfloat16=weights.bfloat16,
     )
 
 
@@ -115,16 +121,20 @@ def split(
         raise InvalidField(f"orientation must be 'out_in' or 'in_out', not {orientation!r}", field="orientation")
     arrays: dict[str, np.ndarray] = {}
     layers_meta = []
+    bfloat16: list[str] = []
     for native in _select(model, layer):
         native = _with_forget_bias(native, source_forget_bias)
         canon = canonical.to_canonical(native)
+        first = len(arrays)
         for (level, direction), gates in sorted(canon.cells.items(), key=lambda item: cell_order(item[0])):
             for name, array in gates.items():
                 if orientation == "in_out" and array.ndim == 2:
                     array = array.T
                 arrays[f"{canon.name}/l{level}/{direction}/{name}"] = array
         layers_meta.append(_split_meta(native, canon, orientation))
-    return Result(arrays, {"layers": layers_meta, "notes": model.notes})
+        if model.stored_as_bfloat16(native):
+            bfloat16 += list(arrays)[first:]
+    return Result(arrays, {"layers": layers_meta, "notes": model.notes, "bfloat16": bfloat16})
 
 
 def convert(
@@ -149,6 +159,7 @@ def convert(
         raise InvalidField("prefix applies to target=pytorch only", field="prefix")
     arrays: dict[str, np.ndarray] = {}
     layers_meta = []
+    bfloat16: list[str] = []
     for native in _select(model, layer):
         native = _with_forget_bias(native, source_forget_bias)
         canon = canonical.to_canonical(native)
@@ -159,9 +170,12 @@ def convert(
         report = verify.verify(native, out) if verify_result else None
         names = naming.tensor_names(out, prefix)
         arrays.update(names)
+        if model.stored_as_bfloat16(native):
+            bfloat16 += list(names)
         start = naming.head(out.name, out.convention, prefix)
         layers_meta.append(_convert_meta(native, out, folded, report, list(names), start))
-    return Result(arrays, {"target": target, "layers": layers_meta, "notes": model.notes})
+    meta = {"target": target, "layers": layers_meta, "notes": model.notes, "bfloat16": bfloat16}
+    return Result(arrays, meta)
 
 
 def _select(model: Model, layer: str | None) -> list[NativeLayer]:

@@ -51,10 +51,13 @@ class WeightFile:
     file gives each array (HDF5 path, checkpoint variable, state_dict key, ONNX
     initializer) to the array in its stored dtype. ``attrs`` carries what the container
     says beyond arrays: a Keras ``model_config``, the ONNX graph's RNN nodes, ... .
-    ``notes`` are sentences for the response metadata (e.g. a bfloat16 widening).
+    ``notes`` are sentences for the response metadata (e.g. a bfloat16 widening);
+    ``bfloat16`` names the tensors that were stored as bfloat16 and widened to float32, so
+    that an output format with bfloat16 can store them as they were.
     """
 
     format: str
     tensors: dict[str, np.ndarray]
     attrs: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    bfloat16: set[str] = field(default_factory=set)

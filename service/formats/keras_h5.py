@@ -95,11 +95,12 @@ def read_hdf5(path: Path, limits: Limits, *, format_name: str = NAME) -> WeightF
     with open_hdf5(path) as h5:
         inv = inventory(h5, limits)
         with h5_errors(f"'{path.name}'"):
-            tensors, skipped, notes = _read_tensors(inv)
+            tensors, skipped, widened = _read_tensors(inv)
             attrs = _metadata(h5)
             attrs["skipped"] = skipped
             attrs.update(_structure(h5, inv, tensors))
-    return WeightFile(format_name, tensors, attrs, notes)
+    notes = [f"bfloat16 datasets widened exactly to float32: {widened}"] if widened else []
+    return WeightFile(format_name, tensors, attrs, notes, bfloat16=set(widened))
 
 
 @contextlib.contextmanager
@@ -131,8 +132,7 @@ def _read_tensors(inv: Inventory) -> tuple[dict[str, np.ndarray], list[str], lis
             array = _widen_bfloat16(array)
             widened.append(path)
         tensors[path] = _native(array)
-    notes = [f"bfloat16 datasets widened exactly to float32: {widened}"] if widened else []
-    return tensors, skipped, notes
+    return tensors, skipped, widened
 
 
 def _kind(dset: h5py.Dataset) -> str | None:

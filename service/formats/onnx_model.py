@@ -130,6 +130,7 @@ class _Context:
     rnn_inputs: frozenset[str]
     budget: int
     notes: list[str] = field(default_factory=list)
+    bfloat16: set[str] = field(default_factory=set)
 
 
 # --------------------------------------------------------------------------- entry points
@@ -198,7 +199,7 @@ def _read_model(buf: bytes, files: Sequence[InputFile], limits: Limits) -> Weigh
         "ir_version": header.ir_version,
         "producer": header.producer,
     }
-    return WeightFile(format=NAME, tensors=tensors, attrs=attrs, notes=ctx.notes)
+    return WeightFile(format=NAME, tensors=tensors, attrs=attrs, notes=ctx.notes, bfloat16=ctx.bfloat16)
 
 
 # --------------------------------------------------------------------------- files
@@ -660,6 +661,7 @@ def _finish(flat: np.ndarray, tensor: _Tensor, kind: _DataType, ctx: _Context) -
         return flat.astype(bool)
     if kind.name == "BFLOAT16":
         ctx.notes.append(f"ONNX tensor {tensor.name!r} is bfloat16; it was widened exactly to float32.")
+        ctx.bfloat16.add(tensor.name)
         return (flat.astype(np.uint32) << 16).view(np.float32)
     return flat
 

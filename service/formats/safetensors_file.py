@@ -260,7 +260,7 @@ def _read_file(file: InputFile, limits: Limits, budget: int) -> tuple[WeightFile
     notes = []
     if widened:
         notes.append(f"{file.name}: BF16 widened exactly to float32: {', '.join(widened)}.")
-    return WeightFile(NAME, tensors, {"metadata": metadata}, notes), left
+    return WeightFile(NAME, tensors, {"metadata": metadata}, notes, bfloat16=set(widened)), left
 
 
 def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
@@ -301,6 +301,7 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
         merged.tensors.update(part.tensors)
         merged.attrs["metadata"].update(part.attrs["metadata"])
         merged.notes.extend(part.notes)
+        merged.bfloat16 |= part.bfloat16
     return merged
 
 

@@ -156,6 +156,7 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
         out.tensors[name] = array
     if widened:
         out.notes.append(f"bfloat16 tensors widened exactly to float32: {', '.join(widened)}")
+        out.bfloat16.update(widened)
     return out
 
 

@@ -736,4 +736,4 @@ def _build(loaded: _Loaded, limits: Limits, where: str) -> WeightFile:
             f"... and {len(ignored) - _MAX_IGNORED_LISTED} more"
         ]
     attrs = {"container_key": container_key, "ignored_entries": ignored}
-    return WeightFile(format=NAME, tensors=tensors, attrs=attrs, notes=notes)
+    return WeightFile(format=NAME, tensors=tensors, attrs=attrs, notes=notes, bfloat16=set(widened))
