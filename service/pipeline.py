@@ -16,7 +16,7 @@ Nothing here knows about HTTP. Errors are ``service.errors.RnnBridgeError`` subc
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -119,22 +119,17 @@ def split(
     """
     if orientation not in ("out_in", "in_out"):
         raise InvalidField(f"orientation must be 'out_in' or 'in_out', not {orientation!r}", field="orientation")
-    arrays: dict[str, np.ndarray] = {}
-    layers_meta = []
-    bfloat16: list[str] = []
-    for native in _select(model, layer):
-        native = _with_forget_bias(native, source_forget_bias)
-        canon = canonical.to_canonical(native)
-        first = len(arrays)
+
+    def split_layer(native: NativeLayer, canon: Layer) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        arrays = {}
         for (level, direction), gates in sorted(canon.cells.items(), key=lambda item: cell_order(item[0])):
             for name, array in gates.items():
                 if orientation == "in_out" and array.ndim == 2:
                     array = array.T
                 arrays[f"{canon.name}/l{level}/{direction}/{name}"] = array
-        layers_meta.append(_split_meta(native, canon, orientation))
-        if model.stored_as_bfloat16(native):
-            bfloat16 += list(arrays)[first:]
-    return Result(arrays, {"layers": layers_meta, "notes": model.notes, "bfloat16": bfloat16})
+        return arrays, _split_meta(native, canon, orientation)
+
+    return _assemble(model, layer, source_forget_bias, split_layer)
 
 
 def convert(
@@ -157,25 +152,47 @@ def convert(
         raise InvalidField(f"target must be one of {list(FRAMEWORKS)}, not {target!r}", field="target")
     if prefix is not None and target != "pytorch":
         raise InvalidField("prefix applies to target=pytorch only", field="prefix")
+
+    def convert_layer(native: NativeLayer, canon: Layer) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        conv = exactness.select_target(canon, target)
+        exactness.check(canon, conv)
+        forget_bias = conv.forget_bias if target_forget_bias is None else target_forget_bias
+        out, folded = canonical.from_canonical(canon, conv, forget_bias)
+        report = verify.verify(native, out) if verify_result else None
+        arrays = naming.tensor_names(out, prefix)
+        start = naming.head(out.name, out.convention, prefix)
+        return arrays, _convert_meta(native, out, folded, report, list(arrays), start)
+
+    return _assemble(model, layer, source_forget_bias, convert_layer, target=target)
+
+
+def _assemble(
+    model: Model,
+    layer: str | None,
+    source_forget_bias: float | None,
+    per_layer: Callable[[NativeLayer, Layer], tuple[dict[str, np.ndarray], dict[str, Any]]],
+    **head: Any,
+) -> Result:
+    """Run ``per_layer`` on each chosen layer and gather the arrays and the metadata."""
     arrays: dict[str, np.ndarray] = {}
     layers_meta = []
     bfloat16: list[str] = []
     for native in _select(model, layer):
         native = _with_forget_bias(native, source_forget_bias)
-        canon = canonical.to_canonical(native)
-        conv = exactness.select_target(canon, target)
-        exactness.check(canon, conv)
-        fb = conv.forget_bias if target_forget_bias is None else target_forget_bias
-        out, folded = canonical.from_canonical(canon, conv, fb)
-        report = verify.verify(native, out) if verify_result else None
-        names = naming.tensor_names(out, prefix)
-        arrays.update(names)
+        named, meta = per_layer(native, canonical.to_canonical(native))
+        clash = sorted(arrays.keys() & named.keys())
+        if clash:
+            raise InvalidField(
+                f"two layers would both write {clash[0]!r} (an explicit prefix names every layer's "
+                "tensors alike): convert them one at a time with layer=",
+                field="prefix",
+                layer=native.name,
+            )
+        arrays.update(named)
+        layers_meta.append(meta)
         if model.stored_as_bfloat16(native):
-            bfloat16 += list(names)
-        start = naming.head(out.name, out.convention, prefix)
-        layers_meta.append(_convert_meta(native, out, folded, report, list(names), start))
-    meta = {"target": target, "layers": layers_meta, "notes": model.notes, "bfloat16": bfloat16}
-    return Result(arrays, meta)
+            bfloat16 += list(named)
+    return Result(arrays, {**head, "layers": layers_meta, "notes": model.notes, "bfloat16": bfloat16})
 
 
 def _select(model: Model, layer: str | None) -> list[NativeLayer]:

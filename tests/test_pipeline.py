@@ -19,7 +19,7 @@ from service.discovery.rnnbridge import find_rnnbridge
 from service.engine import reference
 from service.engine.conventions import FRAMEWORKS
 from service.engine.model import NativeLayer
-from service.errors import InexactConversion
+from service.errors import InexactConversion, InvalidField
 from service.formats.base import WeightFile
 
 from .fixtures_index import FIXTURE_LAYERS, FixtureLayer
@@ -171,3 +171,14 @@ def test_convert_reproduces_the_source_framework(fx: FixtureLayer, name: str, fi
     assert report["max_abs_err"] <= report["tolerance"]
     for array in result.arrays.values():
         assert array.dtype == np.dtype(fx.fixture.get("dtype", "float32"))
+
+
+def test_one_prefix_for_several_layers_is_refused_not_overwritten() -> None:
+    fx = next(f for f in FIXTURE_LAYERS if f.fixture["id"] == "k2_stacked_lstm")
+    model = pipeline.read([fx.dir / "m.h5"])
+    assert len(model.layers) == 2
+    with pytest.raises(InvalidField, match="one at a time") as refused:
+        pipeline.convert(model, "pytorch", prefix="")
+    assert refused.value.extra["field"] == "prefix"
+    both = pipeline.convert(model, "pytorch")
+    assert {name.split(".")[0] for name in both.arrays} == {"lstm", "lstm_1"}

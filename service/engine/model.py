@@ -59,8 +59,27 @@ class LayerConfig:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
+class _Cells:
+    """What both layer shapes derive from ``cells[(level, direction)]``."""
+
+    cells: dict[CellKey, dict[str, np.ndarray]]
+
+    @property
+    def num_levels(self) -> int:
+        return 1 + max(level for level, _ in self.cells)
+
+    @property
+    def directions(self) -> tuple[Direction, ...]:
+        present = {d for _, d in self.cells}
+        return tuple(d for d in DIRECTIONS if d in present)
+
+    @property
+    def dtype(self) -> np.dtype:
+        return np.result_type(*(a for cell in self.cells.values() for a in cell.values()))
+
+
 @dataclass
-class NativeLayer:
+class NativeLayer(_Cells):
     """One layer in a framework's own tensors. ``cells[(level, direction)][tensor]``.
 
     ``origin`` maps ``(level, direction, tensor)`` to the array's name in the file it was
@@ -74,22 +93,9 @@ class NativeLayer:
     notes: list[str] = field(default_factory=list)
     origin: dict[tuple[int, str, str], str] = field(default_factory=dict)
 
-    @property
-    def num_levels(self) -> int:
-        return 1 + max(level for level, _ in self.cells)
-
-    @property
-    def directions(self) -> tuple[Direction, ...]:
-        present = {d for _, d in self.cells}
-        return tuple(d for d in DIRECTIONS if d in present)
-
-    @property
-    def dtype(self) -> np.dtype:
-        return np.result_type(*(a for cell in self.cells.values() for a in cell.values()))
-
 
 @dataclass
-class Layer:
+class Layer(_Cells):
     """One layer in canonical per-gate arrays. ``cells[(level, direction)][name]``."""
 
     name: str
@@ -99,19 +105,6 @@ class Layer:
     cells: dict[CellKey, dict[str, np.ndarray]]
     has_bias: bool = True
     source: str = ""  # convention key the layer was read from
-
-    @property
-    def num_levels(self) -> int:
-        return 1 + max(level for level, _ in self.cells)
-
-    @property
-    def directions(self) -> tuple[Direction, ...]:
-        present = {d for _, d in self.cells}
-        return tuple(d for d in DIRECTIONS if d in present)
-
-    @property
-    def dtype(self) -> np.dtype:
-        return np.result_type(*(a for cell in self.cells.values() for a in cell.values()))
 
     def dims(self, level: int) -> dict[str, int]:
         """Sizes of one level: H units, I input size, R recurrent size, P projection (0: none)."""
