@@ -10,11 +10,13 @@ from .responses import (
     Health,
     InspectResponse,
     LayerInfo,
+    Readiness,
     TensorInfo,
     TensorLayout,
 )
 
 __all__ = [
+    "PROBLEM_MEDIA_TYPE",
     "ArrayPayload",
     "ArraysResponse",
     "ConventionInfo",
@@ -26,8 +28,8 @@ __all__ = [
     "LayerInfo",
     "Orientation",
     "OutputFormat",
-    "PROBLEM_MEDIA_TYPE",
     "Problem",
+    "Readiness",
     "TensorInfo",
     "TensorLayout",
 ]

@@ -1,4 +1,4 @@
-"""Bodies of the successful JSON responses: /inspect, /conventions, /healthz, and the
+"""Bodies of the successful JSON responses: /inspect, /conventions, /healthz, /readyz, and the
 JSON encoding of a /split or /convert result."""
 
 from __future__ import annotations
@@ -76,6 +76,12 @@ class ConventionsResponse(BaseModel):
 class Health(BaseModel):
     status: str = "ok"
     version: str
+
+
+class Readiness(BaseModel):
+    """`GET /readyz` when the worker takes traffic (otherwise 503 problem+json `not_ready`)."""
+
+    status: str = "ready"
 
 
 class ArrayPayload(BaseModel):

@@ -2,7 +2,7 @@
 
 ::
 
-    rnnbridge serve [--host H] [--port P] [--workers N]
+    rnnbridge serve [--host H] [--port P] [--workers N] [--log-level L] [--log-format json|text]
     rnnbridge inspect FILE... [--source S]
     rnnbridge split FILE... [--source S] [--layer L] [--format npz|json|safetensors] [-o OUT] [--json]
     rnnbridge convert FILE... --target T [--prefix P] [--no-verify] [-o OUT] [--json]
@@ -20,21 +20,28 @@ Exit codes: 0 success; 1 bad input or refused conversion (one line on stderr,
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
+import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import IO, get_args
+from typing import IO, TextIO, get_args
+
+import numpy as np
 
 from schemas import Direction, Framework, Orientation, OutputFormat
 
 from . import outputs, pipeline
 from .errors import InvalidField, RnnBridgeError
-from .settings import LogLevel, Settings
+from .settings import LogFormat, LogLevel, Settings
 
 PROG = "rnnbridge"
+#: inputs at least this large get a progress display when stderr is a terminal
+PROGRESS_MIN_BYTES = 64 * 1024**2
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -80,6 +87,7 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type
     serve.add_argument("--port", type=int, help="port to bind (default: RNNBRIDGE_PORT or 8000)")
     serve.add_argument("--workers", type=int, help="worker processes (default: RNNBRIDGE_WORKERS or 1)")
     _option(serve, "log_level", choices=get_args(LogLevel), help="default: RNNBRIDGE_LOG_LEVEL or info")
+    _option(serve, "log_format", choices=get_args(LogFormat), help="default: RNNBRIDGE_LOG_FORMAT or json")
     serve.set_defaults(command=serve_command)
 
 
@@ -96,6 +104,11 @@ def _output_options(parser: argparse.ArgumentParser) -> None:
     _option(parser, "source_forget_bias", type=float, help="TF1 LSTM run-time forget_bias")
     parser.add_argument("-o", "--output", metavar="OUT", help="output path; '-' for standard output")
     parser.add_argument("--json", action="store_true", help="print the metadata as JSON on standard output")
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        help=f"progress on stderr (default: when stderr is a terminal and the input is over {PROGRESS_MIN_BYTES >> 20} MiB)",
+    )
 
 
 def _inspect_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -130,16 +143,47 @@ def _convert_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
 def serve_command(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from .api.observability import log_config
+
     env = _settings()
-    uvicorn.run(
-        "service.api.app:create_app",
-        factory=True,
-        host=env.host if args.host is None else args.host,
-        port=env.port if args.port is None else args.port,
-        workers=args.workers or env.workers,
-        log_level=args.log_level or env.log_level,
-    )
+    level = args.log_level or env.log_level
+    metrics_dir, created = _metrics_dir(env)
+    os.environ["RNNBRIDGE_METRICS_DIR"] = str(metrics_dir)  # every worker builds its Settings from the environment
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT, then re-raises the signal: end with
+    # status 0 instead of dying from it, so that the clean-up below runs
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _stopped)
+    try:
+        uvicorn.run(
+            "service.api.app:create_app",
+            factory=True,
+            host=env.host if args.host is None else args.host,
+            port=env.port if args.port is None else args.port,
+            workers=args.workers or env.workers,
+            log_level=level,
+            log_config=log_config(level, args.log_format or env.log_format),
+            access_log=False,  # the app logs each request with its id
+            timeout_graceful_shutdown=env.shutdown_timeout,  # type: ignore[arg-type]
+        )
+    finally:
+        if created:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
+
+
+def _stopped(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _metrics_dir(env: Settings) -> tuple[Path, bool]:
+    """The directory the workers publish their metrics to, emptied; and whether it was created here."""
+    from .api.metrics import clear
+
+    if env.metrics_dir is None:
+        return Path(tempfile.mkdtemp(prefix="rnnbridge-metrics-")), True
+    env.metrics_dir.mkdir(parents=True, exist_ok=True)
+    clear(env.metrics_dir)
+    return env.metrics_dir, False
 
 
 def _settings() -> Settings:
@@ -150,10 +194,12 @@ def _settings() -> Settings:
         raise InvalidField(f"invalid RNNBRIDGE_* environment: {exc}".replace("\n", " "), field="environment") from None
 
 
-def _read(args: argparse.Namespace) -> pipeline.Model:
+def _read(args: argparse.Namespace, progress: Progress | None = None) -> pipeline.Model:
     for name in args.files:
         if not Path(name).is_file():
             raise InvalidField(f"no such file: {name}", field="file")
+    if progress is not None:
+        progress.phase(f"reading {_size(sum(Path(name).stat().st_size for name in args.files))}")
     return pipeline.read(
         args.files,
         source=args.source,
@@ -171,16 +217,23 @@ def inspect_command(args: argparse.Namespace) -> int:
 
 def split_command(args: argparse.Namespace) -> int:
     _check_output_options(args)
+    progress = Progress.for_inputs(args.files, args.progress)
+    model = _read(args, progress)
+    progress.phase("splitting")
     result = pipeline.split(
-        _read(args), layer=args.layer, source_forget_bias=args.source_forget_bias, orientation=args.orientation
+        model, layer=args.layer, source_forget_bias=args.source_forget_bias, orientation=args.orientation
     )
-    return _emit(args, result, outputs.output_name(args.files[0], args.format))
+    del model
+    return _emit(args, result, outputs.output_name(args.files[0], args.format), progress)
 
 
 def convert_command(args: argparse.Namespace) -> int:
     _check_output_options(args)
+    progress = Progress.for_inputs(args.files, args.progress)
+    model = _read(args, progress)
+    progress.phase("converting")
     result = pipeline.convert(
-        _read(args),
+        model,
         args.target,
         layer=args.layer,
         source_forget_bias=args.source_forget_bias,
@@ -188,7 +241,8 @@ def convert_command(args: argparse.Namespace) -> int:
         verify_result=args.verify,
         prefix=args.prefix,
     )
-    return _emit(args, result, outputs.output_name(args.files[0], args.format, args.target))
+    del model
+    return _emit(args, result, outputs.output_name(args.files[0], args.format, args.target), progress)
 
 
 def _check_output_options(args: argparse.Namespace) -> None:
@@ -197,17 +251,112 @@ def _check_output_options(args: argparse.Namespace) -> None:
     outputs.check_format(args.format, getattr(args, "target", None))
 
 
-def _emit(args: argparse.Namespace, result: pipeline.Result, default_name: str) -> int:
+def _emit(args: argparse.Namespace, result: pipeline.Result, default_name: str, progress: Progress) -> int:
     destination = args.output or default_name
-    if destination == "-":
-        outputs.write(result, args.format, sys.stdout.buffer)
-        sys.stdout.buffer.flush()
-    else:
-        _write_atomically(Path(destination), lambda stream: outputs.write(result, args.format, stream))
+    total = sum(np.asarray(array).nbytes for array in result.arrays.values())
+
+    def write(stream: IO[bytes]) -> None:
+        counted = stream if args.format == "h5" else _Counted(stream, lambda done: progress.bar(done, total))
+        progress.phase("writing")
+        outputs.write(result, args.format, counted)  # type: ignore[arg-type]
+
+    try:
+        if destination == "-":
+            write(sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        else:
+            _write_atomically(Path(destination), write)
+    finally:
+        progress.finish()
+    if destination != "-":
         print(f"{PROG}: wrote {len(result.arrays)} arrays to {destination}", file=sys.stderr)
     if args.json:
         print(outputs.meta_json(result))
     return 0
+
+
+class Progress:
+    """What a long command is doing, on one line of stderr: its phase, then a bar of the
+    bytes written (against the arrays' size; an encoding's overhead is clamped at 100%)."""
+
+    WIDTH = 30
+
+    def __init__(self, enabled: bool, stream: TextIO | None = None) -> None:
+        self.enabled = enabled
+        self.stream = stream or sys.stderr
+        self._width = 0
+        self._percent = -1
+
+    @classmethod
+    def for_inputs(cls, files: Sequence[str], wanted: bool | None) -> Progress:
+        """On when asked; by default when stderr is a terminal and the input is large."""
+        if wanted is not None:
+            return cls(wanted)
+        size = sum(Path(name).stat().st_size for name in files if Path(name).is_file())
+        return cls(sys.stderr.isatty() and size >= PROGRESS_MIN_BYTES)
+
+    def phase(self, text: str) -> None:
+        self._show(f"{text}...")
+
+    def bar(self, done: int, total: int) -> None:
+        fraction = min(done / total, 1.0) if total > 0 else 1.0
+        percent = int(fraction * 100)
+        if percent != self._percent:
+            self._percent = percent
+            filled = int(fraction * self.WIDTH)
+            self._show(f"writing [{'#' * filled}{'.' * (self.WIDTH - filled)}] {percent:3d}%")
+
+    def finish(self) -> None:
+        if self.enabled and self._width:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._width = 0
+
+    def _show(self, text: str) -> None:
+        if not self.enabled:
+            return
+        line = f"{PROG}: {text}"
+        self.stream.write("\r" + line.ljust(self._width))
+        self.stream.flush()
+        self._width = len(line)
+
+
+class _Counted(io.RawIOBase):
+    """A binary stream passing writes (and seeks) to ``raw`` and reporting the bytes written."""
+
+    def __init__(self, raw: IO[bytes], report: Callable[[int], None]) -> None:
+        super().__init__()
+        self._raw = raw
+        self._report = report
+        self._count = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return self._raw.seekable()
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        written = self._raw.write(data)
+        self._count += written
+        self._report(self._count)
+        return written
+
+
+def _size(size: int) -> str:
+    """``size`` bytes for people: ``12.3 MiB``."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.1f} {unit}" if unit != "B" else f"{size} B"
+        value /= 1024
+    raise AssertionError("unreachable")
 
 
 def _write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:

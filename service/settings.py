@@ -1,16 +1,26 @@
 """Service settings, read from the environment (prefix ``RNNBRIDGE_``).
 
-==================================  ===============  =============================================
-variable                            default          meaning
-==================================  ===============  =============================================
-``RNNBRIDGE_HOST``                  ``127.0.0.1``    address ``rnnbridge serve`` binds
-``RNNBRIDGE_PORT``                  ``8000``         port ``rnnbridge serve`` binds
-``RNNBRIDGE_WORKERS``               ``1``            uvicorn worker processes
-``RNNBRIDGE_MAX_UPLOAD_BYTES``      2 GiB            largest request body; beyond it, 413
-``RNNBRIDGE_MAX_TENSOR_ELEMENTS``   2**31            largest tensor a reader materialises; 413
-``RNNBRIDGE_TMP_DIR``               system temp      where uploads are spooled, one dir per request
-``RNNBRIDGE_LOG_LEVEL``             ``info``         uvicorn's log level
-==================================  ===============  =============================================
+====================================  ===============  ===========================================
+variable                              default          meaning
+====================================  ===============  ===========================================
+``RNNBRIDGE_HOST``                    ``127.0.0.1``    address ``rnnbridge serve`` binds
+``RNNBRIDGE_PORT``                    ``8000``         port ``rnnbridge serve`` binds
+``RNNBRIDGE_WORKERS``                 ``1``            uvicorn worker processes
+``RNNBRIDGE_MAX_UPLOAD_BYTES``        2 GiB            largest request body; beyond it, 413
+``RNNBRIDGE_MAX_TENSOR_ELEMENTS``     2**31            largest tensor a reader materialises; 413
+``RNNBRIDGE_MAX_CONCURRENT``          ``2``            inspect/split/convert requests in flight per
+                                                       worker; beyond it, 503 with ``Retry-After``
+``RNNBRIDGE_RETRY_AFTER``             ``5``            seconds the 503 asks clients to wait
+``RNNBRIDGE_REQUEST_TIMEOUT``         ``300``          seconds a client has to send the whole
+                                                       request body; beyond it, 408
+``RNNBRIDGE_SHUTDOWN_TIMEOUT``        ``30``           seconds in-flight requests get to finish
+                                                       after SIGTERM
+``RNNBRIDGE_TMP_DIR``                 system temp      where uploads are spooled, one dir per request
+``RNNBRIDGE_METRICS_DIR``             (per ``serve``)  where each worker publishes its metrics; by
+                                                       default a fresh directory in the temp dir
+``RNNBRIDGE_LOG_LEVEL``               ``info``         log level
+``RNNBRIDGE_LOG_FORMAT``              ``json``         ``json`` (one object a line) or ``text``
+====================================  ===============  ===========================================
 
 Only the transports (``service.api``, ``service.cli``) import this module; the engine and
 the readers receive plain values (``service.formats.base.Limits``).
@@ -27,6 +37,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .formats.base import DEFAULT_MAX_TENSOR_ELEMENTS, Limits
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
+LogFormat = Literal["json", "text"]
 
 
 class Settings(BaseSettings):
@@ -39,8 +50,14 @@ class Settings(BaseSettings):
     workers: int = Field(default=1, ge=1)
     max_upload_bytes: int = Field(default=2 * 1024**3, gt=0)
     max_tensor_elements: int = Field(default=DEFAULT_MAX_TENSOR_ELEMENTS, gt=0)
+    max_concurrent: int = Field(default=2, ge=1)
+    retry_after: int = Field(default=5, ge=0)
+    request_timeout: float = Field(default=300.0, gt=0)
+    shutdown_timeout: float = Field(default=30.0, ge=0)
     tmp_dir: Path | None = None
+    metrics_dir: Path | None = None
     log_level: LogLevel = "info"
+    log_format: LogFormat = "json"
 
     def limits(self) -> Limits:
         """The bounds handed to the file readers."""

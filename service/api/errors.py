@@ -151,21 +151,56 @@ def install(app: FastAPI) -> None:
     app.add_middleware(InternalErrors)
 
 
-def openapi_responses(*errors: type[RnnBridgeError], validation: bool = True) -> dict[int | str, dict[str, Any]]:
+#: errors the transport itself answers, by status: (code, description, extra OpenAPI members)
+_RETRY_AFTER = {"Retry-After": {"description": "seconds to wait before retrying", "schema": {"type": "integer"}}}
+TRANSPORT_ERRORS: dict[int, tuple[str, str, dict[str, Any]]] = {
+    400: ("bad_request", "malformed multipart body", {}),
+    408: ("request_timeout", "the body did not arrive within RNNBRIDGE_REQUEST_TIMEOUT", {}),
+    413: (LimitExceeded.code, "the body is over RNNBRIDGE_MAX_UPLOAD_BYTES", {}),
+    500: ("internal_error", "a bug; logged with the request id", {}),
+    503: (
+        "overloaded",
+        "RNNBRIDGE_MAX_CONCURRENT requests already in flight on this worker",
+        {"headers": _RETRY_AFTER},
+    ),
+}
+_NOT_READY = ("not_ready", "starting, shutting down or no writable spool directory", {"headers": _RETRY_AFTER})
+
+
+def openapi_responses(
+    *errors: type[RnnBridgeError], validation: bool = True, upload: bool = False
+) -> dict[int | str, dict[str, Any]]:
     """The ``responses=`` of a route: its possible error statuses, with their codes.
+
+    ``upload``: the route reads a multipart body, so the transport's own refusals (400,
+    408, 413, 503) apply too. Every route can answer 500 ``internal_error``.
 
     FastAPI documents ``model`` as ``application/json``; ``problem_media_type`` moves the
     error bodies to ``application/problem+json`` once the document is built.
     """
     by_status: dict[int, dict[str, str]] = {}
+    extra: dict[int, dict[str, Any]] = {}
     for cls in errors:
         by_status.setdefault(STATUS[cls], {})[cls.code] = f"`{cls.code}` ({cls.title.lower()})"
     if validation:
         by_status.setdefault(422, {}).setdefault(InvalidField.code, f"`{InvalidField.code}` (invalid field)")
+    for status in (400, 408, 413, 503, 500) if upload else (500,):
+        code, description, members = TRANSPORT_ERRORS[status]
+        by_status.setdefault(status, {}).setdefault(code, f"`{code}` ({description})")
+        extra.setdefault(status, {}).update(members)
     return {
-        status: {"model": Problem, "description": ", ".join(codes.values())}
+        status: {"model": Problem, "description": ", ".join(codes.values()), **extra.get(status, {})}
         for status, codes in sorted(by_status.items())
     }
+
+
+def service_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The ``responses=`` of a route without a body: 500, and 503 ``not_ready`` if asked."""
+    responses = openapi_responses(validation=False)
+    if 503 in statuses:
+        code, description, members = _NOT_READY
+        responses[503] = {"model": Problem, "description": f"`{code}` ({description})", **members}
+    return responses
 
 
 def problem_media_type(openapi: dict[str, Any]) -> dict[str, Any]:
@@ -174,6 +209,6 @@ def problem_media_type(openapi: dict[str, Any]) -> dict[str, Any]:
         for operation in operations.values():
             for status, response in operation.get("responses", {}).items():
                 content = response.get("content", {})
-                if status[:1] in "45" and "application/json" in content:
-                    content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+                if status[:1] in "45" and content:  # whatever the route's own media type
+                    response["content"] = {PROBLEM_MEDIA_TYPE: next(iter(content.values()))}
     return openapi

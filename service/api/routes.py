@@ -2,17 +2,27 @@
 result to a response; nothing else.
 
 Routes are plain ``def``: FastAPI runs them in its threadpool, so the NumPy and h5py work
-never blocks the event loop. Uploads live in a per-request ``Workspace`` that is removed
-before the response is sent (a binary output stays readable through its open handle).
+never blocks the event loop. An HDF5 file is opened, read and closed within one route
+call, so no h5py object is ever used by two threads (h5py serialises its calls through
+one global lock anyway; sharing objects across threads is what it does not promise).
+
+``router`` holds the upload endpoints (``SpoolingRoute``: the multipart body is written
+straight into the request's ``Workspace``, removed when the route returns); ``ops`` the
+rest. npz and safetensors outputs stream out as the encoder writes them
+(``EncodedResponse``); JSON is built in the route; HDF5, which must seek, is written to
+the workspace first and streamed from its open handle.
 """
 
 from __future__ import annotations
 
+import os
+import tempfile
 from importlib import metadata
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
-from fastapi.responses import JSONResponse, Response, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from schemas import (
     ArraysResponse,
@@ -24,6 +34,7 @@ from schemas import (
     InspectResponse,
     Orientation,
     OutputFormat,
+    Readiness,
     TensorLayout,
 )
 
@@ -39,11 +50,16 @@ from ..errors import (
     UnsupportedFormat,
     VerificationFailed,
 )
+from ..formats.base import InputFile
 from ..settings import Settings
-from .errors import openapi_responses
+from . import metrics
+from .errors import openapi_responses, problem, service_responses
+from .forms import SpooledUpload, SpoolingRoute
+from .streaming import EncodedResponse
 from .uploads import Workspace, iter_file, safe_filename
 
-router = APIRouter()
+router = APIRouter(route_class=SpoolingRoute)
+ops = APIRouter()
 
 
 def get_settings(request: Request) -> Settings:
@@ -57,7 +73,19 @@ async def raw_prefix(request: Request) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def get_workspace(request: Request) -> Workspace:
+    workspace: Workspace = request.workspace  # type: ignore[attr-defined]  # a SpoolingRequest
+    return workspace
+
+
+def get_metrics(request: Request) -> metrics.Registry:
+    registry: metrics.Registry = request.app.state.metrics
+    return registry
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+WorkspaceDep = Annotated[Workspace, Depends(get_workspace)]
+MetricsDep = Annotated[metrics.Registry, Depends(get_metrics)]
 Files = Annotated[list[UploadFile], File(description="The weight file(s); repeat the field for multi-file formats.")]
 Source = Annotated[
     Framework | None,
@@ -79,37 +107,38 @@ _ARRAYS_200 = {200: {"model": ArraysResponse, "description": "npz (default), JSO
 
 
 def _read(
-    workspace: Workspace,
     files: list[UploadFile],
     settings: Settings,
     source: str | None,
     direction: str | None,
     reset_after: bool | None,
 ) -> pipeline.Model:
-    inputs = workspace.spool(files)
+    inputs = []
+    for upload in files:
+        assert isinstance(upload, SpooledUpload), "upload routes use SpoolingRoute"
+        inputs.append(InputFile(upload.filename or upload.path.name, upload.path))
     return pipeline.read(inputs, source=source, direction=direction, reset_after=reset_after, limits=settings.limits())
 
 
 def _respond(workspace: Workspace, result: pipeline.Result, fmt: str, filename: str) -> Response:
-    """Encode ``result``: JSON in memory, binary formats through a file in the workspace."""
+    """Encode ``result``: JSON in memory, HDF5 through a workspace file, the rest streamed."""
     if fmt == "json":
         return JSONResponse(outputs.to_json(result))
+    headers = {"Content-Disposition": f'attachment; filename="{safe_filename(filename, "weights")}"'}
+    if fmt != "h5":
+        return EncodedResponse(lambda stream: outputs.write(result, fmt, stream), outputs.MEDIA_TYPES[fmt], headers)
     path = workspace.output(filename)
     with path.open("wb") as out:
         outputs.write(result, fmt, out)
-    stream = path.open("rb")
-    headers = {
-        "Content-Disposition": f'attachment; filename="{safe_filename(filename, "weights")}"',
-        "Content-Length": str(path.stat().st_size),
-    }
-    return StreamingResponse(iter_file(stream), media_type=outputs.MEDIA_TYPES[fmt], headers=headers)
+    headers["Content-Length"] = str(path.stat().st_size)
+    return StreamingResponse(iter_file(path.open("rb")), media_type=outputs.MEDIA_TYPES[fmt], headers=headers)
 
 
 @router.post(
     "/inspect",
     summary="List the recurrent layers of a weight file",
     response_model=None,
-    responses={200: {"model": InspectResponse}, **openapi_responses(*_READ_ERRORS)},
+    responses={200: {"model": InspectResponse}, **openapi_responses(*_READ_ERRORS, upload=True)},
 )
 def inspect(
     settings: SettingsDep,
@@ -118,8 +147,7 @@ def inspect(
     direction: DirectionField = None,
     reset_after: ResetAfter = None,
 ) -> JSONResponse:
-    with Workspace(settings.tmp_dir) as workspace:
-        model = _read(workspace, file, settings, source, direction, reset_after)
+    model = _read(file, settings, source, direction, reset_after)
     return JSONResponse(outputs.jsonable(pipeline.inspect(model)))
 
 
@@ -127,10 +155,11 @@ def inspect(
     "/split",
     summary="Split fused gate tensors into per-gate arrays",
     response_model=None,
-    responses={**_ARRAYS_200, **openapi_responses(*_READ_ERRORS, LayerNotFound)},
+    responses={**_ARRAYS_200, **openapi_responses(*_READ_ERRORS, LayerNotFound, upload=True)},
 )
 def split(
     settings: SettingsDep,
+    workspace: WorkspaceDep,
     file: Files,
     source: Source = None,
     layer: Layer = None,
@@ -141,10 +170,9 @@ def split(
     reset_after: ResetAfter = None,
 ) -> Response:
     outputs.check_format(format)
-    with Workspace(settings.tmp_dir) as workspace:
-        model = _read(workspace, file, settings, source, direction, reset_after)
-        result = pipeline.split(model, layer=layer, source_forget_bias=source_forget_bias, orientation=orientation)
-        return _respond(workspace, result, format, outputs.output_name(file[0].filename or "", format))
+    model = _read(file, settings, source, direction, reset_after)
+    result = pipeline.split(model, layer=layer, source_forget_bias=source_forget_bias, orientation=orientation)
+    return _respond(workspace, result, format, outputs.output_name(file[0].filename or "", format))
 
 
 @router.post(
@@ -153,11 +181,13 @@ def split(
     response_model=None,
     responses={
         **_ARRAYS_200,
-        **openapi_responses(*_READ_ERRORS, LayerNotFound, InexactConversion, VerificationFailed),
+        **openapi_responses(*_READ_ERRORS, LayerNotFound, InexactConversion, VerificationFailed, upload=True),
     },
 )
 def convert(
     settings: SettingsDep,
+    workspace: WorkspaceDep,
+    registry: MetricsDep,
     file: Files,
     target: Annotated[Framework, Form(description="The target framework.")],
     sent_prefix: Annotated[str | None, Depends(raw_prefix)],
@@ -174,21 +204,28 @@ def convert(
     reset_after: ResetAfter = None,
 ) -> Response:
     outputs.check_format(format, target)
-    with Workspace(settings.tmp_dir) as workspace:
-        model = _read(workspace, file, settings, source, direction, reset_after)
-        result = pipeline.convert(
-            model,
-            target,
-            layer=layer,
-            source_forget_bias=source_forget_bias,
-            target_forget_bias=target_forget_bias,
-            verify_result=verify,
-            prefix=sent_prefix,  # ``prefix`` itself is declared for the OpenAPI document
-        )
-        return _respond(workspace, result, format, outputs.output_name(file[0].filename or "", format, target))
+    model = _read(file, settings, source, direction, reset_after)
+    result = pipeline.convert(
+        model,
+        target,
+        layer=layer,
+        source_forget_bias=source_forget_bias,
+        target_forget_bias=target_forget_bias,
+        verify_result=verify,
+        prefix=sent_prefix,  # ``prefix`` itself is declared for the OpenAPI document
+    )
+    del model  # the source arrays can go while the result streams out
+    _count_conversion(registry, result, target)
+    return _respond(workspace, result, format, outputs.output_name(file[0].filename or "", format, target))
 
 
-@router.get("/conventions", summary="The registry of framework conventions")
+def _count_conversion(registry: metrics.Registry, result: pipeline.Result, target: str) -> None:
+    sources = {layer["source"]["convention"].split(".")[0] for layer in result.meta["layers"]}
+    for source in sorted(sources):
+        registry.inc("rnnbridge_conversions_total", {"source": source, "target": target})
+
+
+@ops.get("/conventions", summary="The registry of framework conventions", responses=service_responses())
 def conventions() -> ConventionsResponse:
     return ConventionsResponse(
         frameworks=list(FRAMEWORKS),
@@ -217,9 +254,45 @@ def convention_info(conv: Convention) -> ConventionInfo:
     )
 
 
-@router.get("/healthz", summary="Liveness")
+@ops.get("/healthz", summary="Liveness: the process answers", responses=service_responses())
 def healthz() -> Health:
     return Health(status="ok", version=version())
+
+
+@ops.get(
+    "/readyz",
+    summary="Readiness: started, not shutting down, and the spool directory is writable",
+    responses=service_responses(503),
+)
+def readyz(request: Request) -> Response:
+    reason = not_ready_because(request.app.state)
+    if reason is None:
+        return JSONResponse(Readiness(status="ready").model_dump())
+    settings: Settings = request.app.state.settings
+    response = problem(503, "Service Unavailable", reason, request.url.path, "not_ready")
+    response.headers["Retry-After"] = str(settings.retry_after)
+    return response
+
+
+def not_ready_because(state: object) -> str | None:
+    """Why the app should get no traffic now, or None."""
+    if not getattr(state, "ready", False):
+        return "the service is starting or shutting down"
+    settings: Settings = state.settings  # type: ignore[attr-defined]
+    spool = settings.tmp_dir or Path(tempfile.gettempdir())
+    if not (spool.is_dir() and os.access(spool, os.W_OK | os.X_OK)):
+        return f"the spool directory {spool} is not a writable directory (RNNBRIDGE_TMP_DIR)"
+    return None
+
+
+@ops.get(
+    "/metrics",
+    summary="Prometheus metrics of all workers (text exposition format 0.0.4)",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {metrics.MEDIA_TYPE: {}}}, **service_responses()},
+)
+def prometheus_metrics(registry: MetricsDep) -> PlainTextResponse:
+    return PlainTextResponse(registry.exposition(), media_type=metrics.MEDIA_TYPE)
 
 
 def version() -> str:

@@ -1,14 +1,15 @@
-"""Uploads: the request-size guard and the per-request working directory.
+"""Uploads: the request-body guard and the per-request working directory.
 
-``UploadLimit`` (ASGI middleware) refuses a body over ``max_upload_bytes`` with 413 as
+``BodyLimits`` (ASGI middleware) refuses a body over ``max_upload_bytes`` with 413 as
 early as the size is known: at once when ``Content-Length`` declares it, otherwise the
-moment the bytes received pass the limit, before the rest is read.
+moment the bytes received pass the limit, before the rest is read; and a body that takes
+longer than ``request_timeout`` to arrive with 408.
 
 ``Workspace`` is one temporary directory per request, inside ``Settings.tmp_dir``. The
-uploaded files are copied into it under sanitised names (``InputFile.name`` keeps the
-client's name, for messages and for formats that pair files by name); outputs are
-written there too. ``Workspace.close`` removes it; an open output keeps its bytes
-readable until it is closed, so the directory can go before the response is streamed.
+multipart parser (``forms``) writes the uploaded files into it under sanitised names;
+outputs that must be written whole before they are sent (HDF5) go there too.
+``Workspace.close`` removes it; an open output keeps its bytes readable until it is
+closed, so the directory can go before the response is streamed.
 """
 
 from __future__ import annotations
@@ -16,16 +17,16 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
-from fastapi import UploadFile
+import anyio
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..errors import LimitExceeded
-from ..formats.base import InputFile
-from .errors import error_response
+from .errors import error_response, problem
 
 _CHUNK = 1024 * 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -60,12 +61,20 @@ def _declared_length(scope: Scope) -> int | None:
     return None
 
 
-class UploadLimit:
-    """ASGI middleware answering 413 problem+json to a body over ``max_bytes``."""
+class BodyLimits:
+    """ASGI middleware bounding request bodies: ``max_bytes`` (413) and ``timeout`` (408).
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    A body over ``max_bytes`` is refused before it is read when ``Content-Length`` declares
+    it, otherwise the moment the bytes received pass the limit. A client that has not sent
+    its whole body within ``timeout`` seconds of the request's start gets 408. Either way
+    the app's own reaction to the interrupted body is dropped and the problem+json sent
+    instead (if the response has not started).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -75,36 +84,66 @@ class UploadLimit:
         if declared is not None and declared > self.max_bytes:
             await error_response(_too_large(self.max_bytes, declared), scope["path"])(scope, receive, send)
             return
-        await self._counting(scope, receive, send)
+        await self._guarded(scope, receive, send)
 
-    async def _counting(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refusal = _Refusal()
+        deadline = anyio.current_time() + self.timeout
         received = 0
-        exceeded: LimitExceeded | None = None
-        started = False
+        complete = False
 
-        async def counting_receive() -> Message:
-            nonlocal received, exceeded
-            message = await receive()
+        async def guarded_receive() -> Message:
+            nonlocal received, complete
+            if complete:  # e.g. waiting for http.disconnect while a response streams
+                return await receive()
+            with anyio.move_on_after(deadline - anyio.current_time()) as scope_:
+                message = await receive()
+            if scope_.cancelled_caught:
+                raise refusal.set(_timed_out(self.timeout, scope["path"]))
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if received > self.max_bytes:
-                    exceeded = _too_large(self.max_bytes)
-                    raise exceeded
+                    raise refusal.set(error_response(_too_large(self.max_bytes), scope["path"]))
             return message
+
+        await refusal.run(self.app, scope, guarded_receive, send)
+
+
+class _Refusal(Exception):
+    """The body was refused: ``response`` replaces whatever the app would answer."""
+
+    def __init__(self) -> None:
+        super().__init__("request body refused")
+        self.response: Response | None = None
+
+    def set(self, response: Response) -> _Refusal:
+        self.response = response
+        return self
+
+    async def run(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
 
         async def guarded_send(message: Message) -> None:
             nonlocal started
-            if exceeded is None:  # whatever the app makes of the interrupted body is dropped
+            if self.response is None:  # whatever the app makes of the interrupted body is dropped
                 started = started or message["type"] == "http.response.start"
                 await send(message)
 
         try:
-            await self.app(scope, counting_receive, guarded_send)
+            await app(scope, receive, guarded_send)
         except Exception:
-            if exceeded is None:
+            if self.response is None:
                 raise
-        if exceeded is not None and not started:
-            await error_response(exceeded, scope["path"])(scope, receive, send)
+        if self.response is not None and not started:
+            await self.response(scope, receive, send)
+
+
+def _timed_out(timeout: float, path: str) -> Response:
+    detail = f"the request body did not arrive within {timeout:g} s (RNNBRIDGE_REQUEST_TIMEOUT)"
+    response = problem(408, "Request Timeout", detail, path, "request_timeout")
+    response.headers["Connection"] = "close"
+    return response
 
 
 class Workspace:
@@ -121,24 +160,6 @@ class Workspace:
 
     def close(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
-
-    def spool(self, uploads: Sequence[UploadFile]) -> list[InputFile]:
-        """Move the uploaded files into the workspace, one sub-directory per file.
-
-        Each upload is copied out of Starlette's spool and its spool closed at once, so
-        that the disk holds at most one file twice.
-        """
-        inputs = []
-        for index, upload in enumerate(uploads):
-            client_name = upload.filename or f"upload-{index}"
-            path = self.path / str(index) / safe_filename(client_name)
-            path.parent.mkdir()
-            upload.file.seek(0)
-            with path.open("wb") as out:
-                shutil.copyfileobj(upload.file, out, _CHUNK)
-            upload.file.close()  # frees Starlette's spool now: the bytes live here once
-            inputs.append(InputFile(client_name, path))
-        return inputs
 
     def output(self, name: str) -> Path:
         """A path for an output file inside the workspace."""

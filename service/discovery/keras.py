@@ -9,12 +9,20 @@ and ``bias`` (Keras 3 ``.weights.h5`` numbers them ``cell/vars/0, 1, 2``)::
     Keras 3 .weights.h5     layers/lstm/cell/vars/0            (forward_layer/cell/vars/0 ...)
     Keras 3 legacy .h5      model_weights/lstm/lstm/lstm_cell/kernel
     TF2 object checkpoint   layer_with_weights-0/cell/kernel/.ATTRIBUTES/VARIABLE_VALUE
+    Keras 2 SavedModel      variables/0/.ATTRIBUTES/VARIABLE_VALUE   (named through the object graph)
 
 The cell kind and variant come from the shapes: ``recurrent_kernel`` [H, 4H] is an LSTM,
 [H, 3H] a GRU; the bias tells plain from cuDNN and the two GRU variants (LSTM [4H] vs
 CuDNNLSTM [8H]; GRU [3H] reset-before, [2, 3H] reset-after, CuDNNGRU [6H]), exactly as
 Keras' own loader decides. The model config, where the file has one, gives the user's
-layer names, activations and ``go_backwards``.
+layer names, activations and ``go_backwards``; without one, the layer's path is its name.
+
+A SavedModel's bundle keys cell weights by their index in the model's flat variable list;
+they are renamed through the checkpoint's object graph (``attrs["object_graph"]``, see
+``object_graph``) or, where the reader did not supply it, listed as unsupported. Optimizer
+slots, ``save_counter`` and other bookkeeping end in no cell role and are left alone.
+Recurrent layers that are not LSTM or GRU (SimpleRNN, ConvLSTM, cells with extra weights
+such as layer normalisation or peepholes) are listed as unsupported with the reason.
 """
 
 from __future__ import annotations
@@ -27,14 +35,19 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.conventions import CONVENTIONS, GRU_DEFAULT_ACTIVATIONS, LSTM_DEFAULT_ACTIVATIONS
+from ..engine.conventions import (
+    CONVENTIONS,
+    GRU_DEFAULT_ACTIVATIONS,
+    LSTM_DEFAULT_ACTIVATIONS,
+)
 from ..engine.model import Direction, LayerConfig, NativeLayer
-from ..errors import MalformedFile
 from ..formats.base import WeightFile
 from .common import Found, count_other, keras_activation
+from .object_graph import structured_keys
 
 _ROLES = ("kernel", "recurrent_kernel", "bias")
 _STRIP = re.compile(r"(:\d+|/\.ATTRIBUTES/VARIABLE_VALUE)$")
+_INDEXED = re.compile(r"^variables/\d+/\.ATTRIBUTES/VARIABLE_VALUE$")
 
 
 @dataclass
@@ -42,6 +55,7 @@ class _Group:
     path: str
     cells: dict[Direction, dict[str, str]] = field(default_factory=dict)  # direction -> role -> tensor name
     duplicate: bool = False
+    extra: list[str] = field(default_factory=list)  # other weights of the same cell (layer norm, peepholes)
 
 
 def find_keras(
@@ -54,18 +68,44 @@ def find_keras(
     for name, config in _layer_configs(weights.attrs.get("model_config")):
         configs.setdefault(name, config)  # outer layers first: a wrapper wins over its inner layer
     major = _keras_major(weights.attrs)
+    tensors, file_names = _object_keys(weights, found)
     used: set[str] = set()
-    for group in _groups(weights.tensors):
+    for group in _groups(tensors):
         name = _layer_name(group.path, weights.attrs)
         config = configs.get(name)
         if direction == "reverse" and config is None:
             config = {"config": {"go_backwards": True}}
-        layer = _layer(name, group, weights.tensors, config, major, reset_after, found)
+        layer = _layer(name, group, tensors, config, major, reset_after, found)
         if layer is not None:
+            layer.origin = {key: file_names.get(t, t) for key, t in layer.origin.items()}
             found.layers.append(layer)
             used.update(layer.origin.values())
     found.other_tensors = count_other(weights.tensors, used)
     return found
+
+
+def _object_keys(weights: WeightFile, found: Found) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """The tensors under structured names, and ``{structured name: name in the file}``.
+
+    Only SavedModel-style keys (``variables/{k}/...``) are renamed; without the object
+    graph they cannot be grouped into layers, and ``found`` says so.
+    """
+    indexed = [name for name in weights.tensors if _INDEXED.match(name)]
+    if not indexed:
+        return dict(weights.tensors), {}
+    graph = weights.attrs.get("object_graph")
+    if not isinstance(graph, (bytes, bytearray, memoryview)):
+        found.refuse(
+            "variables",
+            "SavedModel variables",
+            f"{len(indexed)} variables are stored by their index in the model (variables/0 ...) and "
+            "the checkpoint's object graph, which says which layer each belongs to, was not read; "
+            "upload weights saved with save_weights (TF format or .h5) instead",
+        )
+        return dict(weights.tensors), {}
+    renames = {old: new for old, new in structured_keys(bytes(graph)).items() if old in indexed}
+    tensors = {renames.get(name, name): array for name, array in weights.tensors.items()}
+    return tensors, {new: old for old, new in renames.items()}
 
 
 def _groups(tensors: Mapping[str, np.ndarray]) -> list[_Group]:
@@ -76,6 +116,9 @@ def _groups(tensors: Mapping[str, np.ndarray]) -> list[_Group]:
             continue
         path, direction, role = parsed
         group = groups.setdefault(path, _Group(path))
+        if role not in _ROLES:
+            group.extra.append(name)
+            continue
         cell = group.cells.setdefault(direction, {})
         group.duplicate |= role in cell
         cell[role] = name
@@ -83,26 +126,43 @@ def _groups(tensors: Mapping[str, np.ndarray]) -> list[_Group]:
 
 
 def _parse(name: str) -> tuple[str, Direction, str] | None:
-    """``(layer path, direction, role)`` of a weight path, or None if it is no cell weight."""
+    """``(layer path, direction, role)`` of a weight path, or None if it is no cell weight.
+
+    A weight inside a cell scope that is no cell role (a layer-norm ``gamma``, a peephole
+    vector) comes back with its own name as the role, so that the cell can be refused.
+    """
     segments = _STRIP.sub("", name).split("/")
     if segments[0] == "model_weights":
         segments = segments[1:]
+    if ".OPTIMIZER_SLOT" in segments:
+        return None
     if len(segments) >= 3 and segments[-2] == "vars" and segments[-1].isdigit():
         index = int(segments[-1])
-        if segments[-3] != "cell" or index >= len(_ROLES):
+        if segments[-3] != "cell":
             return None
-        role, segments = _ROLES[index], segments[:-3]
+        role = _ROLES[index] if index < len(_ROLES) else f"vars/{index}"
+        segments = segments[:-3]
     else:
-        role, segments = segments[-1], segments[:-1]
-        if role not in _ROLES:
-            return None
-        if segments and (segments[-1] == "cell" or segments[-1].endswith("_cell")):
-            segments = segments[:-1]
+        at = _cell_scope(segments)
+        if at is None:
+            role, segments = segments[-1], segments[:-1]
+            if role not in _ROLES:
+                return None
+        else:
+            role, segments = "/".join(segments[at + 1 :]), segments[:at]
     direction: Direction = "forward"
     if segments and segments[-1].startswith(("forward_", "backward_")):
         direction = "forward" if segments[-1].startswith("forward_") else "backward"
         segments = segments[:-1]
     return "/".join(segments), direction, role
+
+
+def _cell_scope(segments: list[str]) -> int | None:
+    """Index of the cell scope (``cell``, ``lstm_cell``, ...) a weight sits in, if any."""
+    for i in range(len(segments) - 2, -1, -1):
+        if segments[i] == "cell" or segments[i].endswith("_cell"):
+            return i
+    return None
 
 
 def _layer_name(path: str, attrs: Mapping[str, Any]) -> str:
@@ -124,6 +184,14 @@ def _layer(
 ) -> NativeLayer | None:
     if group.duplicate:
         found.refuse(name, "stacked cells", "several cells share one layer (StackedRNNCells); not supported")
+        return None
+    if group.extra:
+        found.refuse(
+            name,
+            "cell with extra weights",
+            f"the cell holds weights beyond kernel, recurrent_kernel and bias ({', '.join(sorted(group.extra)[:3])}): "
+            "a layer-normalised or peephole cell computes another function; not converted",
+        )
         return None
     cell_config = _cell_config(config)
     first = next(iter(group.cells.values()))
@@ -166,10 +234,12 @@ def _convention(
     if gates == 1:
         found.refuse(name, "SimpleRNN", "a SimpleRNN has no gates to convert; rnnbridge converts LSTM and GRU layers")
         return None
-    raise MalformedFile(
-        f"layer {name!r}: recurrent_kernel of shape {list(rk.shape)} is neither an LSTM's [H, 4H] nor a GRU's [H, 3H]",
-        layer=name,
+    found.refuse(
+        name,
+        "unknown recurrent cell",
+        f"recurrent_kernel of shape {list(rk.shape)} is neither an LSTM's [H, 4H] nor a GRU's [H, 3H]",
     )
+    return None
 
 
 def _config(cell: str, config: Mapping[str, Any], major: int) -> LayerConfig:

@@ -11,6 +11,13 @@ direction. A layer is named by the outermost wrapper scope (``encoder/rnn/multi_
 Optimizer slots and bookkeeping variables are skipped; pre-1.2 ``weights``/``biases`` and
 pre-1.0 ``Linear/Matrix``/``Linear/Bias`` names are read as ``kernel``/``bias``;
 partitioned variables (``kernel/part_{k}``) are concatenated along their first axis.
+contrib ``GRUBlockCell``'s ``w_ru``/``b_ru``/``w_c``/``b_c`` are ``GRUCell``'s gates and
+candidate (same equations, same ``[x, h]`` rows, r before u); ``LSTMBlockCell`` and
+``GRUBlockCellV2`` write ``LSTMCell``/``GRUCell`` names already.
+
+Cells rnnbridge does not convert (``BasicRNNCell``, contrib ``LayerNormBasicLSTMCell``, ...)
+are recognised by their scope and listed as unsupported with the reason; a wrapper that
+holds one of them (a ``MultiRNNCell`` stack, a bidirectional pair) is refused as a whole.
 """
 
 from __future__ import annotations
@@ -20,7 +27,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..engine.conventions import CONVENTIONS, GRU_DEFAULT_ACTIVATIONS, LSTM_DEFAULT_ACTIVATIONS
+from ..engine.conventions import (
+    CONVENTIONS,
+    GRU_DEFAULT_ACTIVATIONS,
+    LSTM_DEFAULT_ACTIVATIONS,
+)
 from ..engine.model import LayerConfig, NativeLayer
 from ..errors import MalformedFile
 from ..formats.base import WeightFile
@@ -37,6 +48,21 @@ CELL_SCOPES = {
     "gru_cell": "tf1.gru",
     "GRUCell": "tf1.gru",
     "cudnn_compatible_gru_cell": "tf1.cudnn_gru",
+}
+#: cell scope -> (kind, why it is not converted)
+UNSUPPORTED_SCOPES = {
+    "basic_rnn_cell": ("BasicRNNCell", "a vanilla RNN cell has no gates; rnnbridge converts LSTM and GRU cells"),
+    "layer_norm_basic_lstm_cell": (
+        "LayerNormBasicLSTMCell",
+        (
+            "layer normalisation of the gates and the cell state (input/, transform/, forget/, "
+            "output/, state/ gamma and beta) has no equivalent in the other frameworks' LSTMs"
+        ),
+    ),
+    "layer_norm_lstm_cell": ("LayerNormLSTMCell", "layer-normalised LSTM; no equivalent in the other frameworks"),
+    "nas_cell": ("NASCell", "a NAS cell is not an LSTM or GRU"),
+    "ugrnn_cell": ("UGRNNCell", "a UGRNN cell is not an LSTM or GRU"),
+    "intersection_rnn_cell": ("IntersectionRNNCell", "an intersection RNN cell is not an LSTM or GRU"),
 }
 WRAPPERS = {"multi_rnn_cell", "MultiRNNCell", "bidirectional_rnn", "BiRNN", "stack_bidirectional_rnn"}
 DIRECTION_SCOPES = {"fw": "forward", "bw": "backward", "FW": "forward", "BW": "backward"}
@@ -64,6 +90,10 @@ _RENAMES = {
     "W_F_diag": "w_f_diag",
     "W_O_diag": "w_o_diag",
     "projection/weights": "projection/kernel",
+    "w_ru": "gates/kernel",
+    "b_ru": "gates/bias",
+    "w_c": "candidate/kernel",
+    "b_c": "candidate/bias",
 }
 
 
@@ -89,6 +119,11 @@ def find_tf1(weights: WeightFile, **_: object) -> Found:
             groups.setdefault(place.layer, {})[place] = name
     used: set[str] = set()
     for layer_name, places in groups.items():
+        unsupported = sorted({p.scope for p in places if p.scope in UNSUPPORTED_SCOPES})
+        if unsupported:
+            kind, reason = UNSUPPORTED_SCOPES[unsupported[0]]
+            found.refuse(layer_name, kind, reason)
+            continue
         found.layers.append(_layer(layer_name, places, variables))
         used.update(places.values())
     used |= {n for n in weights.tensors if _PART.match(n) and _PART.match(n)["var"] in used}
@@ -121,7 +156,10 @@ def _assemble_partitions(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray
 
 def _locate(name: str) -> _Place | None:
     segments = name.split("/")
-    cell_at = next((i for i in range(len(segments) - 1, -1, -1) if segments[i] in CELL_SCOPES), None)
+    cell_at = next(
+        (i for i in range(len(segments) - 1, -1, -1) if segments[i] in CELL_SCOPES or segments[i] in UNSUPPORTED_SCOPES),
+        None,
+    )
     if cell_at is None:
         return None
     tensor = "/".join(segments[cell_at + 1 :])

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import InexactConversion, MalformedFile
 from .conventions import Convention
-from .layout import Tensor, fuse_tensor, solve_dims, split_tensor
+from .layout import Order, Tensor, fuse_tensor, solve_dims, split_tensor
 from .model import CellKey, Layer, NativeLayer, cell_order
 
 _OPTIONAL_GROUPS = ("bias", "peephole", "projection")
@@ -56,11 +56,16 @@ def to_canonical(native: NativeLayer) -> Layer:
     return layer
 
 
-def from_canonical(layer: Layer, conv: Convention, forget_bias: float = 0.0) -> tuple[NativeLayer, list[str]]:
+def from_canonical(
+    layer: Layer, conv: Convention, forget_bias: float = 0.0, *, order: Order = "C"
+) -> tuple[NativeLayer, list[str]]:
     """Fuse a canonical layer into ``conv``'s tensors; returns the layer and what was folded.
 
     ``forget_bias`` is the run-time constant the target adds to its forget gate (TF1); it is
     subtracted from the stored forget-gate bias so that the function stays the same.
+    ``order="K"`` lets a matrix that is the transpose of its source come out in Fortran
+    order, a plain copy instead of a transposition (see ``layout.fuse_tensor``): for
+    outputs that keep the memory order, such as ``.npy``; the default gives C order.
     """
     groups = {"core"} | _groups_needed(layer, conv)
     specs = [spec for spec in conv.tensors if spec.group in groups]
@@ -74,7 +79,7 @@ def from_canonical(layer: Layer, conv: Convention, forget_bias: float = 0.0) -> 
             folded.add(f"target forget_bias {forget_bias:g} subtracted from the forget-gate bias")
         dims = layer.dims(level)
         dtype = np.result_type(*arrays.values())
-        cells[(level, direction)] = {spec.name: fuse_tensor(spec, arrays, dims, dtype) for spec in specs}
+        cells[(level, direction)] = {spec.name: fuse_tensor(spec, arrays, dims, dtype, order) for spec in specs}
     config = layer.config.with_(forget_bias=forget_bias)
     return NativeLayer(layer.name, conv, config, cells), sorted(folded)
 

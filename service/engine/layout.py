@@ -47,7 +47,13 @@ PART_SHAPES: dict[str, tuple[str, ...]] = {
 }
 
 Transform = Literal["N", "T", "R"]
+Order = Literal["C", "K"]
 Group = Literal["core", "bias", "peephole", "projection"]
+
+#: ``fuse_tensor`` writes a matrix in panels of rows of about this many bytes
+PANEL_BYTES = 4 * 1024**2
+#: a transposed block is copied in tiles of this shape (a buffer of 256 KiB of float32)
+TILE_ROWS, TILE_COLUMNS = 64, 1024
 
 
 @dataclass(frozen=True)
@@ -149,15 +155,112 @@ def split_tensor(spec: Tensor, array: np.ndarray, dims: Mapping[str, int]) -> di
     return out
 
 
-def fuse_tensor(spec: Tensor, arrays: Mapping[str, np.ndarray], dims: Mapping[str, int], dtype: np.dtype) -> np.ndarray:
-    """Write canonical arrays into one freshly allocated stored tensor."""
-    out = np.empty(spec.shape(dims), dtype=dtype)
+def fuse_tensor(
+    spec: Tensor,
+    arrays: Mapping[str, np.ndarray],
+    dims: Mapping[str, int],
+    dtype: np.dtype,
+    order: Order = "C",
+) -> np.ndarray:
+    """Write canonical arrays into one freshly allocated stored tensor.
+
+    Parameters
+    ----------
+    spec, arrays, dims : the tensor's grid, its canonical arrays by block name, the sizes.
+    dtype : the stored dtype (assignment casting, as ``out[...] = array``).
+    order : ``"C"`` gives a C-contiguous tensor. ``"K"`` keeps the canonical arrays' own
+        memory order: a matrix whose blocks are mostly transposes of their (C-ordered)
+        arrays is allocated in Fortran order, so that every block is a plain copy. Use
+        ``"K"`` only where the consumer accepts either order (an ``.npy`` does; safetensors
+        and HDF5 hold C order).
+
+    Returns
+    -------
+    numpy.ndarray
+        The stored tensor, bit for bit the same values whatever ``order``.
+    """
+    shape = spec.shape(dims)
+    if spec.is_vector:
+        return _fuse_vector(spec, arrays, dims, shape, dtype)
+    placed = [
+        (index, _from_canonical(arrays[name], transform, _sliced_shape(index, shape)))
+        for name, index, transform in spec.blocks(dims)
+    ]
+    if order == "K" and _mostly_transposed(placed):
+        out = np.empty(shape[::-1], dtype=dtype)
+        copy_blocks(out, [(index[::-1], source.T) for index, source in placed])
+        return out.T
+    out = np.empty(shape, dtype=dtype)
+    copy_blocks(out, placed)
+    return out
+
+
+def _fuse_vector(
+    spec: Tensor, arrays: Mapping[str, np.ndarray], dims: Mapping[str, int], shape: tuple[int, ...], dtype: np.dtype
+) -> np.ndarray:
+    out = np.empty(shape, dtype=dtype)
     for name, index, transform in spec.blocks(dims):
-        target = out[index]
-        if spec.is_vector and target.ndim == 2:
-            target = target.reshape(-1)
+        target = out[index].reshape(-1)  # a view: the block is one row or column
         target[...] = _from_canonical(arrays[name], transform, target.shape)
     return out
+
+
+def _sliced_shape(index: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(len(range(*s.indices(n))) for s, n in zip(index, shape))
+
+
+def _mostly_transposed(placed: list[tuple[tuple[slice, ...], np.ndarray]]) -> bool:
+    """Whether most bytes of the blocks would be transposed copies into a C-ordered tensor."""
+    transposed = sum(source.nbytes for _, source in placed if _column_major(source))
+    return 2 * transposed > sum(source.nbytes for _, source in placed)
+
+
+def _column_major(a: np.ndarray) -> bool:
+    """A 2-D array whose first axis is the one that is contiguous in memory."""
+    return a.ndim == 2 and min(a.shape) > 1 and abs(a.strides[0]) < abs(a.strides[1])
+
+
+def copy_blocks(out: np.ndarray, placed: list[tuple[tuple[slice, ...], np.ndarray]]) -> None:
+    """``out[index] = source`` for every block, writing ``out`` panel by panel in memory order.
+
+    ``out`` is a C-contiguous matrix and every ``index`` two unit-step slices. Filling the
+    output in the order of its memory keeps the writes sequential (a fresh tensor's pages
+    are touched once, in order); a transposed source is read through a small buffer
+    (``_transposed_copy``) instead of one strided element at a time.
+    """
+    rows = max(TILE_ROWS, PANEL_BYTES // max(1, out.strides[0]))
+    for start in range(0, out.shape[0], rows):
+        stop = start + rows
+        for (along_rows, along_cols), source in placed:
+            lo, hi = max(start, along_rows.start), min(stop, along_rows.stop)
+            if lo < hi:
+                offset = along_rows.start
+                _copy(out[lo:hi, along_cols], source[lo - offset : hi - offset])
+
+
+def _copy(target: np.ndarray, source: np.ndarray) -> None:
+    if _column_major(source):
+        _transposed_copy(target, source)
+    else:
+        np.copyto(target, source, casting="unsafe")
+
+
+def _transposed_copy(target: np.ndarray, source: np.ndarray) -> None:
+    """``target[...] = source`` for a ``source`` whose columns are contiguous.
+
+    NumPy copies such an array one strided element at a time, touching a new cache line
+    (and often a new page) for each. Here each tile of ``TILE_ROWS`` x ``TILE_COLUMNS`` is
+    first copied, as rows of ``source.T``, into a buffer that stays in cache, and the
+    target's rows are then filled from the buffer.
+    """
+    rows, cols = source.shape
+    buffer = np.empty((min(TILE_COLUMNS, cols), min(TILE_ROWS, rows)), dtype=source.dtype)
+    for top in range(0, rows, TILE_ROWS):
+        for left in range(0, cols, TILE_COLUMNS):
+            part = source[top : top + TILE_ROWS, left : left + TILE_COLUMNS]
+            tile = buffer[: part.shape[1], : part.shape[0]]
+            np.copyto(tile, part.T)
+            np.copyto(target[top : top + TILE_ROWS, left : left + TILE_COLUMNS], tile.T, casting="unsafe")
 
 
 def _to_canonical(block: np.ndarray, transform: Transform) -> np.ndarray:

@@ -42,6 +42,16 @@ Step = Callable[..., tuple[np.ndarray, State]]
 _HARD_SIGMOID = re.compile(r"hard_sigmoid\(([^,()]+),([^,()]+)\)")
 
 
+def _dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` for a small batch ``a`` [B, n], on this thread.
+
+    ``@`` hands the product to BLAS, whose worker threads cost far more than a [2, n]
+    product itself (tens of milliseconds when the cores are busy, as they are on a
+    loaded server); ``einsum`` without ``optimize`` computes it here, without BLAS.
+    """
+    return np.einsum("bi,ij->bj", a, b)
+
+
 def _sigmoid(v: np.ndarray) -> np.ndarray:
     return np.exp(-np.logaddexp(0.0, -v))  # no overflow for large |v|
 
@@ -102,7 +112,7 @@ def _lstm(cfg: LayerConfig, i, f, g, o, c, peep=(0.0, 0.0, 0.0), proj=None) -> t
     c = f * c + i * cand(_clip(g, cfg.clip))
     h = gate(_clip(o + p_o * c, cfg.clip)) * out(c)
     if proj is not None:
-        h = h @ proj
+        h = _dot(h, proj)
     return h, (h, c)
 
 
@@ -129,7 +139,7 @@ def _tf1_lstm(t: Tensors, cfg: LayerConfig, x, state, units=None):
     h, c = state
     proj = t.get("projection/kernel")
     take = _Take(None if proj is not None else units, x.dtype)
-    gates = np.concatenate([x, h], axis=1) @ take(t["kernel"], 4, 1) + take(t.get("bias"), 4)
+    gates = _dot(np.concatenate([x, h], axis=1), take(t["kernel"], 4, 1)) + take(t.get("bias"), 4)
     i, j, f, o = np.split(gates, 4, axis=-1)
     peep = tuple(take(t.get(f"w_{g}_diag"), 1) for g in "ifo")
     return _lstm(cfg, i, f, j, o, take.state(c), peep, None if proj is None else proj.astype(x.dtype))
@@ -142,9 +152,9 @@ def _tf1_gru(t: Tensors, cfg: LayerConfig, x, state, units=None):
     take, every = _Take(units, x.dtype), _Take(None, x.dtype)
     (k_r, k_u), (b_r, b_u) = _split(t["gates/kernel"], 2, 1), _split(t.get("gates/bias"), 2)
     xh = np.concatenate([x, h], axis=1)
-    r = _gate(cfg, xh @ every(k_r, 1, 1) + every(b_r, 1))
-    u = xh @ take(k_u, 1, 1) + take(b_u, 1)
-    n = np.concatenate([x, r * h], axis=1) @ take(t["candidate/kernel"], 1, 1)
+    r = _gate(cfg, _dot(xh, every(k_r, 1, 1)) + every(b_r, 1))
+    u = _dot(xh, take(k_u, 1, 1)) + take(b_u, 1)
+    n = _dot(np.concatenate([x, r * h], axis=1), take(t["candidate/kernel"], 1, 1))
     return _gru(cfg, u, n + take(t.get("candidate/bias"), 1), take.state(h))
 
 
@@ -153,11 +163,11 @@ def _tf1_cudnn_gru(t: Tensors, cfg: LayerConfig, x, state, units=None):
     (h W_h + b_h))`` from ``candidate/{input,hidden}_projection`` (contrib cudnn_rnn_ops.py)."""
     (h,) = state
     take = _Take(units, x.dtype)
-    gates = np.concatenate([x, h], axis=1) @ take(t["gates/kernel"], 2, 1) + take(t.get("gates/bias"), 2)
+    gates = _dot(np.concatenate([x, h], axis=1), take(t["gates/kernel"], 2, 1)) + take(t.get("gates/bias"), 2)
     r, u = np.split(gates, 2, axis=-1)
-    hidden = h @ take(t["candidate/hidden_projection/kernel"], 1, 1)
+    hidden = _dot(h, take(t["candidate/hidden_projection/kernel"], 1, 1))
     hidden = hidden + take(t.get("candidate/hidden_projection/bias"), 1)
-    n = x @ take(t["candidate/input_projection/kernel"], 1, 1)
+    n = _dot(x, take(t["candidate/input_projection/kernel"], 1, 1))
     n = n + take(t.get("candidate/input_projection/bias"), 1) + _gate(cfg, r) * hidden
     return _gru(cfg, u, n, take.state(h))
 
@@ -167,15 +177,15 @@ def _tf1_cudnn_gru(t: Tensors, cfg: LayerConfig, x, state, units=None):
 
 def _keras_lstm_eq(kernel, recurrent, bias, cfg, x, state, take: _Take):
     h, c = state
-    i, f, g, o = np.split(x @ kernel + h @ recurrent + bias, 4, axis=-1)
+    i, f, g, o = np.split(_dot(x, kernel) + _dot(h, recurrent) + bias, 4, axis=-1)
     return _lstm(cfg, i, f, g, o, take.state(c))
 
 
 def _keras_gru_after_eq(kernel, recurrent, bias, cfg, x, state, take: _Take):
     (h,) = state
     b_x, b_h = (0.0, 0.0) if np.ndim(bias) == 0 else bias
-    x_z, x_r, x_n = np.split(x @ kernel + b_x, 3, axis=-1)
-    h_z, h_r, h_n = np.split(h @ recurrent + b_h, 3, axis=-1)
+    x_z, x_r, x_n = np.split(_dot(x, kernel) + b_x, 3, axis=-1)
+    h_z, h_r, h_n = np.split(_dot(h, recurrent) + b_h, 3, axis=-1)
     return _gru(cfg, x_z + h_z, x_n + _gate(cfg, x_r + h_r) * h_n, take.state(h))
 
 
@@ -194,9 +204,9 @@ def _keras_gru(t: Tensors, cfg: LayerConfig, x, state, units=None):
     take, every = _Take(units, x.dtype), _Take(None, x.dtype)
     (k_z, k_r, k_h), (u_z, u_r, u_h) = _split(t["kernel"], 3, 1), _split(t["recurrent_kernel"], 3, 1)
     b_z, b_r, b_h = _split(t.get("bias"), 3)
-    r = _gate(cfg, x @ every(k_r, 1, 1) + every(b_r, 1) + h @ every(u_r, 1, 1))
-    z = x @ take(k_z, 1, 1) + take(b_z, 1) + h @ take(u_z, 1, 1)
-    n = x @ take(k_h, 1, 1) + take(b_h, 1) + (r * h) @ take(u_h, 1, 1)
+    r = _gate(cfg, _dot(x, every(k_r, 1, 1)) + every(b_r, 1) + _dot(h, every(u_r, 1, 1)))
+    z = _dot(x, take(k_z, 1, 1)) + take(b_z, 1) + _dot(h, take(u_z, 1, 1))
+    n = _dot(x, take(k_h, 1, 1)) + take(b_h, 1) + _dot(r * h, take(u_h, 1, 1))
     return _gru(cfg, z, n, take.state(h))
 
 
@@ -254,8 +264,8 @@ def _torch_lstm(t: Tensors, cfg: LayerConfig, x, state, units=None):
     h, c = state
     proj = t.get("weight_hr")
     take = _Take(None if proj is not None else units, x.dtype)
-    gates = x @ take(t["weight_ih"], 4).T + take(t.get("bias_ih"), 4)
-    gates = gates + h @ take(t["weight_hh"], 4).T + take(t.get("bias_hh"), 4)
+    gates = _dot(x, take(t["weight_ih"], 4).T) + take(t.get("bias_ih"), 4)
+    gates = gates + _dot(h, take(t["weight_hh"], 4).T) + take(t.get("bias_hh"), 4)
     i, f, g, o = np.split(gates, 4, axis=-1)
     return _lstm(cfg, i, f, g, o, take.state(c), proj=None if proj is None else proj.astype(x.dtype).T)
 
@@ -265,8 +275,8 @@ def _torch_gru(t: Tensors, cfg: LayerConfig, x, state, units=None):
     ``h' = (1 − z) ⊙ n + z ⊙ h`` (torch/nn/modules/rnn.py)."""
     (h,) = state
     take = _Take(units, x.dtype)
-    x_r, x_z, x_n = np.split(x @ take(t["weight_ih"], 3).T + take(t.get("bias_ih"), 3), 3, axis=-1)
-    h_r, h_z, h_n = np.split(h @ take(t["weight_hh"], 3).T + take(t.get("bias_hh"), 3), 3, axis=-1)
+    x_r, x_z, x_n = np.split(_dot(x, take(t["weight_ih"], 3).T) + take(t.get("bias_ih"), 3), 3, axis=-1)
+    h_r, h_z, h_n = np.split(_dot(h, take(t["weight_hh"], 3).T) + take(t.get("bias_hh"), 3), 3, axis=-1)
     return _gru(cfg, x_z + h_z, x_n + _gate(cfg, x_r + h_r) * h_n, take.state(h))
 
 
@@ -279,7 +289,7 @@ def _onnx_lstm(t: Tensors, cfg: LayerConfig, x, state, units=None):
     h, c = state
     take = _Take(units, x.dtype)
     w_b, r_b = _split(t.get("B"), 2)
-    gates = x @ take(t["W"], 4).T + h @ take(t["R"], 4).T + take(w_b, 4) + take(r_b, 4)
+    gates = _dot(x, take(t["W"], 4).T) + _dot(h, take(t["R"], 4).T) + take(w_b, 4) + take(r_b, 4)
     i, o, f, g = np.split(gates, 4, axis=-1)
     p_i, p_o, p_f = (take(p, 1) for p in _split(t.get("P"), 3))
     return _lstm(cfg, i, f, g, o, take.state(c), (p_i, p_f, p_o))
@@ -293,9 +303,9 @@ def _onnx_gru(t: Tensors, cfg: LayerConfig, x, state, units=None):
     (w_z, w_r, w_h), (r_z, r_r, r_h) = np.split(t["W"], 3), np.split(t["R"], 3)
     w_b, r_b = _split(t.get("B"), 2)
     (wb_z, wb_r, wb_h), (rb_z, rb_r, rb_h) = _split(w_b, 3), _split(r_b, 3)
-    r = _gate(cfg, x @ every(w_r, 1).T + h @ every(r_r, 1).T + every(wb_r, 1) + every(rb_r, 1))
-    z = x @ take(w_z, 1).T + h @ take(r_z, 1).T + take(wb_z, 1) + take(rb_z, 1)
-    n = x @ take(w_h, 1).T + (r * h) @ take(r_h, 1).T + take(rb_h, 1) + take(wb_h, 1)
+    r = _gate(cfg, _dot(x, every(w_r, 1).T) + _dot(h, every(r_r, 1).T) + every(wb_r, 1) + every(rb_r, 1))
+    z = _dot(x, take(w_z, 1).T) + _dot(h, take(r_z, 1).T) + take(wb_z, 1) + take(rb_z, 1)
+    n = _dot(x, take(w_h, 1).T) + _dot(r * h, take(r_h, 1).T) + take(rb_h, 1) + take(wb_h, 1)
     return _gru(cfg, z, n, take.state(h))
 
 
@@ -304,8 +314,8 @@ def _onnx_gru_lbr(t: Tensors, cfg: LayerConfig, x, state, units=None):
     (h,) = state
     take = _Take(units, x.dtype)
     w_b, r_b = _split(t.get("B"), 2)
-    x_z, x_r, x_n = np.split(x @ take(t["W"], 3).T + take(w_b, 3), 3, axis=-1)
-    h_z, h_r, h_n = np.split(h @ take(t["R"], 3).T + take(r_b, 3), 3, axis=-1)
+    x_z, x_r, x_n = np.split(_dot(x, take(t["W"], 3).T) + take(w_b, 3), 3, axis=-1)
+    h_z, h_r, h_n = np.split(_dot(h, take(t["R"], 3).T) + take(r_b, 3), 3, axis=-1)
     return _gru(cfg, x_z + h_z, x_n + _gate(cfg, x_r + h_r) * h_n, take.state(h))
 
 

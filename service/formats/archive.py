@@ -155,8 +155,9 @@ def _is_weight_container(path: Path) -> bool:
 # -------------------------------------------------------------------------- members
 
 
-def _member_path(archive: str, member: str) -> str:
-    """The member's relative path with ``/`` separators, or ``UnsafeInput``."""
+def _member_path(archive: str, member: str, directory: bool = False) -> str:
+    """The member's relative path with ``/`` separators, or ``UnsafeInput``; ``""`` for the
+    archive's own root folder (``.``), which ``tar -C dir .`` writes first."""
     parts = member.replace("\\", "/").split("/")
     where = f"archive {archive!r}: member {member!r}"
     if member.startswith(("/", "\\")) or (parts[0][1:2] == ":" and parts[0][:1].isalpha()):
@@ -166,7 +167,7 @@ def _member_path(archive: str, member: str) -> str:
     if "\x00" in member:
         raise UnsafeInput(f"{where} has a NUL byte in its name")
     kept = [p for p in parts if p not in ("", ".")]
-    if not kept:
+    if not kept and not directory:
         raise MalformedFile(f"{where} has an empty path")
     return "/".join(kept)
 
@@ -213,7 +214,7 @@ def _expand_zip(file: InputFile, root: Path, budget: _Budget) -> list[InputFile]
 
 def _check_zip_member(archive: str, info: zipfile.ZipInfo) -> bool:
     """Validate one entry; True for a regular file, False for a directory."""
-    _member_path(archive, info.filename)
+    _member_path(archive, info.filename, directory=info.is_dir())
     mode = info.external_attr >> 16 if info.create_system == 3 else 0
     kind = stat.S_IFMT(mode)
     if kind not in (0, stat.S_IFREG, stat.S_IFDIR):
@@ -254,7 +255,7 @@ def _tar_members(
 ) -> Iterator[InputFile]:
     for count, member in enumerate(tar, start=1):
         _count(archive, count)
-        name = _member_path(archive, member.name)
+        name = _member_path(archive, member.name, directory=member.isdir())
         if member.isdir():
             continue
         if not member.isreg():

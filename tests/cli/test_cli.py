@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from service.cli import main
+from service.cli import Progress, main
 
 TORCH_KEYS = ["bias_hh_l0", "bias_ih_l0", "weight_hh_l0", "weight_ih_l0"]
 
@@ -169,3 +169,29 @@ def test_console_script_exit_codes(keras_lstm, tmp_path):
         assert run.returncode == expected, (command, run.stderr)
         assert "Traceback" not in run.stderr
     assert _npz(tmp_path / "g.npz")[1]["layers"][0]["name"] == "lstm"
+
+
+def test_progress_on_request_shows_phases_and_a_full_bar(keras_lstm, in_tmp, capsys):
+    assert main(["convert", str(keras_lstm), "--target", "onnx", "--progress"]) == 0
+    err = capsys.readouterr().err
+    phases = [line.strip() for line in err.replace("\r", "\n").splitlines() if line.strip()]
+    assert phases[0].startswith("rnnbridge: reading") and "rnnbridge: converting..." in phases
+    bars = [line for line in phases if line.startswith("rnnbridge: writing [")]
+    assert bars[-1].endswith("100%") and "#" * Progress.WIDTH in bars[-1]
+    percents = [int(line.rsplit(" ", 1)[1].rstrip("%")) for line in bars]
+    assert percents == sorted(percents)
+    assert phases[-1] == "rnnbridge: wrote 3 arrays to m.onnx.npz"
+
+
+def test_no_progress_for_small_files_or_when_not_a_terminal(keras_lstm, in_tmp, capsys):
+    assert main(["split", str(keras_lstm)]) == 0
+    assert capsys.readouterr().err == "rnnbridge: wrote 16 arrays to m.gates.npz\n"
+    assert not Progress.for_inputs([str(keras_lstm)], None).enabled
+
+
+def test_the_cli_and_the_api_give_the_same_error(keras_lstm, client, in_tmp, capsys):
+    assert main(["split", str(keras_lstm), "--layer", "decoder"]) == 1
+    err = capsys.readouterr().err.strip()
+    response = client.post("/split", files={"file": ("m.h5", keras_lstm.read_bytes())}, data={"layer": "decoder"})
+    body = response.json()
+    assert err == f"rnnbridge: error: {body['code']}: {body['detail']}"

@@ -303,3 +303,17 @@ def test_truncated_archive_is_malformed(tmp_path, dest, kind):
     assert archive.is_archive(packed)
     with pytest.raises(MalformedFile):
         archive.expand([packed], Limits(), dest)
+
+
+def test_a_tar_of_a_folder_made_with_dot_as_root_expands(tmp_path: Path) -> None:
+    """``tar czf x.tgz -C folder .`` writes the folder itself as member ``.`` first."""
+    folder = tmp_path / "ckpt"
+    folder.mkdir()
+    (folder / "a.bin").write_bytes(b"abc")
+    target = tmp_path / "x.tgz"
+    with tarfile.open(target, "w:gz") as tar:
+        tar.add(folder, arcname=".")
+    dest = tmp_path / "out"
+    dest.mkdir()
+    members = archive.expand([InputFile("x.tgz", target)], Limits(), dest)
+    assert [m.path.read_bytes() for m in members] == [b"abc"]

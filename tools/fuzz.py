@@ -1,0 +1,123 @@
+"""Long fuzz runs of every reader: mutated real files, the property of ``tests/fuzz/harness.py``.
+
+    python tools/fuzz.py --seconds 300                 # all readers, 300 s each
+    python tools/fuzz.py --reader onnx --seconds 60 --out /tmp/crashes
+    python tools/fuzz.py --seconds 60 --zip            # the same, each upload wrapped in a zip
+
+Each reader gets its share of the time; every input is a random stack of byte mutations
+(flip, overwrite, insert, delete, truncate, splice) of a real file. A failure is any
+exception other than an ``RnnBridgeError`` (``VerificationFailed`` included): its input is
+written to ``--out`` (``<reader>-<n>/``, one file per upload file) with the traceback, to
+become a corpus file. Prints, per reader: inputs tried, outcomes by error code, failures.
+An input that makes a library spin (a C call cannot be interrupted) is caught by a
+watchdog: each reader runs in a child process, and when it makes no progress for
+``--hang`` seconds the input it was reading is saved as a hang and the child restarted.
+Exits 1 if anything failed or hung.
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import random
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.fuzz import harness  # noqa: E402
+
+
+def fuzz_reader(seed: harness.Seed, seconds: float, rng_seed: int, out: Path, zipped: bool, progress, result) -> None:
+    """Fuzz one reader for ``seconds`` (in a child process); ``progress`` counts inputs tried."""
+    warnings.simplefilter("error")  # as under pytest: a NumPy/h5py warning on bad input is a bug too
+    rng = random.Random(rng_seed)
+    outcomes: Counter = Counter()
+    failures = 0
+    deadline = time.monotonic() + seconds
+    current = out / f"{seed.reader}-current"
+    while time.monotonic() < deadline:
+        files = harness.mutated(seed, rng.choice(seed.victims), harness.random_ops(rng))
+        if zipped:
+            files = [("upload.zip", harness.as_zip(files))]
+        _save(current, files, "")  # what the watchdog keeps if this input hangs
+        with tempfile.TemporaryDirectory() as folder:
+            try:
+                outcomes[harness.outcome(files, Path(folder), seed.source)] += 1
+            except Exception as exc:  # the property: nothing but RnnBridgeError escapes
+                failures += 1
+                outcomes[f"FAIL {type(exc).__name__}"] += 1
+                _save(out / f"{seed.reader}-{rng_seed}-{failures}", files, traceback.format_exc())
+        progress.value += 1
+    result.put((dict(outcomes), failures))
+
+
+def supervise(seed: harness.Seed, seconds: float, rng_seed: int, out: Path, zipped: bool, hang: float) -> tuple[int, Counter, int]:
+    """Run :func:`fuzz_reader` in children until ``seconds`` are spent; catch hangs."""
+    tried, outcomes, failures = 0, Counter(), 0
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0.5:
+        progress, result = multiprocessing.Value("q", 0), multiprocessing.Queue()
+        child = multiprocessing.Process(target=fuzz_reader, args=(seed, left, rng_seed, out, zipped, progress, result))
+        child.start()
+        seen, stalled_since, hung = -1, time.monotonic(), False
+        while child.is_alive():
+            child.join(0.5)
+            if progress.value != seen:
+                seen, stalled_since = progress.value, time.monotonic()
+            elif time.monotonic() - stalled_since > hang:
+                child.kill()
+                child.join()
+                hung = True
+                failures += 1
+                outcomes["HANG"] += 1
+                (out / f"{seed.reader}-current").rename(out / f"{seed.reader}-{rng_seed}-hang")
+        tried += progress.value + hung
+        if child.exitcode == 0:
+            got, fails = result.get(timeout=5)
+            outcomes.update(got)
+            failures += fails
+        rng_seed += 1_000_003
+    return tried, outcomes, failures
+
+
+def _save(folder: Path, files: harness.Upload, trace: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files:
+        (folder / Path(name).name).write_bytes(data)
+    (folder / "traceback.txt").write_text(trace)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=60.0, help="time per reader")
+    parser.add_argument("--reader", action="append", help="only these readers (repeatable)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=Path("fuzz-failures"))
+    parser.add_argument("--zip", action="store_true", help="wrap every upload in a zip archive")
+    parser.add_argument("--hang", type=float, default=10.0, help="seconds without progress that make a hang")
+    args = parser.parse_args(argv)
+    seeds = harness.available_seeds()
+    chosen = args.reader or sorted(seeds)
+    args.out.mkdir(parents=True, exist_ok=True)
+    total_failures = 0
+    print(f"{'reader':15s} {'inputs':>8s} {'failures':>8s}  outcomes")
+    for name in chosen:
+        tried, outcomes, failures = supervise(seeds[name], args.seconds, args.seed, args.out, args.zip, args.hang)
+        (args.out / f"{name}-current").mkdir(exist_ok=True)
+        shutil.rmtree(args.out / f"{name}-current")
+        total_failures += failures
+        summary = ", ".join(f"{k}={v}" for k, v in outcomes.most_common())
+        print(f"{name:15s} {tried:8d} {failures:8d}  {summary}", flush=True)
+    print(f"failures: {total_failures}" + (f" (inputs in {args.out})" if total_failures else ""))
+    return 1 if total_failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
