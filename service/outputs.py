@@ -81,11 +81,28 @@ def write_npz(result: Result, stream: IO[bytes]) -> None:
     """
     if META_KEY in result.arrays:
         raise InvalidField(f"an output array may not be named {META_KEY!r}", field="format")
+    for name in result.arrays:
+        _check_member_name(name)
     members = {**result.arrays, META_KEY: np.array(meta_json(result))}
     with zipfile.ZipFile(stream, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for name, array in members.items():
             with archive.open(f"{name}.npy", mode="w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
+
+
+def _check_member_name(name: str) -> None:
+    """Layer names are made safe where they are read (``service.discovery``); this is the
+    last guard before a name becomes a path that someone will unzip."""
+    segments = name.split("/")
+    unsafe = (
+        name.startswith("/")
+        or "\\" in name
+        or ".." in segments
+        or any(ord(c) < 32 for c in name)
+        or len(name.encode()) > 4096
+    )
+    if unsafe:
+        raise InvalidField(f"output name {name[:200]!r} cannot be a zip member name", field="layer")
 
 
 def to_json(result: Result) -> dict[str, Any]:

@@ -152,6 +152,8 @@ def convert(
         raise InvalidField(f"target must be one of {list(FRAMEWORKS)}, not {target!r}", field="target")
     if prefix is not None and target != "pytorch":
         raise InvalidField("prefix applies to target=pytorch only", field="prefix")
+    if prefix and (any(c in prefix for c in "/\\") or any(ord(c) < 32 for c in prefix) or len(prefix) > 256):
+        raise InvalidField("prefix is a state_dict key prefix: no '/', '\\' or control characters", field="prefix")
 
     def convert_layer(native: NativeLayer, canon: Layer) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         conv = exactness.select_target(canon, target)

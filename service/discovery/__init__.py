@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from ..errors import InvalidField
 from ..formats.base import WeightFile
-from .common import Found
+from .common import Found, make_names_safe
 from .keras import find_keras
 from .onnx import find_onnx
 from .pytorch import find_pytorch
@@ -45,6 +45,12 @@ def find_layers(
     reset_after: bool | None = None,
 ) -> Found:
     """The recurrent layers of ``weights`` as native layers, plus what was left over."""
+    found = _find(weights, source, direction, reset_after)
+    make_names_safe(found)
+    return found
+
+
+def _find(weights: WeightFile, source: str | None, direction: str | None, reset_after: bool | None) -> Found:
     if is_rnnbridge_output(weights):
         return find_rnnbridge(weights)
     implied = FORMAT_FRAMEWORK.get(weights.format)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,6 +47,37 @@ def keras_activation(spec: Any, keras_major: int) -> str:
     if spec == "hard_sigmoid":
         return HARD_SIGMOID_KERAS3 if keras_major >= 3 else HARD_SIGMOID_KERAS2
     return _KERAS_ACTIVATIONS.get(spec, str(spec))
+
+
+_MAX_NAME = 128
+
+
+def safe_name(name: str) -> str:
+    """A name from a file, made safe to become part of an output name, a zip member name
+    or a header: relative ``/``-separated segments, no ``.``/``..`` segments, no control
+    characters, at most 128 characters (a longer one keeps a hash of the rest)."""
+    cleaned = "".join("_" if ord(c) < 32 or ord(c) == 127 else c for c in name.replace("\\", "/"))
+    segments = ["__" if s == ".." else s for s in cleaned.split("/") if s not in ("", ".")]
+    safe = "/".join(segments) or "layer"
+    if len(safe) > _MAX_NAME:
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        safe = f"{safe[: _MAX_NAME - 13]}~{digest}"
+    return safe
+
+
+def make_names_safe(found: Found) -> None:
+    """Give every layer a safe, unique name; say which names changed."""
+    taken: set[str] = set()
+    for layer in found.layers:
+        safe = candidate = safe_name(layer.name)
+        n = 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{safe}~{n}"
+        taken.add(candidate)
+        if candidate != layer.name:
+            found.notes.append(f"layer name {layer.name[:200]!r} is used as {candidate!r}")
+            layer.name = candidate
 
 
 def count_other(arrays: dict[str, np.ndarray], used: set[str]) -> int:

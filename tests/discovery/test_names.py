@@ -1,0 +1,40 @@
+"""Layer names come from files; they reach output names, zip members and headers only
+after they are made safe."""
+
+from __future__ import annotations
+
+import pytest
+
+from service.discovery.common import Found, make_names_safe, safe_name
+from service.engine import CONVENTIONS, LayerConfig, NativeLayer
+
+
+@pytest.mark.parametrize(
+    ("name", "safe"),
+    [
+        ("encoder.rnn", "encoder.rnn"),
+        ("rnn/multi_rnn_cell", "rnn/multi_rnn_cell"),
+        ("../../etc/passwd", "__/__/etc/passwd"),
+        ("/abs/path", "abs/path"),
+        ("a\\..\\b", "a/__/b"),
+        ("./x/./y", "x/y"),
+        ("a\x00b\r\nc", "a_b__c"),
+        ("", "layer"),
+        ("..", "__"),
+    ],
+)
+def test_unsafe_names_become_relative_plain_paths(name: str, safe: str) -> None:
+    assert safe_name(name) == safe
+
+
+def test_long_names_keep_a_hash_of_what_was_cut() -> None:
+    a, b = "x" * 70_000 + "a", "x" * 70_000 + "b"
+    assert len(safe_name(a)) == 128 and safe_name(a) != safe_name(b)
+
+
+def test_names_that_become_equal_stay_distinct() -> None:
+    conv = CONVENTIONS["pytorch.lstm"]
+    found = Found(layers=[NativeLayer(n, conv, LayerConfig(conv.default_activations), {}) for n in ("a\x00", "a\x01", "a_")])
+    make_names_safe(found)
+    assert [layer.name for layer in found.layers] == ["a_", "a_~2", "a_~3"]
+    assert len(found.notes) == 3
