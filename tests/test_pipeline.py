@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from service import pipeline
+from service.discovery.common import safe_name
 from service.discovery.rnnbridge import find_rnnbridge
 from service.engine import reference
 from service.engine.conventions import FRAMEWORKS
@@ -52,10 +53,15 @@ def read(fx_id: str, name: str) -> pipeline.Model:
     return pipeline.read(files, direction="reverse" if reverse else None)
 
 
+def layer_name(fx: FixtureLayer) -> str:
+    """The manifest's layer name as rnnbridge reports it (made safe: ONNX ``/GRU`` is ``GRU``)."""
+    return safe_name(fx.layer["name"])
+
+
 def layer_of(model: pipeline.Model, fx: FixtureLayer) -> NativeLayer:
     names = [layer.name for layer in model.layers]
-    assert fx.layer["name"] in names, f"layer {fx.layer['name']!r} not found; found {names}"
-    return next(layer for layer in model.layers if layer.name == fx.layer["name"])
+    assert layer_name(fx) in names, f"layer {layer_name(fx)!r} not found; found {names}"
+    return next(layer for layer in model.layers if layer.name == layer_name(fx))
 
 
 def forget_bias(fx: FixtureLayer) -> float | None:
@@ -118,7 +124,7 @@ def test_refusal_predictions_agree_with_the_generator(fx: FixtureLayer, target: 
 @pytest.mark.parametrize(("fx", "name", "files"), CASES)
 def test_inspect_finds_the_layer_with_its_sizes(fx: FixtureLayer, name: str, files: list[Path]) -> None:
     info = pipeline.inspect(read(fx.id, name))
-    entry = next(e for e in info["layers"] if e["name"] == fx.layer["name"])
+    entry = next(e for e in info["layers"] if e["name"] == layer_name(fx))
     assert entry["cell"] == fx.layer["cell"]
     assert entry["input_size"] == fx.layer["input_size"]
     assert entry["units"] == fx.layer["units"]
@@ -129,13 +135,13 @@ def test_inspect_finds_the_layer_with_its_sizes(fx: FixtureLayer, name: str, fil
 
 @pytest.mark.parametrize(("fx", "name", "files"), CASES)
 def test_split_equals_the_per_gate_truth(fx: FixtureLayer, name: str, files: list[Path]) -> None:
-    result = pipeline.split(read(fx.id, name), layer=fx.layer["name"], source_forget_bias=forget_bias(fx))
+    result = pipeline.split(read(fx.id, name), layer=layer_name(fx), source_forget_bias=forget_bias(fx))
     added = forget_bias(fx) or 0.0
     reverse_only = fx.layer["direction"] == "reverse"
     expected = {}
     for (level, direction, gate), array in fx.canonical.items():
         direction = "backward" if reverse_only else direction
-        expected[f"{fx.layer['name']}/l{level}/{direction}/{gate}"] = array + (added if gate == "b_xf" else 0)
+        expected[f"{layer_name(fx)}/l{level}/{direction}/{gate}"] = array + (added if gate == "b_xf" else 0)
     assert set(expected) <= set(result.arrays)
     for key, array in expected.items():
         np.testing.assert_array_equal(result.arrays[key], array.astype(result.arrays[key].dtype), err_msg=key)
@@ -155,10 +161,10 @@ def test_convert_reproduces_the_source_framework(fx: FixtureLayer, name: str, fi
     refusals = expected_refusals(fx, target)
     if refusals:
         with pytest.raises(InexactConversion) as refused:
-            pipeline.convert(model, target, layer=fx.layer["name"], source_forget_bias=forget_bias(fx))
+            pipeline.convert(model, target, layer=layer_name(fx), source_forget_bias=forget_bias(fx))
         assert refused.value.code in refusals
         return
-    result = pipeline.convert(model, target, layer=fx.layer["name"], source_forget_bias=forget_bias(fx))
+    result = pipeline.convert(model, target, layer=layer_name(fx), source_forget_bias=forget_bias(fx))
     converted = find_rnnbridge(WeightFile("npz", result.arrays, {"meta": result.meta})).layers[0]
     assert converted.convention.framework == target
     y, h_n, c_n = reference.run(converted, fx.x, fx.h0, fx.c0)

@@ -18,7 +18,7 @@ from service import outputs, pipeline
 from service.errors import InexactConversion
 
 from .fixtures_index import FIXTURE_LAYERS, FixtureLayer
-from .test_pipeline import NO_CONFIG_FILES, forget_bias, non_default_activations, uploads
+from .test_pipeline import NO_CONFIG_FILES, forget_bias, layer_name, non_default_activations, uploads
 
 torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")
@@ -35,7 +35,7 @@ def first_upload(fx: FixtureLayer) -> list:
 def test_pytorch_loads_the_result_strictly_and_reproduces_the_outputs(fx: FixtureLayer, tmp_path) -> None:
     model = pipeline.read(first_upload(fx))
     try:
-        result = pipeline.convert(model, "pytorch", layer=fx.layer["name"], prefix="", source_forget_bias=forget_bias(fx))
+        result = pipeline.convert(model, "pytorch", layer=layer_name(fx), prefix="", source_forget_bias=forget_bias(fx))
     except InexactConversion as refused:
         pytest.skip(f"refused as it must be: {refused.code}")
     path = tmp_path / "weights.safetensors"
