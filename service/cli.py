@@ -240,6 +240,8 @@ def convert_command(args: argparse.Namespace) -> int:
         target_forget_bias=args.target_forget_bias,
         verify_result=args.verify,
         prefix=args.prefix,
+        order="K" if args.format in outputs.ANY_ORDER else "C",
+        consume=True,
     )
     del model
     return _emit(args, result, outputs.output_name(args.files[0], args.format, args.target), progress)

@@ -160,6 +160,9 @@ def write_h5(result: Result, stream: IO[bytes]) -> None:
     stream.write(buffer.getbuffer())
 
 
+#: formats whose arrays may be in either memory order (``.npy`` records it; JSON lists values)
+ANY_ORDER = frozenset({"npz", "json"})
+
 WRITERS = {"npz": write_npz, "json": write_json, "safetensors": write_safetensors, "h5": write_h5}
 FORMATS = tuple(WRITERS)
 #: formats only some targets have

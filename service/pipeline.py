@@ -25,8 +25,8 @@ import numpy as np
 
 from . import discovery, formats
 from .engine import canonical, exactness, naming, verify
-from .engine.conventions import CONVENTIONS, FRAMEWORKS
-from .engine.model import Layer, NativeLayer, cell_order
+from .engine.conventions import CONVENTIONS, FRAMEWORKS, Convention
+from .engine.model import CellKey, Layer, NativeLayer, cell_order
 from .errors import InvalidField, LayerNotFound
 from .formats.base import InputFile, Limits
 
@@ -120,7 +120,8 @@ def split(
     if orientation not in ("out_in", "in_out"):
         raise InvalidField(f"orientation must be 'out_in' or 'in_out', not {orientation!r}", field="orientation")
 
-    def split_layer(native: NativeLayer, canon: Layer) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    def split_layer(native: NativeLayer) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        canon = canonical.to_canonical(native)
         arrays = {}
         for (level, direction), gates in sorted(canon.cells.items(), key=lambda item: cell_order(item[0])):
             for name, array in gates.items():
@@ -141,12 +142,21 @@ def convert(
     target_forget_bias: float | None = None,
     verify_result: bool = True,
     prefix: str | None = None,
+    order: Literal["C", "K"] = "C",
+    consume: bool = False,
 ) -> Result:
     """Re-fuse the chosen layers in ``target``'s convention, refusing inexact conversions.
 
     Output names: PyTorch ``{prefix}{state_dict key}`` (``prefix`` defaults to the layer
     name + "."); ONNX ``{layer}/l{k}/{W|R|B|P}`` with the direction axis first; Keras and
     TF1 ``{layer}/l{k}/{direction}/{tensor}``.
+
+    ``order="K"`` lets a matrix that is its source's transpose come out in Fortran order
+    (a plain copy instead of a transposition), for outputs that keep the memory order (npz,
+    JSON); the default gives C order. ``consume=True`` hands the model's arrays over to the
+    conversion: a large layer is then converted and verified one cell (level, direction) at
+    a time, each source cell released as soon as its target exists, so that the source and
+    the result are never both whole in memory. The model cannot be used again after that.
     """
     if target not in FRAMEWORKS:
         raise InvalidField(f"target must be one of {list(FRAMEWORKS)}, not {target!r}", field="target")
@@ -155,12 +165,17 @@ def convert(
     if prefix and (any(c in prefix for c in "/\\") or any(ord(c) < 32 for c in prefix) or len(prefix) > 256):
         raise InvalidField("prefix is a state_dict key prefix: no '/', '\\' or control characters", field="prefix")
 
-    def convert_layer(native: NativeLayer, canon: Layer) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    def convert_layer(native: NativeLayer) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        canon = canonical.to_canonical(native)
         conv = exactness.select_target(canon, target)
         exactness.check(canon, conv)
         forget_bias = conv.forget_bias if target_forget_bias is None else target_forget_bias
-        out, folded = canonical.from_canonical(canon, conv, forget_bias)
-        report = verify.verify(native, out) if verify_result else None
+        if consume and _weights(native) > verify.SAMPLE_ABOVE:
+            del canon  # its views would keep every source cell alive
+            out, folded, report = _convert_by_cell(native, conv, forget_bias, order, verify_result)
+        else:
+            out, folded = canonical.from_canonical(canon, conv, forget_bias, order=order)
+            report = verify.verify(native, out) if verify_result else None
         arrays = naming.tensor_names(out, prefix)
         start = naming.head(out.name, out.convention, prefix)
         return arrays, _convert_meta(native, out, folded, report, list(arrays), start)
@@ -172,7 +187,7 @@ def _assemble(
     model: Model,
     layer: str | None,
     source_forget_bias: float | None,
-    per_layer: Callable[[NativeLayer, Layer], tuple[dict[str, np.ndarray], dict[str, Any]]],
+    per_layer: Callable[[NativeLayer], tuple[dict[str, np.ndarray], dict[str, Any]]],
     **head: Any,
 ) -> Result:
     """Run ``per_layer`` on each chosen layer and gather the arrays and the metadata."""
@@ -181,7 +196,7 @@ def _assemble(
     bfloat16: list[str] = []
     for native in _select(model, layer):
         native = _with_forget_bias(native, source_forget_bias)
-        named, meta = per_layer(native, canonical.to_canonical(native))
+        named, meta = per_layer(native)
         clash = sorted(arrays.keys() & named.keys())
         if clash:
             raise InvalidField(
@@ -195,6 +210,37 @@ def _assemble(
         if model.stored_as_bfloat16(native):
             bfloat16 += list(named)
     return Result(arrays, {**head, "layers": layers_meta, "notes": model.notes, "bfloat16": bfloat16})
+
+
+def _weights(native: NativeLayer) -> int:
+    return sum(array.size for cell in native.cells.values() for array in cell.values())
+
+
+def _convert_by_cell(
+    native: NativeLayer, conv: Convention, forget_bias: float, order: Literal["C", "K"], verify_result: bool
+) -> tuple[NativeLayer, list[str], dict[str, Any] | None]:
+    """Convert (and verify) one cell at a time, emptying ``native`` as it goes.
+
+    Large layers are verified cell by cell anyway (``verify`` samples units of each cell on
+    its own), so checking each cell as it is converted is the same check.
+    """
+    cells: dict[CellKey, dict[str, np.ndarray]] = {}
+    folded: set[str] = set()
+    reports = []
+    for key in sorted(native.cells, key=cell_order):
+        alone = NativeLayer(native.name, native.convention, native.config, {(0, key[1]): native.cells.pop(key)})
+        out, notes = canonical.from_canonical(canonical.to_canonical(alone), conv, forget_bias, order=order)
+        if verify_result:
+            reports.append(verify.verify(alone, out))
+        cells[key] = out.cells[(0, key[1])]
+        folded.update(notes)
+        del alone, out
+    config = native.config.with_(forget_bias=forget_bias)
+    report = None
+    if reports:
+        report = {**reports[0], "max_abs_err": max(r["max_abs_err"] for r in reports), "cells_checked": len(reports)}
+        report["tolerance"] = min(r["tolerance"] for r in reports)
+    return NativeLayer(native.name, conv, config, cells, notes=list(native.notes)), sorted(folded), report
 
 
 def _select(model: Model, layer: str | None) -> list[NativeLayer]:

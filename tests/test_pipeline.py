@@ -8,13 +8,14 @@ service's registry, and must come with the right code.
 
 from __future__ import annotations
 
+import io
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from service import pipeline
+from service import outputs, pipeline
 from service.discovery.common import safe_name
 from service.discovery.rnnbridge import find_rnnbridge
 from service.engine import reference
@@ -188,3 +189,52 @@ def test_one_prefix_for_several_layers_is_refused_not_overwritten() -> None:
     assert refused.value.extra["field"] == "prefix"
     both = pipeline.convert(model, "pytorch")
     assert {name.split(".")[0] for name in both.arrays} == {"lstm", "lstm_1"}
+
+
+def big_pytorch_model(tmp_path: Path) -> Path:
+    """A 2-level bidirectional LSTM with more weights than verification checks in full."""
+    rng = np.random.default_rng(0)
+    state = {}
+    for level in range(2):
+        for suffix in ("", "_reverse"):
+            fan_in = 256 if level == 0 else 1024
+            state[f"rnn.weight_ih_l{level}{suffix}"] = rng.standard_normal((2048, fan_in), dtype=np.float32)
+            state[f"rnn.weight_hh_l{level}{suffix}"] = rng.standard_normal((2048, 512), dtype=np.float32)
+            state[f"rnn.bias_ih_l{level}{suffix}"] = rng.standard_normal(2048, dtype=np.float32)
+            state[f"rnn.bias_hh_l{level}{suffix}"] = rng.standard_normal(2048, dtype=np.float32)
+    path = tmp_path / "big.safetensors"
+    from service.formats import safetensors_file
+
+    with path.open("wb") as stream:
+        safetensors_file.write(stream, state)
+    return path
+
+
+@pytest.mark.parametrize("target", ["keras", "onnx"])
+def test_consuming_a_large_layer_cell_by_cell_gives_the_same_result(tmp_path: Path, target: str) -> None:
+    path = big_pytorch_model(tmp_path)
+    whole = pipeline.convert(pipeline.read([path]), target)
+    model = pipeline.read([path])
+    by_cell = pipeline.convert(model, target, consume=True)
+    assert model.layers[0].cells == {}  # handed over: the source arrays are gone
+    assert by_cell.arrays.keys() == whole.arrays.keys()
+    for name, array in whole.arrays.items():
+        np.testing.assert_array_equal(by_cell.arrays[name], array, err_msg=name)
+    report = by_cell.meta["layers"][0]["verification"]
+    assert report["cells_checked"] == 4 and report["max_abs_err"] <= report["tolerance"]
+
+
+def test_any_memory_order_holds_the_same_values() -> None:
+    fx = next(f for f in FIXTURE_LAYERS if f.layer["native_type"] == "torch.nn.LSTM" and f.layer["directions"] == 2)
+    model = pipeline.read([fx.dir / "model.pt"])
+    c_order = pipeline.convert(model, "keras")
+    any_order = pipeline.convert(model, "keras", order="K")
+    assert any(a.flags.f_contiguous and not a.flags.c_contiguous for a in any_order.arrays.values())
+    assert all(a.flags.c_contiguous for a in c_order.arrays.values())
+    for name, array in c_order.arrays.items():
+        np.testing.assert_array_equal(any_order.arrays[name], array, err_msg=name)
+    buffer = io.BytesIO()
+    outputs.write_npz(any_order, buffer)
+    with np.load(io.BytesIO(buffer.getvalue()), allow_pickle=False) as loaded:
+        for name, array in c_order.arrays.items():
+            np.testing.assert_array_equal(loaded[name], array, err_msg=name)

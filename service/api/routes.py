@@ -213,6 +213,8 @@ def convert(
         target_forget_bias=target_forget_bias,
         verify_result=verify,
         prefix=sent_prefix,  # ``prefix`` itself is declared for the OpenAPI document
+        order="K" if format in outputs.ANY_ORDER else "C",
+        consume=True,
     )
     del model  # the source arrays can go while the result streams out
     _count_conversion(registry, result, target)

@@ -144,8 +144,8 @@ def _is_weight_container(path: Path) -> bool:
     try:
         with zipfile.ZipFile(path) as z:
             names = z.namelist()
-    except (zipfile.BadZipFile, OSError, ValueError):
-        return False  # corrupt: ``expand`` reports it
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
+        return False  # corrupt (or a zip version zipfile lacks): ``expand`` reports it
     npz = bool(names) and all(n.endswith(".npy") for n in names)
     keras = "config.json" in names and ("model.weights.h5" in names or "metadata.json" in names)
     torch = any(n.count("/") == 1 and n.endswith("/data.pkl") for n in names)
@@ -208,13 +208,14 @@ def _expand_zip(file: InputFile, root: Path, budget: _Budget) -> list[InputFile]
             if declared > budget.left:
                 raise LimitExceeded(f"archive {file.name!r} declares {declared} bytes of members")
             return [_extract_zip_member(z, file.name, info, root, budget) for info in regular]
-    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError) as exc:
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, OSError, NotImplementedError) as exc:
         raise MalformedFile(f"archive {file.name!r} is not a readable zip: {exc}") from exc
 
 
 def _check_zip_member(archive: str, info: zipfile.ZipInfo) -> bool:
     """Validate one entry; True for a regular file, False for a directory."""
-    _member_path(archive, info.filename, directory=info.is_dir())
+    # not ``info.is_dir()``: it raises IndexError on an empty name, which _member_path refuses
+    _member_path(archive, info.filename, directory=info.filename.endswith("/"))
     mode = info.external_attr >> 16 if info.create_system == 3 else 0
     kind = stat.S_IFMT(mode)
     if kind not in (0, stat.S_IFREG, stat.S_IFDIR):

@@ -116,6 +116,8 @@ _PARSE_ERRORS = (
     LookupError,
     AttributeError,
     struct.error,
+    NotImplementedError,  # zipfile: a zip version or compression method it lacks
+    RuntimeError,  # zipfile: an encrypted member
     OverflowError,
     RecursionError,
     MemoryError,
@@ -654,8 +656,8 @@ def _kind(file: InputFile) -> str | None:
         if head.startswith(_ZIP_MAGIC):
             with zipfile.ZipFile(file.path) as archive:
                 return "zip" if _zip_root(archive.namelist()) is not None else None
-    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
-        return None
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError, NotImplementedError, IndexError):
+        return None  # IndexError: zipfile's ZipInfo.is_dir on an empty member name
     return None
 
 

@@ -462,6 +462,52 @@ def _h5_global_heap_hang() -> bytes:
     return bytes(data)
 
 
+def _central_patch(data: bytes, offset: int, value: bytes) -> bytes:
+    """Overwrite bytes at ``offset`` of every central-directory header (found by signature)."""
+    out, at = bytearray(data), data.find(b"PK\x01\x02")
+    while at >= 0:
+        out[at + offset : at + offset + len(value)] = value
+        at = data.find(b"PK\x01\x02", at + 4)
+    return bytes(out)
+
+
+def _torch_zip_valid() -> bytes:
+    """A torch.save zip whose data.pkl is a plain dict and one storage member."""
+    pkl = pickle.dumps({"w": 1}, protocol=2)
+    return _zip([("archive/data.pkl", pkl), ("archive/data/0", b"\0" * 16), ("archive/version", b"3\n")], zipfile.ZIP_STORED)
+
+
+def _torch_zip_version() -> bytes:
+    """Found by tools/fuzz.py: 'version needed to extract' 16.4 made zipfile raise NotImplementedError."""
+    return _central_patch(_torch_zip_valid(), 6, struct.pack("<H", 164))
+
+
+def _torch_zip_encrypted() -> bytes:
+    """Found by tools/fuzz.py: the encrypted flag on a storage member made zipfile raise RuntimeError."""
+    return _central_patch(_torch_zip_valid(), 8, struct.pack("<H", 1))
+
+
+def _zip_empty_name() -> bytes:
+    """Found by tools/fuzz.py: an empty member name made ZipInfo.is_dir raise IndexError."""
+    return _zip([("model.ckpt.index", b"x"), ("", b"y")])
+
+
+SHARED_KERAS2 = HERE.parents[2] / "shared" / "fixtures" / "k2_lstm_seq" / "m.h5"
+
+
+def _h5_segfault() -> bytes:
+    """Found by ``tools/fuzz.py``: the real Keras 2 file ``k2_lstm_seq/m.h5`` (shared
+    fixtures) with byte 7561 changed from 1 to 5; libhdf5 segfaults when h5py reads the
+    string-array attribute ``weight_names``, which kills the whole server process.
+    Without the shared fixtures the committed bytes are kept."""
+    if not SHARED_KERAS2.is_file():
+        return (CORPUS / "h5_segfault.h5").read_bytes()
+    data = bytearray(SHARED_KERAS2.read_bytes())
+    assert data[7561] == 1
+    data[7561] = 5
+    return bytes(data)
+
+
 # ---------------------------------------------------------------------- the table
 
 
@@ -506,10 +552,14 @@ ENTRIES: list[Entry] = [
     Entry("h5_deep_config.h5", "model_config attribute of 100 000 nested JSON lists", _one("h5_deep_config.h5", _h5_deep_config)),
     Entry("h5_deep_groups.h5", "150 nested groups ending in a soft link back to the top", _one("h5_deep_groups.h5", _h5_deep_groups)),
     Entry("h5_global_heap_hang.h5", "string attributes; one global-heap object size byte 0 -> 6 (libhdf5 loops for ever)", _one("h5_global_heap_hang.h5", _h5_global_heap_hang)),
+    Entry("h5_segfault.h5", "shared fixture k2_lstm_seq/m.h5 with byte 7561 1 -> 5 (libhdf5 segfaults reading weight_names)", _one("h5_segfault.h5", _h5_segfault)),
     Entry("h5_bad_layer_names.h5", "Keras 2 save_weights layout, LSTM layer named '..\\..\\evil'", _one("h5_bad_layer_names.h5", _h5_bad_layer_names)),
     # pickles
     Entry("torch_reduce.pt", "torch.save zip whose data.pkl is os.system('touch <markers>/pwned-by-pickle') via __reduce__", _one_m("torch_reduce.pt", lambda m: _torch_zip(_reduce_pickle(m))), True),
     Entry("torch_legacy_reduce.pt", "legacy torch.save (magic number + pickle) with the same __reduce__ payload", _one_m("torch_legacy_reduce.pt", lambda m: _legacy_torch(_reduce_pickle(m))), True),
+    Entry("torch_zip_version.pt", "torch.save zip whose central directory asks for zip version 16.4 (fuzz find)", _one("torch_zip_version.pt", _torch_zip_version)),
+    Entry("torch_zip_encrypted.pt", "torch.save zip whose members carry the encrypted flag (fuzz find)", _one("torch_zip_encrypted.pt", _torch_zip_encrypted)),
+    Entry("zip_empty_name.zip", "zip with a member whose name is empty (fuzz find)", _one("zip_empty_name.zip", _zip_empty_name)),
     Entry("torch_eval.pt", "torch.save zip whose data.pkl calls builtins.eval (GLOBAL + REDUCE)", _one("torch_eval.pt", lambda: _torch_zip(_eval_pickle()))),
     Entry("npz_object_array.npz", "npz member with dtype object holding the __reduce__ payload", _one_m("npz_object_array.npz", _npz_object), True),
     # npz and zip bombs, lying headers

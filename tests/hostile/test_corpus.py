@@ -44,6 +44,9 @@ EXPECTED: dict[str, tuple[str, int] | None] = {
     "torch_reduce.pt": ("unsafe_pickle", 400),
     "torch_legacy_reduce.pt": ("unsafe_pickle", 400),
     "torch_eval.pt": ("unsafe_pickle", 400),
+    "torch_zip_version.pt": MALFORMED,
+    "torch_zip_encrypted.pt": MALFORMED,
+    "zip_empty_name.zip": MALFORMED,
     "npz_object_array.npz": ("object_array", 400),
     "npz_huge_shape.npz": LIMIT,
     "npz_negative_shape.npz": MALFORMED,
@@ -86,11 +89,7 @@ EXPECTED: dict[str, tuple[str, int] | None] = {
     "names_crlf.safetensors": ("layer_not_found", 404),
 }
 
-#: entries whose output reaches ``service.outputs`` with names it does not yet sanitise
-NPZ_NAMES_BUG = (
-    "service/outputs.write_npz writes names taken from the file as zip member names "
-    "unchanged ('..', absolute, backslash, NUL, > 65535 bytes)"
-)
+#: entries whose names from the file must be made safe before they become npz members
 UNSAFE_NAMES = {
     "h5_bad_layer_names.h5",
     "names_dotdot.safetensors",
@@ -100,23 +99,8 @@ UNSAFE_NAMES = {
 }
 
 
-#: entries answered 500 today, by a bug outside the readers (kept failing loudly, strictly)
-KNOWN_500 = {"names_long.safetensors": NPZ_NAMES_BUG + ": a 70 000-character name is a 500 (struct.error)"}
-
-
-#: in process only: zipfile's "Duplicate name" UserWarning is an error under pytest's
-#: ``filterwarnings = error``; the real server answers 200 with colliding members
-KNOWN_500_IN_PROCESS = {
-    **KNOWN_500,
-    "names_nul.safetensors": NPZ_NAMES_BUG + ": names 'a\\0b' and 'a\\0c' collide as member 'a'",
-}
-
-
-def _entry_params(known: dict[str, str]) -> list:
-    return [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=known[name])) if name in known else name
-        for name in sorted(EXPECTED)
-    ]
+def _entry_params() -> list:
+    return sorted(EXPECTED)
 
 
 def _upload(entry: make_corpus.Entry, markers: Markers) -> list[tuple[str, tuple[str, bytes]]]:
@@ -158,7 +142,7 @@ def test_uploads_fit_the_test_upload_limit():
         assert sum(map(len, make_corpus.load(entry).values())) < TEST_UPLOAD_LIMIT - 4096, entry.name
 
 
-@pytest.mark.parametrize("name", _entry_params(KNOWN_500_IN_PROCESS))
+@pytest.mark.parametrize("name", _entry_params())
 def test_entry_in_process(name, client, markers, test_settings):
     response = client.post("/convert", files=_upload(ENTRIES[name], markers), data={"target": "keras"})
     _check_response(response, EXPECTED[name])
@@ -166,7 +150,7 @@ def test_entry_in_process(name, client, markers, test_settings):
     assert list(test_settings.tmp_dir.iterdir()) == []
 
 
-@pytest.mark.parametrize("name", _entry_params(KNOWN_500))
+@pytest.mark.parametrize("name", _entry_params())
 def test_entry_on_the_real_server(name, server_url, server_spool, markers):
     response = httpx.post(
         f"{server_url}/convert", files=_upload(ENTRIES[name], markers), data={"target": "keras"}, timeout=60
@@ -194,20 +178,16 @@ def _member_names_are_safe(names: list[str], expected: int) -> None:
         assert len(name.encode()) < 4096
 
 
-@pytest.mark.xfail(strict=True, reason=NPZ_NAMES_BUG)
 @pytest.mark.parametrize("endpoint", ["/split", "/convert"])
 @pytest.mark.parametrize("name", sorted(UNSAFE_NAMES))
 def test_npz_member_names_from_the_file_are_sanitised(name, endpoint, client, markers):
-    response = client.post(endpoint, files=_upload(ENTRIES[name], markers), data={"target": "keras"} if endpoint == "/convert" else {})
+    data = {"target": "keras"} if endpoint == "/convert" else {}
+    response = client.post(endpoint, files=_upload(ENTRIES[name], markers), data=data)
     assert response.status_code == 200, response.text
-    inspect = client.post("/inspect", files=_upload(ENTRIES[name], markers)).json()
-    layers = len(inspect["layers"])
+    as_json = client.post(endpoint, files=_upload(ENTRIES[name], markers), data={**data, "format": "json"}).json()
     with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
         names = [info.filename for info in archive.infolist()]
-        meta = json.loads(str(np.load(io.BytesIO(archive.read("__meta__.npy")))))
-    per_layer = 16 if endpoint == "/split" else 3
-    assert len(meta["layers"]) == layers
-    _member_names_are_safe(names, layers * per_layer + 1 - (8 if name == "names_long.safetensors" and endpoint == "/split" else 0))
+    _member_names_are_safe(names, len(as_json["arrays"]) + 1)  # + __meta__: no two names collide
 
 
 HOSTILE_FILENAMES = ["../../../pwned.h5", "/abs/pwned.h5", 'q"\r\nX-Evil: 1\r\n.h5', "n\x00ul.h5", "x" * 4000 + ".h5", "..", "C:\\evil\\m.h5"]

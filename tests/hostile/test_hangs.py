@@ -1,4 +1,4 @@
-"""Inputs that make a library loop for ever: each read runs in a child process with a
+"""Inputs that make a library loop for ever or crash: each read runs in a child process with a
 wall-clock bound, so that the suite (and this test's verdict) survives the hang.
 
 ``h5_global_heap_hang.h5`` (found by ``tools/fuzz.py``): libhdf5 spins, holding the GIL,
@@ -7,6 +7,11 @@ collection holds. In the service this freezes the whole worker (every request, n
 this one). The readers cannot interrupt a C call: the fix needs either a validation of
 the global heap before h5py reads a variable-length value, or HDF5 reads in a child
 process with a timeout.
+
+``h5_segfault.h5`` (found by ``tools/fuzz.py``): one byte of a real Keras 2 file makes
+libhdf5 segfault while h5py reads the string-array attribute ``weight_names``; in the
+service the worker process dies with every request in flight. Only a child process
+(or a validation of the attribute's heap before reading it) protects the server.
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ import pytest
 from tests.hostile import make_corpus
 
 BOUND_SECONDS = 10
-HANGS = {"h5_global_heap_hang.h5"}
+#: entries that hang (libhdf5 spins) or kill the interpreter (libhdf5 segfaults)
+HANGS = {"h5_global_heap_hang.h5", "h5_segfault.h5"}
 
 _READ = """
 import sys
@@ -32,7 +38,7 @@ except RnnBridgeError as exc:
 """
 
 
-@pytest.mark.xfail(strict=True, reason="libhdf5 loops for ever on a corrupt global heap (service/formats/keras_h5.py)")
+@pytest.mark.xfail(strict=True, reason="libhdf5 hangs / segfaults on corrupt attribute heaps (service/formats/keras_h5.py)")
 @pytest.mark.parametrize("name", sorted(HANGS))
 def test_read_ends(name):
     path = make_corpus.corpus_path(next(e for e in make_corpus.ENTRIES if e.name == name))
