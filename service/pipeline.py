@@ -176,9 +176,10 @@ def convert(
         else:
             out, folded = canonical.from_canonical(canon, conv, forget_bias, order=order)
             report = verify.verify(native, out) if verify_result else None
-        arrays = naming.tensor_names(out, prefix)
-        start = naming.head(out.name, out.convention, prefix)
-        return arrays, _convert_meta(native, out, folded, report, list(arrays), start)
+        meta = _convert_meta(native, out, folded, report, naming.head(out.name, out.convention, prefix))
+        arrays = naming.tensor_names(out, prefix, consume=consume)  # last: it may empty ``out``
+        meta["tensors"] = list(arrays)
+        return arrays, meta
 
     return _assemble(model, layer, source_forget_bias, convert_layer, target=target)
 
@@ -286,7 +287,6 @@ def _convert_meta(
     out: NativeLayer,
     folded: list[str],
     report: dict[str, Any] | None,
-    names: list[str],
     start: str,
 ) -> dict[str, Any]:
     from .describe import describe_config, module_recipe
@@ -305,7 +305,7 @@ def _convert_meta(
         },
         "folded": ([f"source forget_bias {native.config.forget_bias:g} added to the forget-gate bias"] if native.config.forget_bias else [])
         + folded,
-        "tensors": names,
+        "tensors": [],
         "verification": report,
     }
     return meta

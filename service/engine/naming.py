@@ -25,17 +25,21 @@ def head(layer: str, conv: Convention, prefix: str | None = None) -> str:
     return f"{layer}/"
 
 
-def tensor_names(layer: NativeLayer, prefix: str | None = None) -> dict[str, np.ndarray]:
-    """The layer's tensors under their output names, in level, direction, tensor order."""
+def tensor_names(layer: NativeLayer, prefix: str | None = None, *, consume: bool = False) -> dict[str, np.ndarray]:
+    """The layer's tensors under their output names, in level, direction, tensor order.
+
+    Conventions that stack directions (ONNX) get one new array per level and tensor;
+    ``consume=True`` releases each direction's array as soon as it is stacked.
+    """
     conv = layer.convention
     start = head(layer.name, conv, prefix)
     names: dict[str, np.ndarray] = {}
     if conv.stack_directions:
         for level in range(layer.num_levels):
             for spec in conv.tensors:
-                parts = [layer.cells[(level, d)][spec.name] for d in layer.directions if spec.name in layer.cells[(level, d)]]
-                if parts:
-                    names[start + conv.naming.format(level=level, tensor=spec.name)] = np.stack(parts)
+                stacked = _stack(layer, level, spec.name, consume)
+                if stacked is not None:
+                    names[start + conv.naming.format(level=level, tensor=spec.name)] = stacked
         return names
     for (level, direction), tensors in sorted(layer.cells.items(), key=lambda item: cell_order(item[0])):
         for spec in conv.tensors:
@@ -45,6 +49,17 @@ def tensor_names(layer: NativeLayer, prefix: str | None = None) -> dict[str, np.
                 )
                 names[start + key] = tensors[spec.name]
     return names
+
+
+def _stack(layer: NativeLayer, level: int, tensor: str, consume: bool) -> np.ndarray | None:
+    cells = [layer.cells[(level, d)] for d in layer.directions if tensor in layer.cells[(level, d)]]
+    if not cells:
+        return None
+    first = cells[0][tensor]
+    stacked = np.empty((len(cells), *first.shape), dtype=first.dtype)
+    for d, cell in enumerate(cells):
+        stacked[d] = cell.pop(tensor) if consume else cell[tensor]
+    return stacked
 
 
 def parse_names(
