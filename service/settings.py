@@ -13,6 +13,8 @@ variable                              default          meaning
 ``RNNBRIDGE_RETRY_AFTER``             ``5``            seconds the 503 asks clients to wait
 ``RNNBRIDGE_REQUEST_TIMEOUT``         ``300``          seconds a client has to send the whole
                                                        request body; beyond it, 408
+``RNNBRIDGE_READ_TIMEOUT``            ``60``           seconds an HDF5 file may take to read (in a
+                                                       child process); then 400
 ``RNNBRIDGE_SHUTDOWN_TIMEOUT``        ``30``           seconds in-flight requests get to finish
                                                        after SIGTERM
 ``RNNBRIDGE_TMP_DIR``                 system temp      where uploads are spooled, one dir per request
@@ -53,6 +55,7 @@ class Settings(BaseSettings):
     max_concurrent: int = Field(default=2, ge=1)
     retry_after: int = Field(default=5, ge=0)
     request_timeout: float = Field(default=300.0, gt=0)
+    read_timeout: float = Field(default=60.0, gt=0)
     shutdown_timeout: float = Field(default=30.0, ge=0)
     tmp_dir: Path | None = None
     metrics_dir: Path | None = None
@@ -65,4 +68,5 @@ class Settings(BaseSettings):
             max_tensor_elements=self.max_tensor_elements,
             max_total_bytes=self.max_upload_bytes,
             tmp_dir=self.tmp_dir,
+            read_timeout=self.read_timeout,
         )

@@ -83,6 +83,10 @@ def supervise(seed: harness.Seed, seconds: float, rng_seed: int, out: Path, zipp
             got, fails = result.get(timeout=5)
             outcomes.update(got)
             failures += fails
+        elif not hung:  # the interpreter itself died (a segfault in a C library, an abort)
+            failures += 1
+            outcomes[f"CRASH exit {child.exitcode}"] += 1
+            (out / f"{seed.reader}-current").rename(out / f"{seed.reader}-{rng_seed}-crash")
         rng_seed += 1_000_003
     return tried, outcomes, failures
 

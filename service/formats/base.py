@@ -41,6 +41,8 @@ class Limits:
     max_tensor_elements: int = DEFAULT_MAX_TENSOR_ELEMENTS
     max_total_bytes: int = 2 * 1024**3
     tmp_dir: Path | None = None
+    #: wall-clock bound on reading one file whose library runs in a child process (HDF5)
+    read_timeout: float = 60.0
 
 
 @dataclass

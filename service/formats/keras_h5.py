@@ -86,8 +86,13 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
         A truncated or corrupt file, or a Keras weight name that resolves to nothing.
     LimitExceeded
         A dataset or attribute over ``limits``.
+
+    The file is read in a child process under ``limits.read_timeout`` (``isolation``): a
+    corrupt file can make libhdf5 loop or crash.
     """
-    return read_hdf5(_the_file(files).path, limits)
+    from .isolation import read_in_child
+
+    return read_in_child("service.formats.keras_h5:read_hdf5", _the_file(files).path, limits)
 
 
 def read_hdf5(path: Path, limits: Limits, *, format_name: str = NAME) -> WeightFile:

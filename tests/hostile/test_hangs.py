@@ -31,14 +31,14 @@ _READ = """
 import sys
 from service import pipeline
 from service.errors import RnnBridgeError
+from service.formats.base import Limits
 try:
-    pipeline.read([sys.argv[1]])
+    pipeline.read([sys.argv[1]], limits=Limits(read_timeout=3))
 except RnnBridgeError as exc:
     print(exc.code)
 """
 
 
-@pytest.mark.xfail(strict=True, reason="libhdf5 hangs / segfaults on corrupt attribute heaps (service/formats/keras_h5.py)")
 @pytest.mark.parametrize("name", sorted(HANGS))
 def test_read_ends(name):
     path = make_corpus.corpus_path(next(e for e in make_corpus.ENTRIES if e.name == name))
