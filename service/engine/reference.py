@@ -87,7 +87,9 @@ class _Take:
             return 0.0
         if self.units is not None:
             size = a.shape[axis] // gates
-            a = np.take(a, (np.arange(gates)[:, None] * size + self.units).ravel(), axis=axis)
+            rows = (np.arange(gates)[:, None] * size + self.units).ravel()
+            # indexing, not np.take: np.take first copies a non-C-contiguous array whole
+            a = a[(slice(None),) * axis + (rows,)]
         return a.astype(self.dtype, copy=False)
 
     def state(self, a: np.ndarray) -> np.ndarray:
