@@ -815,12 +815,7 @@ def k2_savedmodel_lstm_bigru():
            "(SavedModel) and archived as zip and tar.gz. The bundle keys the cell weights by their "
            "index in model.variables (variables/<k>/.ATTRIBUTES/VARIABLE_VALUE); only the object "
            "graph relates them to layer_with_weights-<k>/.../cell/<weight>")
-    fx = _k2_object_fixture(fid, how, files, save)
-    layers = fx.entry["layers"]
-    fx.entry["layers"] = []
-    entry = fx.finish()
-    entry["layers_need_object_graph"] = layers
-    return entry
+    return _k2_object_fixture(fid, how, files, save).finish()
 
 
 def _savedmodel_keys(prefix, graph):
@@ -1988,11 +1983,10 @@ timestamps) and `model.ckpt.meta` are not byte-reproducible.
   (`name` as rnnbridge reports it, `kind`, `native_type`, `in_files`);
   `other_recurrent_layers`: convertible layers in the same files without recorded truth
   (`name`, `units`, `input_size`). Such fixtures may have `"layers": []`.
-- `k2_savedmodel_lstm_bigru`: `layers` is empty and the full layer entries are under
-  `layers_need_object_graph`: a Keras 2 SavedModel keys cell weights by their index in
+- `k2_savedmodel_lstm_bigru`: a Keras 2 SavedModel keys cell weights by their index in
   `model.variables` (`variables/<k>/...`), and only the bundle's
-  `_CHECKPOINTABLE_OBJECT_GRAPH` (copied to `object_graph.pb`) relates them to layers.
-  Move them to `layers` once the checkpoint reader exposes that entry.
+  `_CHECKPOINTABLE_OBJECT_GRAPH` (also copied to `object_graph.pb`) relates them to layers;
+  the checkpoint reader decodes that entry into `attrs["object_graph"]`.
 - `k2_standalone_names_hard_sigmoid` is a **synthetic layout** (real tf_keras weights and
   outputs, HDF5 rewritten with h5py to standalone Keras 2.x names, `lstm_1/kernel:0`);
   `tf1_gru_block_cell_v1_names`, `tf1_basic_rnn_layer_norm` (LayerNormBasicLSTMCell part)

@@ -23,9 +23,10 @@ paired by the client file names ``<prefix>.data-<k:05d>-of-<n:05d>``. Every bloc
 offset, size and shape is checked against the real file sizes and ``Limits`` before anything
 is allocated, and any contradiction is ``MalformedFile``. Block checksums of the index and the
 crc32c of every tensor's bytes are verified (the latter with a vectorised NumPy CRC32C, about
-100 MB/s). Each tensor is read once, with ``np.fromfile`` at its offset. String and other
-non-numeric entries (such as ``_CHECKPOINTABLE_OBJECT_GRAPH``) are listed in
-``attrs["skipped"]``, not read.
+100 MB/s). Each tensor is read once, with ``np.fromfile`` at its offset. The scalar string
+``_CHECKPOINTABLE_OBJECT_GRAPH`` (which relates a TF2 checkpoint's or SavedModel's variables
+to the objects that own them) is returned as bytes in ``attrs["object_graph"]``; other
+string and non-numeric entries are listed in ``attrs["skipped"]``, not read.
 
 This module pairs the files and reads the tensors; ``sstable`` reads the index table,
 ``tf_bundle`` its protos and slice keys, ``crc32c`` the checksums.
@@ -51,6 +52,7 @@ from service.errors import (
 from service.formats.base import InputFile, Limits, WeightFile
 from service.formats.crc32c import crc32c_array, mask
 from service.formats.elements import widen_bfloat16
+from service.formats.protobuf import read_varint
 from service.formats.sstable import has_magic, read_table
 from service.formats.tf_bundle import (
     Entry,
@@ -84,6 +86,10 @@ _DTYPES = {
     23: np.dtype("uint64"),
 }
 _DT_BFLOAT16 = 14
+_DT_STRING = 7
+#: the entry that maps a TF2 checkpoint's variables to the objects that own them
+OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
+_MAX_OBJECT_GRAPH_BYTES = 64 * 1024**2
 
 
 @dataclass(frozen=True)
@@ -148,6 +154,9 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
             continue  # the header, and slices that belong to a partitioned variable
         name = _decode_name(key, bundle.name)
         entry = _guarded(name, parse_entry, value)
+        if name == OBJECT_GRAPH and entry.dtype == _DT_STRING and not entry.shape:
+            attrs["object_graph"] = _read_scalar_string(bundle, name, entry)
+            continue
         if entry.dtype not in _DTYPES:
             attrs["skipped"].append(name)
             continue
@@ -162,6 +171,29 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
         out.notes.append(f"bfloat16 tensors widened exactly to float32: {', '.join(widened)}")
         out.bfloat16.update(widened)
     return out
+
+
+def _read_scalar_string(bundle: _Bundle, name: str, entry: Entry) -> bytes:
+    """A scalar DT_STRING entry: a varint length, a masked CRC32C of that length's bytes,
+    then the bytes (``tensor_bundle.cc`` ``WriteStringTensor``). Used for the checkpoint's
+    object graph, which says which layer each variable of a SavedModel belongs to."""
+    if entry.size > _MAX_OBJECT_GRAPH_BYTES:
+        raise LimitExceeded(f"tensor {name!r}: {entry.size} bytes, more than {_MAX_OBJECT_GRAPH_BYTES}", tensor=name)
+    raw = _shard_bytes(bundle, name, entry, check_crc=False).tobytes()
+    try:
+        length, start = read_varint(raw, 0, len(raw))
+    except MalformedFile as exc:
+        raise MalformedFile(f"tensor {name!r}: {exc.detail}", tensor=name) from None
+    if start + 4 + length != len(raw):
+        raise MalformedFile(f"tensor {name!r}: a string of {length} bytes does not fill its {len(raw)} bytes", tensor=name)
+    value = raw[start + 4 :]
+    # the entry's checksum covers the length as a uint32 (uint64 past 4 GiB), the length
+    # checksum as stored, then the bytes
+    size = struct.pack("<I", length) if length <= 0xFFFFFFFF else struct.pack("<Q", length)
+    covered = np.frombuffer(size + raw[start : start + 4] + value, dtype=np.uint8)
+    if entry.crc32c is not None and mask(crc32c_array(covered)) != entry.crc32c:
+        raise MalformedFile(f"tensor {name!r}: its bytes fail their crc32c check", tensor=name)
+    return value
 
 
 # ------------------------------------------------------------------- finding files
@@ -231,6 +263,13 @@ def _read_bytes(bundle: _Bundle, name: str, entry: Entry) -> np.ndarray:
             f"({math.prod(shape) * dtype.itemsize} bytes)",
             tensor=name,
         )
+    raw = _shard_bytes(bundle, name, entry)
+    stored = dtype.newbyteorder(">" if bundle.big_endian else "<")
+    return raw.view(stored).reshape(shape).astype(dtype, copy=False)
+
+
+def _shard_bytes(bundle: _Bundle, name: str, entry: Entry, check_crc: bool = True) -> np.ndarray:
+    """The bytes ``[offset, offset + size)`` of the entry's shard, checked against its CRC32C."""
     if entry.shard_id >= len(bundle.shards):
         raise MalformedFile(f"tensor {name!r}: shard {entry.shard_id} does not exist", tensor=name)
     shard = bundle.shards[entry.shard_id]
@@ -242,14 +281,13 @@ def _read_bytes(bundle: _Bundle, name: str, entry: Entry) -> np.ndarray:
             tensor=name,
         )
     raw = np.fromfile(shard.path, dtype=np.uint8, count=entry.size, offset=entry.offset)
-    if entry.crc32c is not None and mask(crc32c_array(raw)) != entry.crc32c:
+    if check_crc and entry.crc32c is not None and mask(crc32c_array(raw)) != entry.crc32c:
         raise MalformedFile(
             f"tensor {name!r}: bytes at offset {entry.offset} of {shard.name} "
             "fail their crc32c check",
             tensor=name,
         )
-    stored = dtype.newbyteorder(">" if bundle.big_endian else "<")
-    return raw.view(stored).reshape(shape).astype(dtype, copy=False)
+    return raw
 
 
 def _assemble(bundle: _Bundle, name: str, entry: Entry) -> np.ndarray:

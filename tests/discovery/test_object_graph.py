@@ -22,7 +22,7 @@ def test_indexed_cell_variables_get_the_keys_save_weights_writes() -> None:
     keys = structured_keys((FIXTURES / entry["dir"] / "object_graph.pb").read_bytes())
     expected = {
         spec["in_files"]["saved_model.zip"]: _save_weights_key(layer["name"], role)
-        for layer in entry["layers_need_object_graph"]
+        for layer in entry["layers"]
         for role, spec in layer["weights"].items()
     }
     assert all(old.startswith("variables/") for old in expected)
