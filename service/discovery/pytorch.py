@@ -24,7 +24,8 @@ from .common import Found, count_other
 
 _KEY = re.compile(
     r"^(?P<module>(?:.*\.)?)(?P<tensor>weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)"
-    r"(?P<level>_l\d+)?(?P<reverse>_reverse)?$"
+    r"(?P<level>_l\d+)?(?P<reverse>_reverse)?\Z",
+    re.DOTALL,  # a module path is whatever the file says, newlines included (made safe later)
 )
 
 

@@ -38,3 +38,22 @@ def test_names_that_become_equal_stay_distinct() -> None:
     make_names_safe(found)
     assert [layer.name for layer in found.layers] == ["a_", "a_~2", "a_~3"]
     assert len(found.notes) == 3
+
+
+def test_a_module_path_with_a_newline_is_found_and_made_safe(tmp_path) -> None:
+    import numpy as np
+
+    from service import pipeline
+    from service.formats import safetensors_file
+
+    rng = np.random.default_rng(0)
+    state = {
+        "enc\r\nx.weight_ih_l0": rng.standard_normal((8, 3), dtype=np.float32),
+        "enc\r\nx.weight_hh_l0": rng.standard_normal((8, 2), dtype=np.float32),
+    }
+    path = tmp_path / "crlf.safetensors"
+    with path.open("wb") as stream:
+        safetensors_file.write(stream, state)
+    model = pipeline.read([path])
+    assert [layer.name for layer in model.layers] == ["enc__x"]
+    assert "enc__x.weight_ih_l0" in pipeline.convert(model, "pytorch").arrays

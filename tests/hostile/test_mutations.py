@@ -31,7 +31,7 @@ from tests.fixtures_index import FIXTURE_LAYERS
 
 #: small enough that a lying size is refused fast, larger than every fixture
 LIMITS = Limits(max_tensor_elements=2**22, max_total_bytes=64 << 20)
-_SIDE_FILES = ("checkpoint",)
+_SIDE_FILES = ("checkpoint", "object_graph.pb")  # not uploads: a TF state file, a copy of a bundle entry
 
 
 def uploads() -> dict[str, list[Path]]:
