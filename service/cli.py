@@ -107,7 +107,10 @@ def _output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
-        help=f"progress on stderr (default: when stderr is a terminal and the input is over {PROGRESS_MIN_BYTES >> 20} MiB)",
+        help=(
+            "progress on stderr (default: when stderr is a terminal and the input is over "
+            f"{PROGRESS_MIN_BYTES >> 20} MiB)"
+        ),
     )
 
 

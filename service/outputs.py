@@ -176,9 +176,7 @@ def check_format(fmt: str, target: str | None = None) -> None:
         raise InvalidField(f"format must be one of {list(WRITERS)}, not {fmt!r}", field="format")
     allowed = TARGETS_OF.get(fmt)
     if allowed is not None and target not in allowed:
-        raise InvalidField(
-            f"format {fmt} holds Keras weights: use it with /convert and target=keras", field="format"
-        )
+        raise InvalidField(f"format {fmt} holds Keras weights: use it with /convert and target=keras", field="format")
 
 
 def write(result: Result, fmt: str, stream: IO[bytes]) -> None:

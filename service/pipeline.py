@@ -265,7 +265,9 @@ def _with_forget_bias(native: NativeLayer, forget_bias: float | None) -> NativeL
             field="source_forget_bias",
             layer=native.name,
         )
-    return NativeLayer(native.name, native.convention, native.config.with_(forget_bias=forget_bias), native.cells, native.notes)
+    return NativeLayer(
+        native.name, native.convention, native.config.with_(forget_bias=forget_bias), native.cells, native.notes
+    )
 
 
 def _layer_meta(native: NativeLayer) -> dict[str, Any]:
@@ -303,7 +305,11 @@ def _convert_meta(
             "module": module_recipe(out),
             **describe_config(out),
         },
-        "folded": ([f"source forget_bias {native.config.forget_bias:g} added to the forget-gate bias"] if native.config.forget_bias else [])
+        "folded": (
+            [f"source forget_bias {native.config.forget_bias:g} added to the forget-gate bias"]
+            if native.config.forget_bias
+            else []
+        )
         + folded,
         "tensors": [],
         "verification": report,

@@ -207,7 +207,9 @@ def _layer(
     config_ = _config(conv.cell, cell_config, major)
     layer = NativeLayer(name, conv, config_, cells, origin=origin)
     if cell_config.get("go_backwards") and len(directions) == 1:
-        layer.notes.append("go_backwards=True: one backward direction (Keras returns its outputs in reversed time order)")
+        layer.notes.append(
+            "go_backwards=True: one backward direction (Keras returns its outputs in reversed time order)"
+        )
     return layer
 
 
@@ -216,7 +218,11 @@ def _convention(
 ) -> str | None:
     rk = weights["recurrent_kernel"]
     if rk.ndim != 2:
-        found.refuse(name, "ConvLSTM/ConvGRU", f"recurrent_kernel has {rk.ndim} dimensions: convolutional recurrent layers are not converted")
+        found.refuse(
+            name,
+            "ConvLSTM/ConvGRU",
+            f"recurrent_kernel has {rk.ndim} dimensions: convolutional recurrent layers are not converted",
+        )
         return None
     units, width = rk.shape
     gates = width // units if units and width % units == 0 else 0

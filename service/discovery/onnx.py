@@ -44,7 +44,9 @@ _PARAMS = {
 }
 
 
-def find_onnx(weights: WeightFile, *, direction: str | None = None, reset_after: bool | None = None, **_: object) -> Found:
+def find_onnx(
+    weights: WeightFile, *, direction: str | None = None, reset_after: bool | None = None, **_: object
+) -> Found:
     found = Found()
     used: set[str] = set()
     nodes = weights.attrs.get("nodes")
@@ -82,7 +84,9 @@ def _node_layer(node: Mapping[str, Any], tensors: Mapping[str, np.ndarray], foun
     attrs = {k: _text(v) for k, v in node.get("attributes", {}).items()}
     directions = _DIRECTIONS.get(attrs.get("direction", "forward"))
     if directions is None:
-        raise MalformedFile(f"node {name!r}: direction {attrs.get('direction')!r} is not forward, reverse or bidirectional", layer=name)
+        raise MalformedFile(
+            f"node {name!r}: direction {attrs.get('direction')!r} is not forward, reverse or bidirectional", layer=name
+        )
     inputs = list(node["inputs"]) + [""] * 8
     origin: dict[tuple[int, str, str], str] = {}
     cells: dict[tuple[int, str], dict[str, np.ndarray]] = {(0, d): {} for d in directions}

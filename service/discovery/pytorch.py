@@ -87,8 +87,12 @@ def _cell_kind(weight_hh: np.ndarray, projected: bool) -> str | None:
 def _refuse(name: str, is_cell: bool, shape: tuple[int, ...], found: Found) -> None:
     if len(shape) == 2 and shape[0] == shape[1]:
         kind = "torch.nn.RNNCell" if is_cell else "torch.nn.RNN"
-        found.refuse(name, kind, "an Elman RNN (weight_hh [H, H]) has no gates; rnnbridge converts LSTM and GRU modules")
+        found.refuse(
+            name, kind, "an Elman RNN (weight_hh [H, H]) has no gates; rnnbridge converts LSTM and GRU modules"
+        )
         return
     found.refuse(
-        name, "unknown recurrent module", f"weight_hh of shape {list(shape)} is neither an LSTM's [4H, H] nor a GRU's [3H, H]"
+        name,
+        "unknown recurrent module",
+        f"weight_hh of shape {list(shape)} is neither an LSTM's [4H, H] nor a GRU's [3H, H]",
     )

@@ -45,7 +45,9 @@ def _layer(entry: dict[str, Any], weights: WeightFile) -> NativeLayer:
             independent_directions=bool(config["independent_directions"]),
         )
         directions = tuple(target["directions"])
-        cells, origin = parse_names(weights.tensors, conv, str(target["names_start"]), int(target["num_layers"]), directions)
+        cells, origin = parse_names(
+            weights.tensors, conv, str(target["names_start"]), int(target["num_layers"]), directions
+        )
         name = str(entry["name"])
     except (KeyError, TypeError, ValueError) as exc:
         raise MalformedFile(f"the file's rnnbridge metadata is incomplete ({exc})") from None

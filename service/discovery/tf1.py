@@ -157,7 +157,11 @@ def _assemble_partitions(tensors: dict[str, np.ndarray]) -> dict[str, np.ndarray
 def _locate(name: str) -> _Place | None:
     segments = name.split("/")
     cell_at = next(
-        (i for i in range(len(segments) - 1, -1, -1) if segments[i] in CELL_SCOPES or segments[i] in UNSUPPORTED_SCOPES),
+        (
+            i
+            for i in range(len(segments) - 1, -1, -1)
+            if segments[i] in CELL_SCOPES or segments[i] in UNSUPPORTED_SCOPES
+        ),
         None,
     )
     if cell_at is None:

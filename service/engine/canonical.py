@@ -93,7 +93,9 @@ def _present_specs(conv: Convention, tensors: Mapping[str, np.ndarray], layer: s
     present = {spec.name: spec for spec in conv.tensors if spec.name in tensors}
     for spec in conv.tensors:
         if spec.group == "core" and spec.name not in present:
-            raise MalformedFile(f"{where}: tensor {spec.name!r} of {conv.native} is missing", layer=layer, tensor=spec.name)
+            raise MalformedFile(
+                f"{where}: tensor {spec.name!r} of {conv.native} is missing", layer=layer, tensor=spec.name
+            )
     for group in ("peephole",):
         members = [spec.name for spec in conv.tensors if spec.group == group]
         found = [name for name in members if name in present]
@@ -107,7 +109,9 @@ def _solve(present: dict[str, Tensor], tensors: Mapping[str, np.ndarray], layer:
     try:
         return solve_dims(present, {name: tensors[name].shape for name in present})
     except MalformedFile as exc:
-        raise MalformedFile(f"layer {layer!r} level {key[0]} {key[1]}: {exc.detail}", layer=layer, tensor=exc.tensor) from None
+        raise MalformedFile(
+            f"layer {layer!r} level {key[0]} {key[1]}: {exc.detail}", layer=layer, tensor=exc.tensor
+        ) from None
 
 
 def _fill_biases(gates: dict[str, np.ndarray], cell: str, units: int) -> None:
@@ -129,7 +133,9 @@ def _groups_needed(layer: Layer, conv: Convention) -> set[str]:
     return groups
 
 
-def _fold_biases(arrays: dict[str, np.ndarray], stored: set[str], layer: Layer, folded: set[str]) -> dict[str, np.ndarray]:
+def _fold_biases(
+    arrays: dict[str, np.ndarray], stored: set[str], layer: Layer, folded: set[str]
+) -> dict[str, np.ndarray]:
     """Move recurrent biases the target does not store into the input-side bias."""
     for g in gate_letters(layer.cell):
         recurrent = arrays.pop("b_h" + g)
@@ -160,7 +166,9 @@ def check_topology(layer: Layer) -> None:
     for level in range(layer.num_levels):
         for direction in directions:
             if (level, direction) not in layer.cells:
-                raise MalformedFile(f"layer {layer.name!r}: level {level} has no {direction} direction", layer=layer.name)
+                raise MalformedFile(
+                    f"layer {layer.name!r}: level {level} has no {direction} direction", layer=layer.name
+                )
         if level == 0:
             continue
         below = layer.dims(level - 1)["R"]

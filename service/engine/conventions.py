@@ -71,9 +71,7 @@ def _t(name: str, gates: str, *parts: str, **kw: object) -> Tensor:
 
 
 _COMMON = frozenset({SIGMOID, TANH, RELU, LINEAR})
-_KERAS_ACTIVATIONS = Activations(
-    gate=_COMMON | {HARD_SIGMOID_KERAS2, HARD_SIGMOID_KERAS3}, cell=_COMMON, tied=True
-)
+_KERAS_ACTIVATIONS = Activations(gate=_COMMON | {HARD_SIGMOID_KERAS2, HARD_SIGMOID_KERAS3}, cell=_COMMON, tied=True)
 _ONNX_ACTIVATIONS = Activations(gate=_COMMON | {ANY_HARD_SIGMOID}, cell=_COMMON | {ANY_HARD_SIGMOID})
 _TF1_ACTIVATIONS = Activations(cell=_COMMON, tied=True)
 
@@ -137,7 +135,9 @@ _CONVENTION_LIST = (
         naming=_PER_DIRECTION,
         forget_bias=0.0,
         features=frozenset({"independent_directions", "nonuniform_levels"}),
-        source="tensorflow/contrib/cudnn_rnn/python/ops/cudnn_rnn_ops.py CudnnLSTMSaveable (LSTMBlockCell, forget_bias=0)",
+        source=(
+            "tensorflow/contrib/cudnn_rnn/python/ops/cudnn_rnn_ops.py CudnnLSTMSaveable (LSTMBlockCell, forget_bias=0)"
+        ),
     ),
     Convention(
         key="tf1.gru",

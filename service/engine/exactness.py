@@ -74,8 +74,7 @@ def _peepholes(layer: Layer, conv: Convention) -> None:
         _refuse(
             layer,
             "peepholes_unsupported",
-            f"it has peephole connections and {conv.native} has none; convert to tf1 or onnx, "
-            "which have peepholes",
+            f"it has peephole connections and {conv.native} has none; convert to tf1 or onnx, which have peepholes",
         )
 
 
@@ -164,8 +163,7 @@ def _topology(layer: Layer, conv: Convention) -> None:
             _refuse(
                 layer,
                 "topology_unsupported",
-                f"its levels differ in size ({sorted(sizes)}) and {conv.native} gives every level the "
-                "same hidden size",
+                f"its levels differ in size ({sorted(sizes)}) and {conv.native} gives every level the same hidden size",
             )
 
 

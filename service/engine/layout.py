@@ -292,9 +292,7 @@ def solve_dims(specs: Mapping[str, Tensor], shapes: Mapping[str, tuple[int, ...]
     for name, spec in specs.items():
         shape = tuple(shapes[name])
         if len(shape) != spec.ndim:
-            raise MalformedFile(
-                f"tensor {name!r} has {len(shape)} dimensions, expected {spec.ndim}", tensor=name
-            )
+            raise MalformedFile(f"tensor {name!r} has {len(shape)} dimensions, expected {spec.ndim}", tensor=name)
         for axis, coeffs in spec.equations():
             merged: dict[str, int] = {}
             for sym, c in coeffs.items():

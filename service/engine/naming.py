@@ -45,7 +45,10 @@ def tensor_names(layer: NativeLayer, prefix: str | None = None, *, consume: bool
         for spec in conv.tensors:
             if spec.name in tensors:
                 key = conv.naming.format(
-                    level=level, direction=direction, tensor=spec.name, reverse="_reverse" if direction == "backward" else ""
+                    level=level,
+                    direction=direction,
+                    tensor=spec.name,
+                    reverse="_reverse" if direction == "backward" else "",
                 )
                 names[start + key] = tensors[spec.name]
     return names

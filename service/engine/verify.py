@@ -27,9 +27,7 @@ TOLERANCE = {np.dtype(np.float16): 1e-2, np.dtype(np.float32): 1e-5, np.dtype(np
 Pairs = dict[str, list[tuple[np.ndarray, np.ndarray]]]
 
 
-def verify(
-    source: NativeLayer, target: NativeLayer, *, seed: int = 0, steps: int = 5, batch: int = 2
-) -> dict:
+def verify(source: NativeLayer, target: NativeLayer, *, seed: int = 0, steps: int = 5, batch: int = 2) -> dict:
     """Compare ``target`` with ``source`` on seeded random data.
 
     Parameters
@@ -70,13 +68,9 @@ def verify(
 
 def _check_shape(source: NativeLayer, target: NativeLayer) -> None:
     if source.convention.cell != target.convention.cell:
-        raise _failed(
-            source, f"the target is a {target.convention.cell}, the source a {source.convention.cell}"
-        )
+        raise _failed(source, f"the target is a {target.convention.cell}, the source a {source.convention.cell}")
     if set(source.cells) != set(target.cells):
-        raise _failed(
-            source, f"the target has cells {sorted(target.cells)}, the source {sorted(source.cells)}"
-        )
+        raise _failed(source, f"the target has cells {sorted(target.cells)}, the source {sorted(source.cells)}")
 
 
 def _failed(layer: NativeLayer, detail: str, **extra: object) -> VerificationFailed:
@@ -110,8 +104,7 @@ def _full(source: NativeLayer, target: NativeLayer, rng, steps: int, batch: int)
     names = ("y", "h_n", "c_n") if source.convention.cell == "lstm" else ("y", "h_n")
     # h_n / c_n per cell: an array [L*D, B, .] or, for levels of different sizes, a list
     return {
-        name: list(zip(_per_cell(e, k), _per_cell(a, k)))
-        for k, (name, e, a) in enumerate(zip(names, expected, actual))
+        name: list(zip(_per_cell(e, k), _per_cell(a, k))) for k, (name, e, a) in enumerate(zip(names, expected, actual))
     }
 
 

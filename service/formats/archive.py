@@ -111,9 +111,7 @@ class _Budget:
     def take(self, member: str, nbytes: int) -> None:
         self.left -= nbytes
         if self.left < 0:
-            raise LimitExceeded(
-                f"archive member {member!r}: extracted files exceed {self.total} bytes in total"
-            )
+            raise LimitExceeded(f"archive member {member!r}: extracted files exceed {self.total} bytes in total")
 
 
 # ---------------------------------------------------------------------- recognising
@@ -172,9 +170,7 @@ def _member_path(archive: str, member: str, directory: bool = False) -> str:
     return "/".join(kept)
 
 
-def _write_member(
-    source: IO[bytes], archive: str, name: str, root: Path, budget: _Budget
-) -> InputFile:
+def _write_member(source: IO[bytes], archive: str, name: str, root: Path, budget: _Budget) -> InputFile:
     """Stream one member to ``root / name``, counting every byte against ``budget``."""
     target = root.joinpath(*name.split("/"))
     try:
@@ -184,9 +180,7 @@ def _write_member(
                 budget.take(name, len(chunk))
                 out.write(chunk)
     except (FileExistsError, NotADirectoryError, IsADirectoryError):
-        raise MalformedFile(
-            f"archive {archive!r}: member {name!r} collides with another member"
-        ) from None
+        raise MalformedFile(f"archive {archive!r}: member {name!r} collides with another member") from None
     return InputFile(name=name, path=target)
 
 
@@ -260,9 +254,7 @@ def _tar_members(
         if member.isdir():
             continue
         if not member.isreg():
-            what = (
-                "a link" if member.issym() or member.islnk() else "a device, fifo or special file"
-            )
+            what = "a link" if member.issym() or member.islnk() else "a device, fifo or special file"
             raise UnsafeInput(f"archive {archive!r}: member {member.name!r} is {what}")
         source = tar.extractfile(member)
         if source is None:
@@ -291,7 +283,5 @@ class _BoundedStream:
         data = self.raw.read(size)
         self.left -= len(data)
         if self.left < 0:
-            raise LimitExceeded(
-                f"archive {self.archive!r}: tar headers exceed {_TAR_HEADER_BUDGET} bytes"
-            )
+            raise LimitExceeded(f"archive {self.archive!r}: tar headers exceed {_TAR_HEADER_BUDGET} bytes")
         return data

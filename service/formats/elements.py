@@ -35,7 +35,6 @@ def check_element_count(name: str, count: int, limits: Limits) -> None:
     """Raise ``LimitExceeded`` (naming ``name``) if ``count`` passes the element limit."""
     if count > limits.max_tensor_elements:
         raise LimitExceeded(
-            f"tensor {name!r} has {count} elements, more than the limit of "
-            f"{limits.max_tensor_elements}",
+            f"tensor {name!r} has {count} elements, more than the limit of {limits.max_tensor_elements}",
             tensor=name,
         )

@@ -229,20 +229,16 @@ def _check_pipeline(filters: list[int], path: str) -> None:
     unknown = [f for f in filters if f not in ALLOWED_FILTERS]
     if unknown:
         raise UnsafeInput(
-            f"dataset '/{path}' uses HDF5 filter(s) {unknown}; only "
-            f"{sorted(ALLOWED_FILTERS.items())} are allowed",
+            f"dataset '/{path}' uses HDF5 filter(s) {unknown}; only {sorted(ALLOWED_FILTERS.items())} are allowed",
             code="hdf5_filter",
             tensor=path,
         )
     compressors = [i for i, f in enumerate(filters) if f in (DEFLATE, LZF)]
     # one compressor, after which only a checksum may be applied: that is what
     # :func:`check_chunks` knows how to bound (h5py writes shuffle, compress, fletcher32)
-    if len(compressors) > 1 or (
-        compressors and any(f != FLETCHER32 for f in filters[compressors[0] + 1 :])
-    ):
+    if len(compressors) > 1 or (compressors and any(f != FLETCHER32 for f in filters[compressors[0] + 1 :])):
         raise UnsafeInput(
-            f"dataset '/{path}' has an unsupported filter pipeline "
-            f"{[ALLOWED_FILTERS[f] for f in filters]}",
+            f"dataset '/{path}' has an unsupported filter pipeline {[ALLOWED_FILTERS[f] for f in filters]}",
             code="hdf5_filter",
             tensor=path,
         )
@@ -262,9 +258,7 @@ def check_chunks(dset: h5py.Dataset, path: str, limits: Limits) -> None:
         return
     chunk_bytes = math.prod(dset.chunks) * dset.id.get_type().get_size()
     if chunk_bytes > limits.max_total_bytes:
-        raise LimitExceeded(
-            f"dataset '/{path}' declares chunks of {chunk_bytes} bytes", tensor=path
-        )
+        raise LimitExceeded(f"dataset '/{path}' declares chunks of {chunk_bytes} bytes", tensor=path)
     skip_bit = 1 << filters.index(compressor)
     for index in range(dset.id.get_num_chunks()):
         offset = dset.id.get_chunk_info(index).chunk_offset

@@ -49,7 +49,9 @@ def read_in_child(reader: str, path: Path, limits: Limits, **kwargs: Any) -> Wei
     """``reader(path, limits, **kwargs)`` (``"module:function"``) run in a child process."""
     out = Path(tempfile.mkdtemp(prefix="rnnbridge-child-", dir=limits.tmp_dir))
     try:
-        _HELPER.submit({"reader": reader, "path": str(path), "limits": _plain_limits(limits), "kwargs": kwargs, "out": str(out)})
+        _HELPER.submit(
+            {"reader": reader, "path": str(path), "limits": _plain_limits(limits), "kwargs": kwargs, "out": str(out)}
+        )
         _wait(out, path, limits.read_timeout)
         if (out / _ERROR).exists():
             raise _error(json.loads((out / _ERROR).read_text()))
@@ -165,7 +167,10 @@ def _child(request: dict[str, Any]) -> int:
         weights = getattr(importlib.import_module(module), function)(Path(request["path"]), limits, **request["kwargs"])
         _save(weights, out)
     except RnnBridgeError as exc:
-        _write(out / _ERROR, json.dumps({"class": type(exc).__name__, "detail": exc.detail, "fields": exc.fields()}, default=str))
+        _write(
+            out / _ERROR,
+            json.dumps({"class": type(exc).__name__, "detail": exc.detail, "fields": exc.fields()}, default=str),
+        )
     except BaseException:  # noqa: BLE001 - anything else is a crash, reported by the helper
         return 1
     _write(out / _DONE, "")

@@ -79,9 +79,7 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
     if not isinstance(doc, dict):
         raise MalformedFile(f"JSON arrays: the document is a {type(doc).__name__}, not an object")
     if isinstance(doc.get("arrays"), dict):
-        tensors = {
-            name: _declared_array(name, entry, limits) for name, entry in doc["arrays"].items()
-        }
+        tensors = {name: _declared_array(name, entry, limits) for name, entry in doc["arrays"].items()}
         return WeightFile(NAME, tensors, {"shape": "arrays", "meta": doc.get("meta")})
     tensors = {name: _nested_array(name, value, limits) for name, value in doc.items()}
     return WeightFile(NAME, tensors, {"shape": "plain", "meta": None})
@@ -162,9 +160,7 @@ def _read_text(file: InputFile, limits: Limits) -> bytes:
 def _declared_array(name: str, entry: Any, limits: Limits) -> np.ndarray:
     """One ``{"dtype", "shape", "data"}`` entry of rnnbridge's output."""
     if not isinstance(entry, dict) or not {"dtype", "shape", "data"} <= entry.keys():
-        raise MalformedFile(
-            f"array '{name}' needs an object with dtype, shape and data", tensor=name
-        )
+        raise MalformedFile(f"array '{name}' needs an object with dtype, shape and data", tensor=name)
     dtype, shape, data = entry["dtype"], entry["shape"], entry["data"]
     if dtype not in DTYPES:
         raise MalformedFile(f"array '{name}': dtype {dtype!r} is not one of {DTYPES}", tensor=name)
@@ -174,9 +170,7 @@ def _declared_array(name: str, entry: Any, limits: Limits) -> np.ndarray:
     _check_elements(name, elements, limits)
     if not isinstance(data, list) or len(data) != elements:
         found = len(data) if isinstance(data, list) else type(data).__name__
-        raise MalformedFile(
-            f"array '{name}': shape {shape} needs {elements} values, data has {found}", tensor=name
-        )
+        raise MalformedFile(f"array '{name}': shape {shape} needs {elements} values, data has {found}", tensor=name)
     return _to_float64(data, name).astype(dtype).reshape(shape)
 
 
@@ -215,16 +209,13 @@ def _to_float64(values: list[Any], name: str) -> np.ndarray:
     try:
         return np.array(values, dtype=np.float64)
     except OverflowError as exc:
-        raise MalformedFile(
-            f"array '{name}': a value is out of float64 range", tensor=name
-        ) from exc
+        raise MalformedFile(f"array '{name}': a value is out of float64 range", tensor=name) from exc
 
 
 def _check_elements(name: str, elements: int, limits: Limits) -> None:
     if elements > limits.max_tensor_elements:
         raise LimitExceeded(
-            f"array '{name}' declares {elements} elements, more than the limit of "
-            f"{limits.max_tensor_elements}",
+            f"array '{name}' declares {elements} elements, more than the limit of {limits.max_tensor_elements}",
             tensor=name,
         )
 

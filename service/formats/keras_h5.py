@@ -174,9 +174,7 @@ def _metadata(h5: h5py.File) -> dict[str, Any]:
     config = _attr_text(h5, "model_config")
     return {
         "model_config": None if config is None else _parse_config(config),
-        "keras_version": next(
-            filter(None, (_attr_text(g, "keras_version") for g in holders)), None
-        ),
+        "keras_version": next(filter(None, (_attr_text(g, "keras_version") for g in holders)), None),
         "backend": next(filter(None, (_attr_text(g, "backend") for g in holders)), None),
     }
 
@@ -220,9 +218,7 @@ def _attr_strings(obj: h5py.HLObject, name: str) -> list[str]:
             if isinstance(item, bytes):
                 item = _decode(item, name, obj)
             if not isinstance(item, str):
-                raise MalformedFile(
-                    f"attribute '{name}' of '{obj.name}' holds {item!r}, not a name"
-                )
+                raise MalformedFile(f"attribute '{name}' of '{obj.name}' holds {item!r}, not a name")
             names.append(item)
     return names
 
@@ -231,9 +227,7 @@ def _decode(value: bytes, name: str, obj: h5py.HLObject) -> str:
     try:
         return value.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise MalformedFile(
-            f"attribute '{name}' of '{obj.name}' is not UTF-8 (byte offset {exc.start})"
-        ) from exc
+        raise MalformedFile(f"attribute '{name}' of '{obj.name}' is not UTF-8 (byte offset {exc.start})") from exc
 
 
 # -- structure ------------------------------------------------------------------------
@@ -252,9 +246,7 @@ def _structure(h5: h5py.File, inv: Inventory, tensors: dict[str, np.ndarray]) ->
 def _keras2_root(h5: h5py.File) -> h5py.Group | None:
     """The group carrying ``layer_names``: / for save_weights, /model_weights for save."""
     for group in (h5, h5.get("model_weights")):
-        if isinstance(group, h5py.Group) and (
-            "layer_names" in group.attrs or "layer_names0" in group.attrs
-        ):
+        if isinstance(group, h5py.Group) and ("layer_names" in group.attrs or "layer_names0" in group.attrs):
             return group
     return None
 
@@ -269,9 +261,7 @@ def _keras2_layers(root: h5py.Group, inv: Inventory, tensors: dict[str, np.ndarr
     return layers
 
 
-def _weight_path(
-    group: h5py.Group, layer: str, weight_name: str, inv: Inventory, tensors: dict
-) -> str:
+def _weight_path(group: h5py.Group, layer: str, weight_name: str, inv: Inventory, tensors: dict) -> str:
     what = f"weight '{weight_name}' of layer '{layer}'"
     dset = _resolve(group, weight_name, h5py.Dataset, what)
     with h5_errors(what, tensor=weight_name):
@@ -294,9 +284,7 @@ def _resolve(group: h5py.Group, name: str, kind: type, what: str) -> Any:
     return obj
 
 
-def _keras3_objects(
-    inv: Inventory, tensors: dict[str, np.ndarray]
-) -> tuple[list[dict], dict[str, str]]:
+def _keras3_objects(inv: Inventory, tensors: dict[str, np.ndarray]) -> tuple[list[dict], dict[str, str]]:
     layer_names = {}
     for path in inv.groups:
         name = _vars_name(inv, path) if _LAYER_GROUP.search(path) else None
@@ -311,9 +299,7 @@ def _keras3_objects(
     return objects, layer_names
 
 
-def _keras3_object(
-    inv: Inventory, path: str, var_names: list[str], layer_names: dict[str, str]
-) -> dict[str, Any]:
+def _keras3_object(inv: Inventory, path: str, var_names: list[str], layer_names: dict[str, str]) -> dict[str, Any]:
     layer = _enclosing_layer(path, layer_names)
     return {
         "path": path,

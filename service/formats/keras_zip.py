@@ -31,8 +31,8 @@ from typing import Any
 
 from ..errors import LimitExceeded, MalformedFile, UnsafeInput, UnsupportedFormat
 from .base import InputFile, Limits, WeightFile
-from .json_arrays import loads_bounded
 from .isolation import read_in_child
+from .json_arrays import loads_bounded
 from .keras_h5 import CONFIG_MAX_DEPTH
 
 NAME = "keras_zip"
@@ -87,9 +87,7 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
     except _ZIP_ERRORS as exc:
         raise MalformedFile(f".keras: not a readable zip archive: {exc}") from exc
     result.attrs["model_config"] = config
-    result.attrs["keras_version"] = (
-        metadata.get("keras_version") if isinstance(metadata, dict) else None
-    )
+    result.attrs["keras_version"] = metadata.get("keras_version") if isinstance(metadata, dict) else None
     result.attrs["member"] = WEIGHTS_H5
     return result
 
@@ -97,9 +95,7 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
 def _json_member(archive: zipfile.ZipFile, name: str) -> Any:
     info = _member(archive, name)
     if info.file_size > MAX_JSON_BYTES:
-        raise LimitExceeded(
-            f".keras member '{name}' has {info.file_size} bytes, more than {MAX_JSON_BYTES}"
-        )
+        raise LimitExceeded(f".keras member '{name}' has {info.file_size} bytes, more than {MAX_JSON_BYTES}")
     with archive.open(info) as fh:
         data = fh.read(MAX_JSON_BYTES + 1)
     return loads_bounded(data, what=f".keras member '{name}'", max_depth=CONFIG_MAX_DEPTH)
@@ -118,8 +114,7 @@ def _extracted_weights(archive: zipfile.ZipFile, limits: Limits) -> Iterator[Pat
     info = _member(archive, WEIGHTS_H5)
     if info.file_size > limits.max_total_bytes:
         raise LimitExceeded(
-            f".keras member '{WEIGHTS_H5}' has {info.file_size} bytes, more than the limit "
-            f"of {limits.max_total_bytes}"
+            f".keras member '{WEIGHTS_H5}' has {info.file_size} bytes, more than the limit of {limits.max_total_bytes}"
         )
     fd, tmp = tempfile.mkstemp(suffix=".h5", dir=limits.tmp_dir)
     try:

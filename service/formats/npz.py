@@ -135,16 +135,14 @@ def _checked_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Lim
     header = _parse_header(archive, info, key)
     if header.dtype.hasobject:
         raise UnsafeInput(
-            f"npz member '{key}' holds Python objects (dtype {header.dtype}); "
-            "reading it would unpickle the upload",
+            f"npz member '{key}' holds Python objects (dtype {header.dtype}); reading it would unpickle the upload",
             code="object_array",
             tensor=key,
         )
     elements = math.prod(header.shape)
     if elements > limits.max_tensor_elements:
         raise LimitExceeded(
-            f"npz member '{key}' declares {elements} elements, more than the limit "
-            f"of {limits.max_tensor_elements}",
+            f"npz member '{key}' declares {elements} elements, more than the limit of {limits.max_tensor_elements}",
             tensor=key,
         )
     data_bytes = elements * header.dtype.itemsize
@@ -184,8 +182,7 @@ def _check_total(headers: list[_Header], limits: Limits) -> None:
         total += math.prod(h.shape) * h.dtype.itemsize
         if total > limits.max_total_bytes:
             raise LimitExceeded(
-                f"npz arrays up to '{h.key}' declare {total} bytes, more than the limit "
-                f"of {limits.max_total_bytes}",
+                f"npz arrays up to '{h.key}' declare {total} bytes, more than the limit of {limits.max_total_bytes}",
                 tensor=h.key,
             )
 
@@ -209,18 +206,14 @@ def _load_member(archive: zipfile.ZipFile, header: _Header) -> np.ndarray:
         with archive.open(header.key + ".npy") as fh:
             return npy_format.read_array(fh, allow_pickle=False, max_header_size=MAX_HEADER_SIZE)
     except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise MalformedFile(
-            f"npz member '{header.key}': truncated or corrupt: {exc}", tensor=header.key
-        ) from exc
+        raise MalformedFile(f"npz member '{header.key}': truncated or corrupt: {exc}", tensor=header.key) from exc
 
 
 def _meta(array: np.ndarray) -> object:
     if array.dtype.kind not in "US" or array.size != 1:
         raise MalformedFile(f"npz '{META_KEY}' must hold one JSON string", tensor=META_KEY)
     text = array.reshape(-1)[0]
-    return loads_bounded(
-        bytes(text) if isinstance(text, bytes) else str(text), what=f"npz '{META_KEY}'"
-    )
+    return loads_bounded(bytes(text) if isinstance(text, bytes) else str(text), what=f"npz '{META_KEY}'")
 
 
 def _native(array: np.ndarray) -> np.ndarray:

@@ -47,9 +47,7 @@ def _side_file(tensor: Tensor, files: Sequence[InputFile]) -> InputFile:
     """The uploaded file a ``location`` names; anything else is refused unopened."""
     location = tensor.external.get("location", "")
     parts = location.replace("\\", "/").split("/")
-    unsafe = (
-        not location or "\x00" in location or location[0] in "/\\~" or _DRIVE.match(location) or ".." in parts
-    )
+    unsafe = not location or "\x00" in location or location[0] in "/\\~" or _DRIVE.match(location) or ".." in parts
     wanted = "" if unsafe else posixpath.basename(posixpath.normpath("/".join(parts)))
     for upload in files:
         if wanted and posixpath.basename(upload.name.replace("\\", "/")) == wanted:

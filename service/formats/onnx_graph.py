@@ -178,9 +178,7 @@ def _parse_attribute(buf: bytes, sl: slice, owner: str, ctx: Context) -> tuple[s
         return name, None
     what = f"attribute {name!r} of {owner!r}"
     values = [
-        v
-        for wire, value in fields.get(slot, [])
-        for v in _attribute_values(buf, slot, wire, value, what, owner, ctx)
+        v for wire, value in fields.get(slot, []) for v in _attribute_values(buf, slot, wire, value, what, owner, ctx)
     ]
     if slot in _REPEATED_FIELDS:
         return name, values

@@ -172,8 +172,6 @@ def _starts_like_model(path: Path) -> bool:
 def _read_bytes(upload: InputFile, limits: Limits) -> bytes:
     size = upload.path.stat().st_size
     if size > limits.max_total_bytes:
-        raise LimitExceeded(
-            f"ONNX model {upload.name!r} has {size} bytes, over the limit of {limits.max_total_bytes}"
-        )
+        raise LimitExceeded(f"ONNX model {upload.name!r} has {size} bytes, over the limit of {limits.max_total_bytes}")
     with open(upload.path, "rb") as fh:
         return fh.read()

@@ -136,9 +136,7 @@ def _float_values(
     runs = []
     for wire, value in items:
         if wire not in (pb.LEN, one) or not isinstance(value, slice):
-            raise MalformedFile(
-                f"ONNX: tensor {tensor.name!r} has a value of wire type {wire}", tensor=tensor.name
-            )
+            raise MalformedFile(f"ONNX: tensor {tensor.name!r} has a value of wire type {wire}", tensor=tensor.name)
         runs.append(value)
     found = sum((run.stop - run.start) // dtype.itemsize for run in runs)
     check_size(tensor, found, count, "float values")

@@ -112,9 +112,7 @@ def iter_fields(buf: Any, start: int = 0, end: int | None = None) -> Iterator[tu
     """
     end = len(buf) if end is None else end
     if not 0 <= start <= end <= len(buf):
-        raise MalformedFile(
-            f"protobuf: message range [{start}, {end}) lies outside the {len(buf)}-byte buffer"
-        )
+        raise MalformedFile(f"protobuf: message range [{start}, {end}) lies outside the {len(buf)}-byte buffer")
     pos = start
     while pos < end:
         tag_at = pos
@@ -137,8 +135,7 @@ def _read_value(buf: Any, wire: int, pos: int, end: int, tag_at: int) -> tuple[F
         raise MalformedFile(f"protobuf: unsupported wire type {wire} in the tag at byte {tag_at}")
     if size > end - pos:
         raise MalformedFile(
-            f"protobuf: field at byte {tag_at} declares {size} bytes but only {end - pos} remain "
-            f"before byte {end}"
+            f"protobuf: field at byte {tag_at} declares {size} bytes but only {end - pos} remain before byte {end}"
         )
     return slice(pos, pos + size), pos + size
 
@@ -216,8 +213,7 @@ def packed_fixed(buf: Any, value: slice, dtype: np.dtype | str) -> np.ndarray:
     size = value.stop - value.start
     if size % dtype.itemsize:
         raise MalformedFile(
-            f"protobuf: packed field at byte {value.start} has {size} bytes, "
-            f"not a multiple of {dtype.itemsize}"
+            f"protobuf: packed field at byte {value.start} has {size} bytes, not a multiple of {dtype.itemsize}"
         )
     count = size // dtype.itemsize
     raw = np.frombuffer(buf, dtype=dtype, count=count, offset=value.start)

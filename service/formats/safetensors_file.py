@@ -93,9 +93,7 @@ def _check_limits(entries: list[Entry], limits: Limits, budget: int) -> int:
         check_element_count(entry.name, math.prod(entry.shape), limits)
     left = budget - sum(entry.end - entry.begin for entry in entries)
     if left < 0:
-        raise LimitExceeded(
-            f"the tensors hold more than the limit of {limits.max_total_bytes} bytes"
-        )
+        raise LimitExceeded(f"the tensors hold more than the limit of {limits.max_total_bytes} bytes")
     return left
 
 
@@ -103,9 +101,7 @@ def _read_tensor(stream: BinaryIO, entry: Entry, data_start: int) -> np.ndarray:
     raw = np.empty(entry.end - entry.begin, dtype=np.uint8)
     stream.seek(data_start + entry.begin)
     if stream.readinto(memoryview(raw)) != raw.size:
-        raise MalformedFile(
-            f"tensor {entry.name!r}: the file ends inside its data", tensor=entry.name
-        )
+        raise MalformedFile(f"tensor {entry.name!r}: the file ends inside its data", tensor=entry.name)
     if entry.dtype == "BOOL":  # bytes other than 0 and 1 would make odd NumPy bools
         array = raw != 0
     else:
@@ -175,9 +171,7 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
         part, budget = _read_file(file, limits, budget)
         twice = sorted(part.tensors.keys() & merged.tensors.keys())
         if twice:
-            raise MalformedFile(
-                f"tensor {twice[0]!r} is in two files ({file.name} and another)", tensor=twice[0]
-            )
+            raise MalformedFile(f"tensor {twice[0]!r} is in two files ({file.name} and another)", tensor=twice[0])
         merged.tensors.update(part.tensors)
         merged.attrs["metadata"].update(part.attrs["metadata"])
         merged.notes.extend(part.notes)

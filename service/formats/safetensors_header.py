@@ -90,22 +90,16 @@ def parse_header(text: bytes, where: str) -> dict[str, Any]:
 
 def _int_list(value: object, what: str, name: str) -> tuple[int, ...]:
     if not isinstance(value, list) or not all(type(v) is int and v >= 0 for v in value):
-        raise MalformedFile(
-            f"tensor {name!r}: {what} {value!r:.100} is not a list of integers >= 0", tensor=name
-        )
+        raise MalformedFile(f"tensor {name!r}: {what} {value!r:.100} is not a list of integers >= 0", tensor=name)
     return tuple(value)
 
 
 def parse_entry(name: str, info: object) -> Entry:
     if not isinstance(info, dict):
-        raise MalformedFile(
-            f"tensor {name!r}: header entry is {info!r:.100}, not an object", tensor=name
-        )
+        raise MalformedFile(f"tensor {name!r}: header entry is {info!r:.100}, not an object", tensor=name)
     dtype = info.get("dtype")
     if dtype not in DTYPES:
-        raise MalformedFile(
-            f"tensor {name!r}: dtype {dtype!r:.50} is not one of {', '.join(DTYPES)}", tensor=name
-        )
+        raise MalformedFile(f"tensor {name!r}: dtype {dtype!r:.50} is not one of {', '.join(DTYPES)}", tensor=name)
     shape = _int_list(info.get("shape"), "shape", name)
     offsets = _int_list(info.get("data_offsets"), "data_offsets", name)
     if len(shape) > _MAX_NDIM or len(offsets) != 2 or offsets[0] > offsets[1]:

@@ -32,14 +32,10 @@ class _Planned:
 def _code(name: str, array: np.ndarray, as_bfloat16: bool) -> str:
     if as_bfloat16:
         if array.dtype.kind != "f" or array.dtype.itemsize != 4:
-            raise ValueError(
-                f"tensor {name!r} is {array.dtype}; only float32 can be written as BF16"
-            )
+            raise ValueError(f"tensor {name!r} is {array.dtype}; only float32 can be written as BF16")
         for piece in _pieces(array, 1 << 20):
             if (np.ascontiguousarray(piece, dtype="<f4").view("<u4") & 0xFFFF).any():
-                raise ValueError(
-                    f"tensor {name!r} holds float32 values that BF16 cannot represent exactly"
-                )
+                raise ValueError(f"tensor {name!r} holds float32 values that BF16 cannot represent exactly")
         return "BF16"
     code = _CODES.get(array.dtype.newbyteorder("<") if array.dtype.itemsize > 1 else array.dtype)
     if code is None:

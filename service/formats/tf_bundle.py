@@ -123,14 +123,10 @@ def _parse_slice(buf: bytes) -> list[tuple[int, int]]:
 # ---------------------------------------------------------------------- slices
 
 
-def slice_box(
-    name: str, extents: list[tuple[int, int]], shape: tuple[int, ...]
-) -> list[tuple[int, int]]:
+def slice_box(name: str, extents: list[tuple[int, int]], shape: tuple[int, ...]) -> list[tuple[int, int]]:
     """``(start, stop)`` per dimension of one ``TensorSliceProto``, checked against ``shape``."""
     if len(extents) != len(shape):
-        raise MalformedFile(
-            f"tensor {name!r}: a slice of rank {len(extents)} for shape {shape}", tensor=name
-        )
+        raise MalformedFile(f"tensor {name!r}: a slice of rank {len(extents)} for shape {shape}", tensor=name)
     box = [
         (0, dim) if length == -1 else (start, start + length)
         for (start, length), dim in zip(extents, shape, strict=True)
@@ -146,21 +142,15 @@ def check_tiling(name: str, boxes: list[list[tuple[int, int]]], shape: tuple[int
         for second in boxes[i + 1 :]:
             pairs = zip(first, second, strict=True)
             if all(max(a0, a1) < min(b0, b1) for (a0, b0), (a1, b1) in pairs):
-                raise MalformedFile(
-                    f"tensor {name!r}: slices {first} and {second} overlap", tensor=name
-                )
+                raise MalformedFile(f"tensor {name!r}: slices {first} and {second} overlap", tensor=name)
     covered = sum(math.prod(b - a for a, b in box) for box in boxes)
     if covered != math.prod(shape):
-        raise MalformedFile(
-            f"tensor {name!r}: slices cover {covered} of {math.prod(shape)} elements", tensor=name
-        )
+        raise MalformedFile(f"tensor {name!r}: slices cover {covered} of {math.prod(shape)} elements", tensor=name)
 
 
 def slice_key(name: str, extents: list[tuple[int, int]]) -> bytes:
     """``checkpoint::EncodeTensorNameSlice``: the index key of one slice, in ``OrderedCode``."""
-    escaped = b"".join(
-        {0: b"\x00\xff", 0xFF: b"\xff\x00"}.get(c, bytes([c])) for c in name.encode()
-    )
+    escaped = b"".join({0: b"\x00\xff", 0xFF: b"\xff\x00"}.get(c, bytes([c])) for c in name.encode())
     key = b"\x00" + escaped + b"\x00\x01" + _ordered_uint(len(extents))
     for start, length in extents:
         key += _ordered_int(start) + _ordered_int(length)

@@ -185,7 +185,9 @@ def _read_scalar_string(bundle: _Bundle, name: str, entry: Entry) -> bytes:
     except MalformedFile as exc:
         raise MalformedFile(f"tensor {name!r}: {exc.detail}", tensor=name) from None
     if start + 4 + length != len(raw):
-        raise MalformedFile(f"tensor {name!r}: a string of {length} bytes does not fill its {len(raw)} bytes", tensor=name)
+        raise MalformedFile(
+            f"tensor {name!r}: a string of {length} bytes does not fill its {len(raw)} bytes", tensor=name
+        )
     value = raw[start + 4 :]
     # the entry's checksum covers the length as a uint32 (uint64 past 4 GiB), the length
     # checksum as stored, then the bytes
@@ -205,9 +207,7 @@ def _open_bundle(files: Sequence[InputFile], limits: Limits) -> _Bundle:
         raise UnsupportedFormat("no file is a TensorFlow checkpoint index (tensor-bundle magic)")
     if len(indexes) > 1:
         names = ", ".join(f.name for f in indexes)
-        raise MalformedFile(
-            f"the upload holds {len(indexes)} checkpoint indexes ({names}); send one"
-        )
+        raise MalformedFile(f"the upload holds {len(indexes)} checkpoint indexes ({names}); send one")
     index = indexes[0]
     size = index.path.stat().st_size
     if size > limits.max_total_bytes:
@@ -276,15 +276,13 @@ def _shard_bytes(bundle: _Bundle, name: str, entry: Entry, check_crc: bool = Tru
     end, available = entry.offset + entry.size, shard.path.stat().st_size
     if end > available:
         raise MalformedFile(
-            f"tensor {name!r}: bytes [{entry.offset}, {end}) run past the end of "
-            f"{shard.name} ({available} bytes)",
+            f"tensor {name!r}: bytes [{entry.offset}, {end}) run past the end of {shard.name} ({available} bytes)",
             tensor=name,
         )
     raw = np.fromfile(shard.path, dtype=np.uint8, count=entry.size, offset=entry.offset)
     if check_crc and entry.crc32c is not None and mask(crc32c_array(raw)) != entry.crc32c:
         raise MalformedFile(
-            f"tensor {name!r}: bytes at offset {entry.offset} of {shard.name} "
-            "fail their crc32c check",
+            f"tensor {name!r}: bytes at offset {entry.offset} of {shard.name} fail their crc32c check",
             tensor=name,
         )
     return raw

@@ -62,19 +62,14 @@ def load_zip(archive: zipfile.ZipFile, where: str) -> Loaded:
         raise MalformedFile(f"{where}: no single <root>/data.pkl member in the zip")
     if any(n.startswith((f"{root}/code/", f"{root}/constants.pkl")) for n in names):
         raise UnsupportedFormat(
-            f"{where} is a TorchScript archive (torch.jit.save); "
-            "save the model's state_dict with torch.save instead"
+            f"{where} is a TorchScript archive (torch.jit.save); save the model's state_dict with torch.save instead"
         )
     info = archive.getinfo(f"{root}/data.pkl")
     if info.file_size > MAX_PICKLE_BYTES:
-        raise LimitExceeded(
-            f"{where}: data.pkl is {info.file_size} bytes, more than {MAX_PICKLE_BYTES}"
-        )
+        raise LimitExceeded(f"{where}: data.pkl is {info.file_size} bytes, more than {MAX_PICKLE_BYTES}")
     obj, storages = unpickle(archive.read(info), f"{where}: {root}/data.pkl")
     del storages  # every storage is found by its key in the zip
-    return Loaded(
-        obj, lambda s: _read_zip_storage(archive, root, s), _zip_big_endian(archive, root)
-    )
+    return Loaded(obj, lambda s: _read_zip_storage(archive, root, s), _zip_big_endian(archive, root))
 
 
 def _zip_big_endian(archive: zipfile.ZipFile, root: str) -> bool:
@@ -110,20 +105,16 @@ def load_legacy(stream: BinaryIO, size: int, where: str) -> Loaded:
     magic, version, sys_info = header
     if magic != 0x1950A86A20F9469CFC6C or version != _LEGACY_PROTOCOL_VERSION:
         raise UnsupportedFormat(
-            f"{where}: legacy torch file of protocol {version!r}; "
-            "re-save it with torch >= 1.6 (zip serialization)"
+            f"{where}: legacy torch file of protocol {version!r}; re-save it with torch >= 1.6 (zip serialization)"
         )
     if not isinstance(sys_info, dict) or sys_info.get("little_endian") is not True:
         raise UnsupportedFormat(
-            f"{where}: big-endian legacy torch file; re-save it with "
-            "torch >= 1.6 (zip serialization)"
+            f"{where}: big-endian legacy torch file; re-save it with torch >= 1.6 (zip serialization)"
         )
     obj, storages = next_pickle(stream, where)
     keys = next_pickle(stream, where)[0]
     if not isinstance(keys, list) or sorted(keys, key=str) != sorted(storages):
-        raise MalformedFile(
-            f"{where}: the storage key list does not match the storages the object uses"
-        )
+        raise MalformedFile(f"{where}: the storage key list does not match the storages the object uses")
     offsets = _legacy_offsets(stream, size, keys, storages, where)
 
     def read_storage(storage: Storage) -> np.ndarray:
@@ -151,7 +142,6 @@ def _legacy_offsets(
         position += 8 + storage_nbytes(storage)
         if position > size:
             raise MalformedFile(
-                f"{where}: storage {key!r} ends at byte {position}, past the "
-                f"end of the file ({size} bytes)"
+                f"{where}: storage {key!r} ends at byte {position}, past the end of the file ({size} bytes)"
             )
     return offsets

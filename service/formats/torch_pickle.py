@@ -196,8 +196,6 @@ def _build(loaded: Loaded, limits: Limits, where: str) -> WeightFile:
     if widened:
         notes.append(f"{where}: bfloat16 widened exactly to float32: {', '.join(widened)}.")
     if len(ignored) > _MAX_IGNORED_LISTED:
-        ignored = ignored[:_MAX_IGNORED_LISTED] + [
-            f"... and {len(ignored) - _MAX_IGNORED_LISTED} more"
-        ]
+        ignored = ignored[:_MAX_IGNORED_LISTED] + [f"... and {len(ignored) - _MAX_IGNORED_LISTED} more"]
     attrs = {"container_key": container_key, "ignored_entries": ignored}
     return WeightFile(format=NAME, tensors=tensors, attrs=attrs, notes=notes, bfloat16=set(widened))

@@ -23,9 +23,7 @@ from service.formats.torch_unpickler import TORCH_DTYPES, Storage, Tensor
 def numpy_dtype(dtype: str, name: str, big_endian: bool) -> np.dtype:
     """The NumPy dtype of the stored elements (bfloat16 as its uint16 bits)."""
     if TORCH_DTYPES.get(dtype, dtype) is None:
-        raise UnsupportedFormat(
-            f"tensor {name!r} has dtype torch.{dtype}, which NumPy cannot hold", tensor=name
-        )
+        raise UnsupportedFormat(f"tensor {name!r} has dtype torch.{dtype}, which NumPy cannot hold", tensor=name)
     stored = np.dtype("uint16" if dtype == "bfloat16" else dtype)
     return stored.newbyteorder(">" if big_endian else "<")
 
@@ -66,8 +64,7 @@ def check_all(tensors: dict[str, Tensor], limits: Limits) -> None:
     total = sum(storage_nbytes(s) for s in used.values())
     if total > limits.max_total_bytes:
         raise LimitExceeded(
-            f"the tensors' storages hold {total} bytes, more than the limit of "
-            f"{limits.max_total_bytes}"
+            f"the tensors' storages hold {total} bytes, more than the limit of {limits.max_total_bytes}"
         )
 
 

@@ -46,9 +46,7 @@ TORCH_DTYPES: dict[str, str | None] = {
     **{name: name for name in ("float16", "float32", "float64", "bfloat16", "bool")},
     **{name: name for name in ("int8", "int16", "int32", "int64", "complex64", "complex128")},
     **{name: name for name in ("uint8", "uint16", "uint32", "uint64")},
-    **dict.fromkeys(
-        ("float8_e5m2", "float8_e4m3fn", "float8_e5m2fnuz", "float8_e4m3fnuz", "complex32")
-    ),
+    **dict.fromkeys(("float8_e5m2", "float8_e4m3fn", "float8_e5m2fnuz", "float8_e4m3fnuz", "complex32")),
 }
 
 
@@ -219,8 +217,7 @@ class _RestrictedUnpickler(pickle.Unpickler):
         storage = Storage(key, storage_type.dtype, numel)
         if self.storages.setdefault(key, storage) != storage:
             raise MalformedFile(
-                f"storage {key!r} is declared twice, as {storage_type.dtype} "
-                f"and {self.storages[key].dtype}"
+                f"storage {key!r} is declared twice, as {storage_type.dtype} and {self.storages[key].dtype}"
             )
         return storage
 
