@@ -5,7 +5,9 @@ once; letting every request in would trade a slow answer for an out-of-memory ki
 ``ConcurrencyLimit`` counts the requests to the heavy paths (``/inspect``, ``/split``,
 ``/convert``) from their first byte to their last, and answers the one over the limit at
 once, before reading its body, with 503 problem+json ``overloaded`` and ``Retry-After``.
-A load balancer or a client retries it, typically on another replica or worker.
+A load balancer or a client retries it, typically on another replica or worker. A small
+body (up to ``DRAIN_BYTES``) is read and dropped first: a server that closes a connection
+with unread data on it makes the client's TCP stack see a reset instead of the 503.
 
 One event loop runs the middleware, so the counter needs no lock.
 """
@@ -17,6 +19,9 @@ from collections.abc import Collection
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import problem
+
+#: bodies up to this size are read (and dropped) before the 503, so that clients receive it
+DRAIN_BYTES = 8 * 1024**2
 
 
 class ConcurrencyLimit:
@@ -49,5 +54,24 @@ class ConcurrencyLimit:
         )
         response = problem(503, "Service Unavailable", detail, scope["path"], "overloaded")
         response.headers["Retry-After"] = str(self.retry_after)
-        response.headers["Connection"] = "close"  # the unread body is not worth draining
+        if not await _drain(scope, receive):
+            response.headers["Connection"] = "close"  # a large unread body is not worth reading
         await response(scope, receive, send)
+
+
+async def _drain(scope: Scope, receive: Receive) -> bool:
+    """Read and drop the request body if it is at most ``DRAIN_BYTES``; True if all of it was."""
+    headers = dict(scope.get("headers") or [])
+    length = headers.get(b"content-length")
+    if length is not None and (not length.isdigit() or int(length) > DRAIN_BYTES):
+        return False
+    seen = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return False
+        seen += len(message.get("body", b""))
+        if seen > DRAIN_BYTES:
+            return False
+        if not message.get("more_body", False):
+            return True
