@@ -49,10 +49,8 @@ def describe_config(native: NativeLayer) -> dict[str, Any]:
     flags: dict[str, Any] = {"activations": dict(zip(names, config.activations))}
     if conv.reset_after is not None:
         flags["reset_after"] = conv.reset_after
-    peepholes = any(t.group == "peephole" and t.name in cell for cell in native.cells.values() for t in conv.tensors)
-    projection = any(t.group == "projection" and t.name in cell for cell in native.cells.values() for t in conv.tensors)
-    bias = any(t.group == "bias" and t.name in cell for cell in native.cells.values() for t in conv.tensors)
-    flags.update(peepholes=peepholes, projection=projection, bias=bias)
+    groups = stored_groups(native)
+    flags.update(peepholes="peephole" in groups, projection="projection" in groups, bias="bias" in groups)
     if config.clip is not None:
         flags["clip"] = config.clip
     if config.input_forget:
@@ -93,7 +91,7 @@ def module_recipe(layer: NativeLayer) -> dict[str, Any]:
             kwargs.update(num_layers=layer.num_levels, bidirectional=bidirectional)
             if conv.cell == "lstm":
                 kwargs["proj_size"] = dims["P"]
-        kwargs["bias"] = any("bias_ih" in cell_ for cell_ in layer.cells.values())
+        kwargs["bias"] = "bias" in stored_groups(layer)
         return {"class": f"torch.nn.{conv.native.split('.')[-1]}", "kwargs": kwargs}
     if conv.framework == "onnx":
         acts = [_ONNX_ACTIVATIONS.get(a, a) for a in config.activations] * len(layer.directions)
@@ -112,7 +110,7 @@ def module_recipe(layer: NativeLayer) -> dict[str, Any]:
     if conv.framework == "keras":
         gate, act = (_KERAS_ACTIVATIONS.get(a, a) for a in config.activations[:2])
         kwargs = {"units": dims["H"], "activation": act, "recurrent_activation": gate}
-        kwargs["use_bias"] = any("bias" in c for c in layer.cells.values())
+        kwargs["use_bias"] = "bias" in stored_groups(layer)
         if conv.cell == "gru":
             kwargs["reset_after"] = bool(conv.reset_after)
         if layer.directions == ("backward",):
@@ -123,7 +121,7 @@ def module_recipe(layer: NativeLayer) -> dict[str, Any]:
         return recipe
     kwargs = {"num_units": dims["H"], "activation": config.activations[1]}
     if conv.cell == "lstm":
-        kwargs.update(forget_bias=config.forget_bias, use_peepholes=bool(_has(layer, "w_i_diag")))
+        kwargs.update(forget_bias=config.forget_bias, use_peepholes="peephole" in stored_groups(layer))
         if dims["P"]:
             kwargs["num_proj"] = dims["P"]
     recipe = {"class": conv.native.split(" / ")[0], "kwargs": kwargs, "levels": layer.num_levels}
@@ -134,5 +132,6 @@ def module_recipe(layer: NativeLayer) -> dict[str, Any]:
     return recipe
 
 
-def _has(layer: NativeLayer, tensor: str) -> bool:
-    return any(tensor in cell for cell in layer.cells.values())
+def stored_groups(layer: NativeLayer) -> set[str]:
+    """The tensor groups (``core``, ``bias``, ``peephole``, ``projection``) the layer stores."""
+    return {spec.group for cell in layer.cells.values() for spec in layer.convention.tensors if spec.name in cell}
