@@ -30,6 +30,16 @@ SHARED_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtu
 LOCAL_FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MANIFESTS = (SHARED_FIXTURES / "manifest.json", LOCAL_FIXTURES / "manifest.json")
 
+
+def _shared_manifest() -> list[dict]:
+    path = SHARED_FIXTURES / "manifest.json"
+    return json.loads(path.read_text())["fixtures"] if path.is_file() else []
+
+
+#: the shared manifest's fixture entries ([] where the shared fixtures are not beside the checkout)
+SHARED_MANIFEST = _shared_manifest()
+needs_shared_fixtures = pytest.mark.skipif(not SHARED_MANIFEST, reason=f"shared fixtures not found at {SHARED_FIXTURES}")
+
 _NATIVE_TYPES = {
     "tf1.BasicLSTMCell": "tf1.lstm",
     "tf1.LSTMCell": "tf1.lstm",

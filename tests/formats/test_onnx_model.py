@@ -4,7 +4,6 @@ models built byte by byte to be malformed or hostile."""
 from __future__ import annotations
 
 import builtins
-import json
 import struct
 from pathlib import Path
 
@@ -15,18 +14,13 @@ from service.errors import LimitExceeded, MalformedFile, RnnBridgeError, UnsafeI
 from service.formats import onnx_model
 from service.formats.base import InputFile, Limits
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+from ..fixtures_index import SHARED_FIXTURES as FIXTURES
+from ..fixtures_index import SHARED_MANIFEST as MANIFEST
+from ..fixtures_index import needs_shared_fixtures as needs_fixtures
+from .wire import varint
+
 DATA = Path(__file__).resolve().parent / "data" / "onnx"
 
-
-def _manifest() -> list[dict]:
-    if not (FIXTURES / "manifest.json").is_file():
-        return []
-    return json.loads((FIXTURES / "manifest.json").read_text())["fixtures"]
-
-
-MANIFEST = _manifest()
-needs_fixtures = pytest.mark.skipif(not MANIFEST, reason=f"shared fixtures not found at {FIXTURES}")
 ONNX_FIXTURES = [f for f in MANIFEST if f["source"] == "onnx"]
 LAYERS = [(f, layer) for f in ONNX_FIXTURES for layer in f["layers"]]
 WEIGHTS = [(f, layer, role) for f, layer in LAYERS for role in layer["weights"]]
@@ -45,16 +39,6 @@ def read_fixture(fixture: dict):
 
 
 # --------------------------------------------------------------------------- protobuf writer
-
-
-def varint(value: int) -> bytes:
-    value %= 2**64
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 def f_int(number: int, value: int) -> bytes:

@@ -11,16 +11,7 @@ import pytest
 from service.errors import MalformedFile
 from service.formats import protobuf as pb
 
-
-def encode_varint(value: int) -> bytes:
-    value %= 2**64
-    out = bytearray()
-    while value > 0x7F:
-        out.append(value & 0x7F | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
-
+from .wire import varint as encode_varint
 
 VARINTS = [0, 1, 127, 128, 300, 16383, 16384, 2**31 - 1, 2**32, 2**63 - 1, 2**63, 2**64 - 1]
 

@@ -15,7 +15,9 @@ from service.errors import LimitExceeded, MalformedFile, UnsupportedFormat
 from service.formats import safetensors_file
 from service.formats.base import InputFile, Limits
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+from ..fixtures_index import SHARED_FIXTURES as FIXTURES
+from ..fixtures_index import SHARED_MANIFEST as MANIFEST
+from ..fixtures_index import needs_shared_fixtures as needs_fixtures
 
 try:
     from hypothesis import given, settings
@@ -24,15 +26,6 @@ try:
 except ImportError:  # hypothesis is in the [test] extra; the rest runs without it
     given = None
 
-
-def _manifest() -> list[dict]:
-    if not (FIXTURES / "manifest.json").is_file():
-        return []
-    return json.loads((FIXTURES / "manifest.json").read_text())["fixtures"]
-
-
-MANIFEST = _manifest()
-needs_fixtures = pytest.mark.skipif(not MANIFEST, reason=f"shared fixtures not found at {FIXTURES}")
 TORCH_FIXTURES = [f for f in MANIFEST if f["id"].startswith("torch_")]
 
 #: every dtype the writer stores natively

@@ -16,6 +16,8 @@ from service.errors import LimitExceeded, MalformedFile, RnnBridgeError, Unsuppo
 from service.formats import tf_checkpoint
 from service.formats.base import InputFile, Limits
 
+from .wire import varint as _varint
+
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
 PARTITIONED = Path(__file__).resolve().parent / "data" / "tf_partitioned"
 NO_FIXTURES = pytest.mark.skip(reason=f"shared fixtures not found at {FIXTURES}")
@@ -109,16 +111,6 @@ def _patch(index: bytes, old: bytes, new: bytes) -> bytes:
         if start <= pos < end:
             out[end + 1 : end + 5] = struct.pack("<I", _masked_crc(bytes(out[start : end + 1])))
     return bytes(out)
-
-
-def _varint(n: int) -> bytes:
-    n &= 0xFFFFFFFFFFFFFFFF
-    out = bytearray()
-    while True:
-        out.append((n & 0x7F) | (0x80 if n > 0x7F else 0))
-        n >>= 7
-        if not n:
-            return bytes(out)
 
 
 def _field(number: int, value: int | bytes) -> bytes:

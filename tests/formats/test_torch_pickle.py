@@ -7,7 +7,6 @@ Only the tests marked ``torch`` need PyTorch; everything else runs with NumPy al
 from __future__ import annotations
 
 import io
-import json
 import os
 import pickle
 import struct
@@ -23,18 +22,12 @@ from service.errors import LimitExceeded, MalformedFile, UnsafeInput, Unsupporte
 from service.formats import torch_pickle
 from service.formats.base import InputFile, Limits
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+from ..fixtures_index import SHARED_FIXTURES as FIXTURES
+from ..fixtures_index import SHARED_MANIFEST as MANIFEST
+from ..fixtures_index import needs_shared_fixtures as needs_fixtures
+
 DATA = Path(__file__).resolve().parent / "data" / "torch"
 
-
-def _manifest() -> list[dict]:
-    if not (FIXTURES / "manifest.json").is_file():
-        return []
-    return json.loads((FIXTURES / "manifest.json").read_text())["fixtures"]
-
-
-MANIFEST = _manifest()
-needs_fixtures = pytest.mark.skipif(not MANIFEST, reason=f"shared fixtures not found at {FIXTURES}")
 TORCH_FIXTURES = [f for f in MANIFEST if f["id"].startswith("torch_")]
 
 
