@@ -24,6 +24,7 @@ from typing import Any, Literal
 import numpy as np
 
 from . import discovery, formats
+from .describe import describe_config, describe_layer, module_recipe
 from .engine import canonical, exactness, naming, verify
 from .engine.conventions import CONVENTIONS, FRAMEWORKS, Convention
 from .engine.model import CellKey, Layer, NativeLayer, cell_order
@@ -92,8 +93,6 @@ def read(
 
 def inspect(model: Model) -> dict[str, Any]:
     """The ``/inspect`` document: every recurrent layer with its convention, sizes and tensors."""
-    from .describe import describe_layer
-
     return {
         "format": model.format,
         "layers": [describe_layer(layer) for layer in model.layers],
@@ -271,8 +270,6 @@ def _with_forget_bias(native: NativeLayer, forget_bias: float | None) -> NativeL
 
 
 def _layer_meta(native: NativeLayer) -> dict[str, Any]:
-    from .describe import describe_config
-
     return {"name": native.name, "convention": native.convention.key, **describe_config(native)}
 
 
@@ -291,8 +288,6 @@ def _convert_meta(
     report: dict[str, Any] | None,
     start: str,
 ) -> dict[str, Any]:
-    from .describe import describe_config, module_recipe
-
     meta = {
         "name": native.name,
         "source": _layer_meta(native),
