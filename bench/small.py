@@ -1,9 +1,10 @@
 """Small requests: a 1 MB Keras file through ``/convert`` with concurrent clients.
 
 A real uvicorn (``bench.server``) with 1 and then 2 workers; ``--clients`` concurrent
-clients (asyncio + httpx, keep-alive, in this process: they share the machine's cores
-with the server) each send ``--requests`` conversions of the same Keras 3
-``.weights.h5`` (one LSTM layer, about 1 MB) to PyTorch, npz out, verification on.
+clients (raw asyncio streams, keep-alive, one pre-encoded request: see ``Connection``;
+in this process, so they share the machine's cores with the server) each send
+``--requests`` conversions of the same Keras 3 ``.weights.h5`` (one LSTM layer, about
+1 MB) to PyTorch, npz out, verification on.
 Targets: p50 <= 10 ms with one client; >= 100 requests/s with 2 workers and 8 clients.
 Refusals (503 beyond ``RNNBRIDGE_MAX_CONCURRENT`` requests in flight per worker, or a
 connection closed mid-upload) are counted under ``errors`` and left out of the rates;
@@ -20,7 +21,6 @@ import io
 import time
 from pathlib import Path
 
-import httpx
 import numpy as np
 
 from .common import Server, floats, machine, parser, table, torch_lstm_state
@@ -48,28 +48,102 @@ def keras_file(workdir: Path, units: int = 208, inputs: int = 104) -> Path:
     return path
 
 
-async def _client(http: httpx.AsyncClient, url: str, body: bytes, name: str, count: int, latencies: list, errors: list) -> None:
+def multipart(name: str, body: bytes, fields: dict[str, str]) -> tuple[bytes, bytes]:
+    """``(content type, body)`` of a ``multipart/form-data`` form with one file and ``fields``."""
+    boundary = b"rnnbridge-bench-boundary"
+    parts = [b'--%s\r\nContent-Disposition: form-data; name="file"; filename="%s"\r\n\r\n' % (boundary, name.encode())]
+    parts += [body, b"\r\n"]
+    for key, value in fields.items():
+        parts.append(
+            b'--%s\r\nContent-Disposition: form-data; name="%s"\r\n\r\n%s\r\n'
+            % (boundary, key.encode(), value.encode())
+        )
+    parts.append(b"--%s--\r\n" % boundary)
+    return b"multipart/form-data; boundary=" + boundary, b"".join(parts)
+
+
+class Connection:
+    """A keep-alive HTTP/1.1 connection that POSTs one pre-encoded request again and again.
+
+    As lean as a client can be in Python (the clients share the cores with the server):
+    the request bytes are built once, the response is read by its Content-Length or its
+    chunks, and its body is discarded.
+    """
+
+    def __init__(self, url: str, content_type: bytes, body: bytes) -> None:
+        host_port, self.path = url.removeprefix("http://").split("/", 1)
+        self.host, port = host_port.split(":")
+        self.port = int(port)
+        head = (
+            f"POST /{self.path} HTTP/1.1\r\nHost: {host_port}\r\nContent-Length: {len(body)}\r\n".encode()
+            + b"Content-Type: "
+            + content_type
+            + b"\r\n\r\n"
+        )
+        self.request = head + body
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self) -> int:
+        """Send the request; the response's status (the connection is reopened when the server closed it)."""
+        if self.writer is None or self.writer.is_closing():
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port, limit=1 << 20)
+        assert self.reader is not None
+        self.writer.write(self.request)
+        await self.writer.drain()
+        status_line = await self.reader.readline()
+        if not status_line:
+            await self.close()
+            raise ConnectionError("the server closed the connection")
+        headers = {}
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            key, _, value = line.decode("latin-1").partition(":")
+            headers[key.strip().lower()] = value.strip()
+        await self._skip_body(headers)
+        if headers.get("connection", "").lower() == "close":
+            await self.close()
+        return int(status_line.split()[1])
+
+    async def _skip_body(self, headers: dict[str, str]) -> None:
+        assert self.reader is not None
+        if headers.get("transfer-encoding", "").lower() == "chunked":
+            while size := int((await self.reader.readline()).split(b";")[0], 16):
+                await self.reader.readexactly(size + 2)
+            await self.reader.readline()
+        else:
+            await self.reader.readexactly(int(headers.get("content-length", "0")))
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+async def _client(connection: Connection, count: int, latencies: list, errors: list) -> None:
     for _ in range(count):
         start = time.perf_counter()
         try:
-            response = await http.post(url, files={"file": (name, body)}, data={"target": "pytorch"})
-        except httpx.TransportError as error:  # e.g. a refusal that closed the connection mid-upload
+            status = await connection.post()
+        except (ConnectionError, asyncio.IncompleteReadError) as error:  # e.g. a refusal that closed the connection
             errors.append(type(error).__name__)
             continue
-        if response.status_code == 200:
+        if status == 200:
             latencies.append(time.perf_counter() - start)
         else:
-            errors.append(response.status_code)
+            errors.append(status)
 
 
 async def _load(url: str, path: Path, clients: int, requests: int) -> tuple[float, list[float], list[int]]:
-    body, latencies, errors = path.read_bytes(), [], []
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
-        await _client(http, url, body, path.name, 2, [], [])  # warm up
-        start = time.perf_counter()
-        await asyncio.gather(*(_client(http, url, body, path.name, requests, latencies, errors) for _ in range(clients)))
-        elapsed = time.perf_counter() - start
+    content_type, body = multipart(path.name, path.read_bytes(), {"target": "pytorch"})
+    connections = [Connection(url, content_type, body) for _ in range(clients)]
+    latencies: list[float] = []
+    errors: list[object] = []
+    await _client(connections[0], 2, [], [])  # warm up
+    start = time.perf_counter()
+    await asyncio.gather(*(_client(connection, requests, latencies, errors) for connection in connections))
+    elapsed = time.perf_counter() - start
+    for connection in connections:
+        await connection.close()
     return elapsed, latencies, errors
 
 
@@ -91,8 +165,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--clients", type=lambda s: [int(v) for v in floats(s)], default=[1, 8])
     p.add_argument("--requests", type=int, default=100, help="per client")
     p.add_argument("--workdir", type=Path, default=Path("/tmp/rnnbridge-bench"))
-    p.add_argument("--max-concurrent", type=lambda s: [None if v == "default" else int(v) for v in s.split(",")],
-                   default=[None, 8], help="RNNBRIDGE_MAX_CONCURRENT values to run with ('default': unset)")
+    p.add_argument(
+        "--max-concurrent",
+        type=lambda s: [None if v == "default" else int(v) for v in s.split(",")],
+        default=[None, 8],
+        help="RNNBRIDGE_MAX_CONCURRENT values to run with ('default': unset)",
+    )
     args = p.parse_args(argv)
     path = keras_file(args.workdir)
     rows = [

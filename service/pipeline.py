@@ -34,6 +34,9 @@ from .formats.base import InputFile, Limits
 Orientation = Literal["out_in", "in_out"]
 OutputFormat = Literal["npz", "json", "safetensors", "h5"]
 
+#: ``convert(..., consume=True)`` converts layers of more weights than this one cell at a time
+BY_CELL_ABOVE = 2**22
+
 
 @dataclass
 class Model:
@@ -169,7 +172,7 @@ def convert(
         conv = exactness.select_target(canon, target)
         exactness.check(canon, conv)
         forget_bias = conv.forget_bias if target_forget_bias is None else target_forget_bias
-        if consume and _weights(native) > verify.SAMPLE_ABOVE:
+        if consume and _weights(native) > BY_CELL_ABOVE:
             del canon  # its views would keep every source cell alive
             out, folded, report = _convert_by_cell(native, conv, forget_bias, order, verify_result)
         else:

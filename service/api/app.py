@@ -18,12 +18,14 @@ down; uvicorn then stops accepting connections and lets the requests in flight f
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
 
+from ..formats import isolation
 from ..settings import Settings
 from . import docs, errors, routes
 from .admission import ConcurrencyLimit
@@ -48,6 +50,7 @@ HEAVY_PATHS = ("/inspect", "/split", "/convert")
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    threading.Thread(target=_start_reader, name="rnnbridge-reader-start", daemon=True).start()
     app.state.ready = True
     app.state.metrics.publish()  # every worker is visible in /metrics from the start
     logger.info("rnnbridge %s ready", app.version)
@@ -57,6 +60,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.ready = False
         app.state.metrics.publish()
         logger.info("rnnbridge shut down")
+
+
+def _start_reader() -> None:
+    try:
+        isolation.start_reader()
+    except Exception:  # noqa: BLE001 - the first HDF5 request will try again, and report it
+        logger.exception("could not start an HDF5 reader process")
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

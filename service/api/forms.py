@@ -225,8 +225,7 @@ class SpoolingRoute(APIRoute):
         handler = super().get_route_handler()
 
         async def spooling_handler(request: Request) -> Response:
-            tmp_dir = request.app.state.settings.tmp_dir
-            workspace = await anyio.to_thread.run_sync(Workspace, tmp_dir)
+            workspace = Workspace(request.app.state.settings.tmp_dir)  # one mkdir, like a part's below
             try:
                 return await handler(SpoolingRequest(request, workspace))
             finally:

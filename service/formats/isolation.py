@@ -1,20 +1,24 @@
-"""Run a reader in a child process, so that a fault in a C library cannot take the service down.
+"""Run a reader in a separate process, so that a fault in a C library cannot take the service down.
 
 libhdf5 trusts the file it reads: a corrupt attribute heap can make it spin for ever while
 holding the GIL, or crash the process (both found by ``tools/fuzz.py``; reproducers in
-``tests/hostile``). HDF5 files are therefore read in a child process under a wall-clock
-bound (``Limits.read_timeout``); a child that runs out of time is killed, one that dies is
-reported as a corrupt file.
+``tests/hostile``). HDF5 files are therefore read in a reader process under a wall-clock
+bound (``Limits.read_timeout``): a reader that runs out of time is killed, one that dies is
+reported as a corrupt file, and either is replaced by a fresh one for the next file.
 
-Children are forked by a small helper process of our own (started once per process with a
-fresh interpreter that has NumPy and h5py loaded, so a fork costs a few milliseconds).
-``multiprocessing``'s forkserver would re-import the caller's ``__main__`` in every child —
-re-running a pipeline script without a main guard, failing outright from a REPL — and
-forking the caller itself is unsafe once it has threads. The helper is single-threaded.
+Reader processes are fresh interpreters of our own (``python -c``, NumPy and h5py loaded
+once), kept in a small pool and reused from one file to the next: a read costs about what
+it costs in process plus a few hundred microseconds to hand the arrays over (a fork per
+file cost 10-15 ms, most of it copy-on-write faults in the child). ``multiprocessing`` is
+not used: its fork and forkserver modes fork a process that has threads, or re-import the
+caller's ``__main__`` (re-running a pipeline script without a main guard). A reader is
+retired after ``MAX_READS`` files. What this buys is fault isolation, not a sandbox: a
+reader runs as the same user as the service, as the forked children did.
 
-Nothing a child sends back is unpickled: it writes its arrays as an uncompressed npz (read
-with ``allow_pickle=False``) and the rest as JSON, into a private temp folder, and marks
-that folder ``done``; the helper writes ``exit`` there for a child that dies.
+Nothing a reader sends back is unpickled: requests are JSON lines on its standard input;
+it writes the arrays as raw bytes into one file of a private temp folder, their names,
+dtypes and shapes as JSON beside them, and then answers with one line on a pipe of its own
+(``ok`` or ``error``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import dataclasses
 import importlib
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -31,7 +36,6 @@ import sys
 import tempfile
 import threading
 import time
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -41,161 +45,231 @@ from .. import errors
 from ..errors import MalformedFile, RnnBridgeError
 from .base import Limits, WeightFile
 
-_ARRAYS, _META, _ERROR, _DONE, _EXIT, _PID = "arrays.npz", "meta.json", "error.json", "done", "exit", "pid"
-_POLL_SECONDS = 0.001
+_ARRAYS, _META, _ERROR = "arrays.bin", "meta.json", "error.json"
+#: files a reader process reads before it is replaced by a fresh one
+MAX_READS = 500
+#: idle readers kept for the next files (more are started while requests overlap)
+MAX_IDLE = 4
+_START_TIMEOUT = 120.0
+_ALIGN = 64
 
 
 def read_in_child(reader: str, path: Path, limits: Limits, **kwargs: Any) -> WeightFile:
-    """``reader(path, limits, **kwargs)`` (``"module:function"``) run in a child process."""
-    out = Path(tempfile.mkdtemp(prefix="rnnbridge-child-", dir=limits.tmp_dir))
+    """``reader(path, limits, **kwargs)`` (``"module:function"``) run in a reader process."""
+    out = Path(tempfile.mkdtemp(prefix="rnnbridge-read-", dir=limits.tmp_dir))
     try:
-        _HELPER.submit(
-            {"reader": reader, "path": str(path), "limits": _plain_limits(limits), "kwargs": kwargs, "out": str(out)}
-        )
-        _wait(out, path, limits.read_timeout)
-        if (out / _ERROR).exists():
+        request = {"reader": reader, "path": str(path), "limits": _plain_limits(limits), "kwargs": kwargs}
+        reply = _POOL.run({**request, "out": str(out)}, path.name, limits.read_timeout)
+        if reply == "error":
             raise _error(json.loads((out / _ERROR).read_text()))
         return _load(out)
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
 
-def _wait(out: Path, path: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not (out / _DONE).exists():
-        if (out / _EXIT).exists():
-            status = (out / _EXIT).read_text()
-            raise MalformedFile(f"the library reading {path.name!r} crashed on it ({status}): the file is corrupt")
-        if time.monotonic() > deadline:
-            _kill(out)
-            raise MalformedFile(
-                f"reading {path.name!r} did not finish within {timeout:g} s: the file is corrupt or "
-                "pathological (its library loops on it)"
+class _TimedOut(Exception):
+    """The reader did not answer in time."""
+
+
+class _Reader:
+    """One reader process, its request pipe (standard input) and the pipe it answers on."""
+
+    def __init__(self) -> None:
+        replies, replies_in = os.pipe()
+        code = f"from service.formats.isolation import serve; serve({replies_in})"
+        root = str(Path(__file__).resolve().parents[2])  # where ``service`` is importable from
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-c", code], stdin=subprocess.PIPE, pass_fds=[replies_in], env=env
             )
-        time.sleep(_POLL_SECONDS)
+        finally:
+            os.close(replies_in)
+        self._replies, self.reads = replies, 0
+        try:
+            answer = self._answer(_START_TIMEOUT)
+        except _TimedOut:
+            answer = None
+        if answer != "ready":
+            raise RuntimeError(f"the reader process did not start ({self.end(kill=True)})")
+
+    def run(self, request: dict[str, Any], timeout: float) -> str | None:
+        """Send ``request``; the answer line, or None when the process died. Raises ``_TimedOut``."""
+        assert self.process.stdin is not None
+        self.reads += 1
+        try:
+            self.process.stdin.write((json.dumps(request) + "\n").encode())
+            self.process.stdin.flush()
+        except OSError:
+            return None
+        return self._answer(timeout)
+
+    def _answer(self, timeout: float) -> str | None:
+        deadline, line = time.monotonic() + timeout, b""
+        while not line.endswith(b"\n"):
+            ready, _, _ = select.select([self._replies], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                raise _TimedOut
+            chunk = os.read(self._replies, 64)
+            if not chunk:
+                return None
+            line += chunk
+        return line.decode().strip()
+
+    def end(self, kill: bool = False) -> str:
+        """End the process (closing its input ends its loop) and say how it ended."""
+        if kill:
+            self.process.kill()
+        try:
+            assert self.process.stdin is not None
+            self.process.stdin.close()
+        except OSError:
+            pass  # it died with the pipe full
+        try:
+            status = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            status = self.process.wait()
+        if self._replies >= 0:
+            os.close(self._replies)
+            self._replies = -1
+        return f"killed by signal {-status}" if status < 0 else f"exit status {status}"
 
 
-def _kill(out: Path) -> None:
-    try:
-        os.kill(int((out / _PID).read_text()), signal.SIGKILL)
-    except (OSError, ValueError):
-        pass  # not started yet, or gone already
-
-
-class _Helper:
-    """The forking helper process: one per process, started on first use, restarted if it died."""
+class _Pool:
+    """Idle reader processes; each read takes one (or starts one) and gives it back if it is sound."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._process: subprocess.Popen[bytes] | None = None
+        self._idle: list[_Reader] = []
 
-    def submit(self, request: dict[str, Any]) -> None:
-        line = (json.dumps(request) + "\n").encode()
+    def run(self, request: dict[str, Any], name: str, timeout: float) -> str:
+        """Run ``request`` in a reader; ``ok`` or ``error``. Raises MalformedFile on a crash or time-out."""
+        reader = self._take()
+        try:
+            answer = reader.run(request, timeout)
+        except _TimedOut:
+            reader.end(kill=True)
+            raise MalformedFile(
+                f"reading {name!r} did not finish within {timeout:g} s: the file is corrupt or "
+                "pathological (its library loops on it)"
+            ) from None
+        except BaseException:
+            reader.end(kill=True)
+            raise
+        if answer is None:
+            status = reader.end(kill=True)
+            raise MalformedFile(f"the library reading {name!r} crashed on it ({status}): the file is corrupt")
+        self._give_back(reader)
+        return answer
+
+    def start_one(self) -> None:
+        """Start a reader ahead of the first file, unless one is idle already."""
         with self._lock:
-            if self._process is None or self._process.poll() is not None:
-                self._process = self._start()
-                atexit.register(self.close)
-            assert self._process.stdin is not None
-            self._process.stdin.write(line)
-            self._process.stdin.flush()
+            if self._idle:
+                return
+        self._give_back(_Reader())
 
     def close(self) -> None:
-        """End the helper: closing its input ends its loop."""
         with self._lock:
-            process, self._process = self._process, None
-        if process is None:
-            return
-        assert process.stdin is not None
-        process.stdin.close()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+            idle, self._idle = self._idle, []
+        for reader in idle:
+            reader.end()
 
-    @staticmethod
-    def _start() -> subprocess.Popen[bytes]:
-        code = "from service.formats.isolation import serve; serve()"
-        root = str(Path(__file__).resolve().parents[2])  # where ``service`` is importable from
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
-        return subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, close_fds=True, env=env)
+    def forget(self) -> None:
+        """In a forked child: the readers belong to the parent."""
+        self._lock = threading.Lock()
+        self._idle = []
 
+    def _take(self) -> _Reader:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return _Reader()
 
-_HELPER = _Helper()
-
-
-def serve() -> None:
-    """The helper's loop: fork one child per request line; reap children as they end."""
-    importlib.import_module("service.formats.keras_h5")  # loaded once, inherited by every child
-    children: dict[int, Path] = {}
-
-    def reap(*_: object) -> None:
-        while children:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
+    def _give_back(self, reader: _Reader) -> None:
+        with self._lock:
+            if reader.reads < MAX_READS and len(self._idle) < MAX_IDLE:
+                self._idle.append(reader)
                 return
-            if pid == 0:
-                return
-            out = children.pop(pid, None)
-            if out is not None and status != 0:  # a child that exits 0 has written ``done``
-                try:
-                    _write(out / _EXIT, _describe(status))
-                except OSError:
-                    pass  # the caller gave up (timeout) and removed the folder
-
-    signal.signal(signal.SIGCHLD, reap)
-    for line in sys.stdin.buffer:
-        request = json.loads(line)
-        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGCHLD})  # register before reaping
-        pid = os.fork()
-        if pid == 0:
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
-            os._exit(_child(request))
-        children[pid] = Path(request["out"])
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGCHLD})
-        reap()
+        reader.end()
 
 
-def _child(request: dict[str, Any]) -> int:
+_POOL = _Pool()
+atexit.register(_POOL.close)
+os.register_at_fork(after_in_child=_POOL.forget)
+
+
+def start_reader() -> None:
+    """Have a reader process ready, so that the first HDF5 file does not wait for one to start
+    (a fresh interpreter importing NumPy and h5py takes a few hundred milliseconds)."""
+    _POOL.start_one()
+
+
+def serve(replies_fd: int) -> None:
+    """A reader process's loop: one JSON request per line of standard input, one answer per request."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the caller's to handle
+    importlib.import_module("service.formats.keras_h5")
+    with os.fdopen(replies_fd, "wb", buffering=0) as replies:
+        replies.write(b"ready\n")
+        for line in sys.stdin.buffer:
+            replies.write(_serve_one(json.loads(line)).encode() + b"\n")
+
+
+def _serve_one(request: dict[str, Any]) -> str:
+    """Read one file into ``request["out"]``: ``ok``, or ``error`` with error.json written.
+
+    Any exception other than an ``RnnBridgeError`` ends the process: its caller reports a crash.
+    """
     out = Path(request["out"])
     try:
-        _write(out / _PID, str(os.getpid()))
         module, function = request["reader"].split(":")
         limits = Limits(**{**request["limits"], "tmp_dir": _path(request["limits"]["tmp_dir"])})
         weights = getattr(importlib.import_module(module), function)(Path(request["path"]), limits, **request["kwargs"])
         _save(weights, out)
     except RnnBridgeError as exc:
-        _write(
-            out / _ERROR,
-            json.dumps({"class": type(exc).__name__, "detail": exc.detail, "fields": exc.fields()}, default=str),
-        )
-    except BaseException:  # noqa: BLE001 - anything else is a crash, reported by the helper
-        return 1
-    _write(out / _DONE, "")
-    return 0
+        record = {"class": type(exc).__name__, "detail": exc.detail, "fields": exc.fields()}
+        (out / _ERROR).write_text(json.dumps(record, default=str))
+        return "error"
+    return "ok"
 
 
 def _save(weights: WeightFile, out: Path) -> None:
-    with zipfile.ZipFile(out / _ARRAYS, "w", zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for index, array in enumerate(weights.tensors.values()):
-            with archive.open(f"{index}.npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
+    """The arrays as raw bytes at 64-byte aligned offsets of one file; the rest as JSON."""
+    entries, offset = [], 0
+    with (out / _ARRAYS).open("wb") as stream:
+        for name, array in weights.tensors.items():
+            array = np.asarray(array, order="C")  # unlike ascontiguousarray, keeps 0-d arrays 0-d
+            if array.dtype.hasobject:
+                raise MalformedFile(f"tensor {name!r} holds {array.dtype} values, not numbers", tensor=name)
+            stream.write(bytes(-offset % _ALIGN))
+            offset += -offset % _ALIGN
+            stream.write(array.reshape(-1).view(np.uint8).data)
+            entries.append({"descr": np.lib.format.dtype_to_descr(array.dtype), "shape": array.shape, "offset": offset})
+            offset += array.nbytes
     meta = {
         "format": weights.format,
         "names": list(weights.tensors),
+        "arrays": entries,
         "attrs": weights.attrs,
         "notes": weights.notes,
         "bfloat16": sorted(weights.bfloat16),
     }
-    _write(out / _META, json.dumps(meta, default=_plain))
+    (out / _META).write_text(json.dumps(meta, default=_plain))
 
 
 def _load(folder: Path) -> WeightFile:
     meta = json.loads((folder / _META).read_text())
-    with np.load(folder / _ARRAYS, allow_pickle=False) as npz:
-        tensors = {name: npz[str(index)] for index, name in enumerate(meta["names"])}
+    tensors = {}
+    with (folder / _ARRAYS).open("rb", buffering=0) as stream:
+        for name, entry in zip(meta["names"], meta["arrays"]):
+            dtype = np.lib.format.descr_to_dtype(entry["descr"])
+            assert not dtype.hasobject, "readers never send object arrays"
+            array = np.empty(entry["shape"], dtype)
+            stream.seek(entry["offset"])
+            if stream.readinto(array.reshape(-1).view(np.uint8)) != array.nbytes:
+                raise RuntimeError(f"the reader process wrote {name!r} short")
+            tensors[name] = array
     return WeightFile(meta["format"], tensors, meta["attrs"], meta["notes"], bfloat16=set(meta["bfloat16"]))
 
 
@@ -207,19 +281,6 @@ def _error(record: dict[str, Any]) -> RnnBridgeError:
     code = fields.pop("code", None)
     layer, tensor = fields.pop("layer", None), fields.pop("tensor", None)
     return cls(record["detail"], code=code, layer=layer, tensor=tensor, **fields)
-
-
-def _write(path: Path, text: str) -> None:
-    """Write ``text`` so that a reader never sees it half written."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(text)
-    partial.replace(path)
-
-
-def _describe(status: int) -> str:
-    if os.WIFSIGNALED(status):
-        return f"killed by signal {os.WTERMSIG(status)}"
-    return f"exit status {os.WEXITSTATUS(status)}"
 
 
 def _plain_limits(limits: Limits) -> dict[str, Any]:

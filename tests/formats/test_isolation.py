@@ -1,4 +1,4 @@
-"""HDF5 files are read in a child process that cannot take the caller down or re-run it."""
+"""HDF5 files are read in a reader process that cannot take the caller down or re-run it."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
+import numpy as np
+
 from service.errors import MalformedFile
-from service.formats.base import InputFile, Limits
+from service.formats import isolation
+from service.formats.base import InputFile, Limits, WeightFile
 from service.formats.isolation import read_in_child
 
 from ..fixtures_index import SHARED_FIXTURES
@@ -37,6 +40,32 @@ def spin(path: Path, limits: Limits) -> None:
     """A reader that never ends, the way libhdf5 spins on a corrupt heap."""
     while True:
         time.sleep(0.01)
+
+
+def process_id(path: Path, limits: Limits) -> WeightFile:
+    """A reader that tells which process ran it."""
+    return WeightFile("test", {}, {"pid": os.getpid()})
+
+
+#: arrays a reader process must hand back bit for bit, with their dtypes and shapes
+ARRAYS = {
+    "float16": np.arange(-6, 6, dtype=np.float16).reshape(3, 4) / 3,
+    "big-endian float32": np.linspace(-1, 1, 7, dtype=">f4"),
+    "float64 column view": np.arange(12.0).reshape(3, 4).T,
+    "signalling NaN": np.array([0x7FA00001, 0x80000000], np.uint32).view(np.float32),
+    "int8": np.arange(-5, 5, dtype=np.int8),
+    "bool": np.array([True, False, True]),
+    "scalar": np.array(2.5, np.float32),
+    "empty": np.zeros((0, 3), np.float32),
+}
+
+
+def arrays(path: Path, limits: Limits) -> WeightFile:
+    return WeightFile("test", dict(ARRAYS), {"shape": [3, 4]}, ["a note"])
+
+
+def objects(path: Path, limits: Limits) -> WeightFile:
+    return WeightFile("test", {"strings": np.array(["a", None], dtype=object)})
 
 
 @pytest.fixture(autouse=True)
@@ -77,3 +106,40 @@ def test_errors_come_back_as_the_same_class(tmp_path: Path) -> None:
 
     with pytest.raises(MalformedFile):
         keras_h5.read([InputFile("x.h5", garbage)], Limits())
+
+
+def test_arrays_come_back_bit_for_bit() -> None:
+    weights = read_in_child("tests.formats.test_isolation:arrays", KERAS_FILE, Limits())
+    assert list(weights.tensors) == list(ARRAYS)
+    for name, expected in ARRAYS.items():
+        got = weights.tensors[name]
+        assert got.dtype == expected.dtype and got.shape == expected.shape, name
+        assert got.tobytes() == np.ascontiguousarray(expected).tobytes(), name
+    assert (weights.attrs, weights.notes) == ({"shape": [3, 4]}, ["a note"])
+
+
+def test_object_arrays_are_refused() -> None:
+    with pytest.raises(MalformedFile, match="'strings' holds object values"):
+        read_in_child("tests.formats.test_isolation:objects", KERAS_FILE, Limits())
+
+
+def test_a_reader_process_serves_one_file_after_another() -> None:
+    first, second = (read_in_child("tests.formats.test_isolation:process_id", KERAS_FILE, Limits()) for _ in "ab")
+    assert first.attrs["pid"] == second.attrs["pid"] != os.getpid()
+
+
+def test_a_reader_process_is_retired_after_max_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(isolation, "MAX_READS", 1)
+    first, second = (read_in_child("tests.formats.test_isolation:process_id", KERAS_FILE, Limits()) for _ in "ab")
+    assert first.attrs["pid"] != second.attrs["pid"]
+
+
+@pytest.mark.parametrize(("reader", "timeout"), [("abort", 60.0), ("spin", 0.5)])
+def test_the_next_file_is_read_by_a_sound_process(reader: str, timeout: float) -> None:
+    before = read_in_child("tests.formats.test_isolation:process_id", KERAS_FILE, Limits()).attrs["pid"]
+    with pytest.raises(MalformedFile):
+        read_in_child(f"tests.formats.test_isolation:{reader}", KERAS_FILE, Limits(read_timeout=timeout))
+    after = read_in_child("tests.formats.test_isolation:process_id", KERAS_FILE, Limits())
+    assert after.attrs["pid"] != before  # the pool held one reader: the failed one, now gone
+    with pytest.raises(ProcessLookupError):
+        os.kill(before, 0)
