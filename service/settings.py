@@ -9,12 +9,15 @@ variable                              default          meaning
 ``RNNBRIDGE_MAX_UPLOAD_BYTES``        2 GiB            largest request body; beyond it, 413
 ``RNNBRIDGE_MAX_TENSOR_ELEMENTS``     2**31            largest tensor a reader materialises; 413
 ``RNNBRIDGE_MAX_CONCURRENT``          ``2``            inspect/split/convert requests in flight per
-                                                       worker; beyond it, 503 with ``Retry-After``
+                                                       worker; the next ones wait in line
+``RNNBRIDGE_MAX_QUEUED``              ``16``           requests waiting in that line per worker;
+                                                       beyond it, 503 with ``Retry-After``
+``RNNBRIDGE_QUEUE_TIMEOUT``           ``30``           seconds a request may wait in line; then 503
 ``RNNBRIDGE_RETRY_AFTER``             ``5``            seconds the 503 asks clients to wait
 ``RNNBRIDGE_REQUEST_TIMEOUT``         ``300``          seconds a client has to send the whole
                                                        request body; beyond it, 408
 ``RNNBRIDGE_READ_TIMEOUT``            ``60``           seconds an HDF5 file may take to read (in a
-                                                       child process); then 400
+                                                       reader process); then 400
 ``RNNBRIDGE_SHUTDOWN_TIMEOUT``        ``30``           seconds in-flight requests get to finish
                                                        after SIGTERM
 ``RNNBRIDGE_TMP_DIR``                 system temp      where uploads are spooled, one dir per request
@@ -53,6 +56,8 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(default=2 * 1024**3, gt=0)
     max_tensor_elements: int = Field(default=DEFAULT_MAX_TENSOR_ELEMENTS, gt=0)
     max_concurrent: int = Field(default=2, ge=1)
+    max_queued: int = Field(default=16, ge=0)
+    queue_timeout: float = Field(default=30.0, ge=0)
     retry_after: int = Field(default=5, ge=0)
     request_timeout: float = Field(default=300.0, gt=0)
     read_timeout: float = Field(default=60.0, gt=0)

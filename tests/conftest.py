@@ -137,6 +137,7 @@ def server_url(tmp_path_factory: pytest.TempPathFactory, server_spool: Path) -> 
         "RNNBRIDGE_MAX_UPLOAD_BYTES": str(TEST_UPLOAD_LIMIT),
         "RNNBRIDGE_TMP_DIR": str(server_spool),
         "RNNBRIDGE_MAX_CONCURRENT": "1",
+        "RNNBRIDGE_MAX_QUEUED": "0",
         "RNNBRIDGE_RETRY_AFTER": "7",
     }
     with running_server(tmp_path_factory.mktemp("server"), env) as server:

@@ -89,7 +89,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # each add_middleware wraps the ones before it
     app.add_middleware(BodyLimits, max_bytes=settings.max_upload_bytes, timeout=settings.request_timeout)
     app.add_middleware(
-        ConcurrencyLimit, limit=settings.max_concurrent, retry_after=settings.retry_after, paths=HEAVY_PATHS
+        ConcurrencyLimit,
+        limit=settings.max_concurrent,
+        retry_after=settings.retry_after,
+        paths=HEAVY_PATHS,
+        max_queued=settings.max_queued,
+        queue_timeout=settings.queue_timeout,
+        registry=app.state.metrics,
     )
     errors.install(app)  # the handlers, and InternalErrors around the limits
     app.add_middleware(RequestObserver, registry=app.state.metrics, endpoints=_endpoints(app))

@@ -35,6 +35,7 @@ FAMILIES: dict[str, tuple[Kind, str]] = {
     "rnnbridge_http_request_bytes_total": ("counter", "Request body bytes received, by endpoint."),
     "rnnbridge_http_response_bytes_total": ("counter", "Response body bytes sent, by endpoint."),
     "rnnbridge_http_requests_in_flight": ("gauge", "Requests being served, by endpoint."),
+    "rnnbridge_http_requests_waiting": ("gauge", "Conversion requests waiting in line for a slot."),
     "rnnbridge_conversions_total": ("counter", "Successful conversions, by source and target framework."),
 }
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)

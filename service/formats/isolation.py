@@ -54,7 +54,7 @@ _START_TIMEOUT = 120.0
 _ALIGN = 64
 
 
-def read_in_child(reader: str, path: Path, limits: Limits, **kwargs: Any) -> WeightFile:
+def read_isolated(reader: str, path: Path, limits: Limits, **kwargs: Any) -> WeightFile:
     """``reader(path, limits, **kwargs)`` (``"module:function"``) run in a reader process."""
     out = Path(tempfile.mkdtemp(prefix="rnnbridge-read-", dir=limits.tmp_dir))
     try:

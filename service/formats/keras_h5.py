@@ -87,12 +87,12 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
     LimitExceeded
         A dataset or attribute over ``limits``.
 
-    The file is read in a child process under ``limits.read_timeout`` (``isolation``): a
+    The file is read in a reader process under ``limits.read_timeout`` (``isolation``): a
     corrupt file can make libhdf5 loop or crash.
     """
-    from .isolation import read_in_child
+    from .isolation import read_isolated
 
-    return read_in_child("service.formats.keras_h5:read_hdf5", _the_file(files).path, limits)
+    return read_isolated("service.formats.keras_h5:read_hdf5", _the_file(files).path, limits)
 
 
 def read_hdf5(path: Path, limits: Limits, *, format_name: str = NAME) -> WeightFile:

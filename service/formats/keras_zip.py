@@ -31,7 +31,7 @@ from typing import Any
 
 from ..errors import LimitExceeded, MalformedFile, UnsafeInput, UnsupportedFormat
 from .base import InputFile, Limits, WeightFile
-from .isolation import read_in_child
+from .isolation import read_isolated
 from .json_arrays import loads_bounded
 from .keras_h5 import CONFIG_MAX_DEPTH
 
@@ -83,7 +83,7 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
             config = _json_member(archive, CONFIG)
             metadata = _json_member(archive, METADATA) if METADATA in archive.namelist() else {}
             with _extracted_weights(archive, limits) as weights:
-                result = read_in_child("service.formats.keras_h5:read_hdf5", weights, limits, format_name=NAME)
+                result = read_isolated("service.formats.keras_h5:read_hdf5", weights, limits, format_name=NAME)
     except _ZIP_ERRORS as exc:
         raise MalformedFile(f".keras: not a readable zip archive: {exc}") from exc
     result.attrs["model_config"] = config

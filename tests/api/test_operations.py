@@ -235,6 +235,45 @@ def test_beyond_max_concurrent_is_503_with_retry_after(server_url, keras_lstm, s
 
 
 @pytest.fixture
+def one_slot_server(tmp_path: Path) -> Iterator[Any]:
+    env = {
+        "RNNBRIDGE_TMP_DIR": str(tmp_path),
+        "RNNBRIDGE_MAX_CONCURRENT": "1",
+        "RNNBRIDGE_MAX_QUEUED": "1",
+        "RNNBRIDGE_QUEUE_TIMEOUT": "60",
+    }
+    with running_server(tmp_path, env) as server:
+        yield server
+
+
+def test_over_max_concurrent_requests_wait_in_line(one_slot_server, keras_lstm):
+    url = one_slot_server.url
+    held = HeldUpload(url, "/convert", keras_lstm, target="pytorch")
+    _poll(lambda: _metric(url, "rnnbridge_http_requests_in_flight", endpoint="/convert") == 1, "in flight")
+    waiting = HeldUpload(url, "/split", keras_lstm)
+    _poll(lambda: _metric(url, "rnnbridge_http_requests_waiting") == 1, "waiting")
+    refused = httpx.post(f"{url}/inspect", files={"file": ("m.h5", keras_lstm.read_bytes())})
+    body = _problem(503, refused.headers, refused.json(), "overloaded")
+    assert "RNNBRIDGE_MAX_QUEUED" in body["detail"]
+    assert held.finish()[0] == 200
+    status, _, content = waiting.finish()  # its turn came when the held request ended
+    assert status == 200 and "lstm/l0/forward/W_xi" in np.load(io.BytesIO(content)).files
+    assert _metric(url, "rnnbridge_http_requests_waiting") == 0
+
+
+def test_a_request_waits_in_line_at_most_queue_timeout(tmp_path, keras_lstm):
+    env = {"RNNBRIDGE_TMP_DIR": str(tmp_path), "RNNBRIDGE_MAX_CONCURRENT": "1", "RNNBRIDGE_QUEUE_TIMEOUT": "0.5"}
+    with running_server(tmp_path, env) as server:
+        held = HeldUpload(server.url, "/convert", keras_lstm, target="pytorch")
+        _poll(lambda: _metric(server.url, "rnnbridge_http_requests_in_flight", endpoint="/convert") == 1, "in flight")
+        refused = httpx.post(f"{server.url}/split", files={"file": ("m.h5", keras_lstm.read_bytes())}, timeout=30)
+        _problem(503, refused.headers, refused.json(), "overloaded")
+        assert refused.headers["retry-after"] == "5"
+        assert held.finish()[0] == 200
+        assert _metric(server.url, "rnnbridge_http_requests_waiting") == 0
+
+
+@pytest.fixture
 def impatient_server(tmp_path: Path) -> Iterator[Any]:
     env = {"RNNBRIDGE_REQUEST_TIMEOUT": "1", "RNNBRIDGE_TMP_DIR": str(tmp_path), "RNNBRIDGE_SHUTDOWN_TIMEOUT": "60"}
     with running_server(tmp_path, env) as server:

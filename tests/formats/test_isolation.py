@@ -15,7 +15,7 @@ import pytest
 from service.errors import MalformedFile
 from service.formats import isolation
 from service.formats.base import InputFile, Limits, WeightFile
-from service.formats.isolation import read_in_child
+from service.formats.isolation import read_isolated
 
 from ..fixtures_index import SHARED_FIXTURES
 
@@ -90,12 +90,12 @@ def test_reading_works_from_standard_input() -> None:
 
 def test_a_crash_in_the_child_is_a_malformed_file() -> None:
     with pytest.raises(MalformedFile, match=f"crashed on it \\(killed by signal {signal.SIGABRT}\\)"):
-        read_in_child("tests.formats.test_isolation:abort", KERAS_FILE, Limits())
+        read_isolated("tests.formats.test_isolation:abort", KERAS_FILE, Limits())
 
 
 def test_a_child_that_runs_too_long_is_stopped(tmp_path: Path) -> None:
     with pytest.raises(MalformedFile, match="did not finish within 0.5 s"):
-        read_in_child("tests.formats.test_isolation:spin", KERAS_FILE, Limits(read_timeout=0.5))
+        read_isolated("tests.formats.test_isolation:spin", KERAS_FILE, Limits(read_timeout=0.5))
 
 
 def test_errors_come_back_as_the_same_class(tmp_path: Path) -> None:
@@ -108,7 +108,7 @@ def test_errors_come_back_as_the_same_class(tmp_path: Path) -> None:
 
 
 def test_arrays_come_back_bit_for_bit() -> None:
-    weights = read_in_child("tests.formats.test_isolation:arrays", KERAS_FILE, Limits())
+    weights = read_isolated("tests.formats.test_isolation:arrays", KERAS_FILE, Limits())
     assert list(weights.tensors) == list(ARRAYS)
     for name, expected in ARRAYS.items():
         got = weights.tensors[name]
@@ -119,26 +119,26 @@ def test_arrays_come_back_bit_for_bit() -> None:
 
 def test_object_arrays_are_refused() -> None:
     with pytest.raises(MalformedFile, match="'strings' holds object values"):
-        read_in_child("tests.formats.test_isolation:objects", KERAS_FILE, Limits())
+        read_isolated("tests.formats.test_isolation:objects", KERAS_FILE, Limits())
 
 
 def test_a_reader_process_serves_one_file_after_another() -> None:
-    first, second = (read_in_child("tests.formats.test_isolation:process_id", KERAS_FILE, Limits()) for _ in "ab")
+    first, second = (read_isolated("tests.formats.test_isolation:process_id", KERAS_FILE, Limits()) for _ in "ab")
     assert first.attrs["pid"] == second.attrs["pid"] != os.getpid()
 
 
 def test_a_reader_process_is_retired_after_max_reads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(isolation, "MAX_READS", 1)
-    first, second = (read_in_child("tests.formats.test_isolation:process_id", KERAS_FILE, Limits()) for _ in "ab")
+    first, second = (read_isolated("tests.formats.test_isolation:process_id", KERAS_FILE, Limits()) for _ in "ab")
     assert first.attrs["pid"] != second.attrs["pid"]
 
 
 @pytest.mark.parametrize(("reader", "timeout"), [("abort", 60.0), ("spin", 0.5)])
 def test_the_next_file_is_read_by_a_sound_process(reader: str, timeout: float) -> None:
-    before = read_in_child("tests.formats.test_isolation:process_id", KERAS_FILE, Limits()).attrs["pid"]
+    before = read_isolated("tests.formats.test_isolation:process_id", KERAS_FILE, Limits()).attrs["pid"]
     with pytest.raises(MalformedFile):
-        read_in_child(f"tests.formats.test_isolation:{reader}", KERAS_FILE, Limits(read_timeout=timeout))
-    after = read_in_child("tests.formats.test_isolation:process_id", KERAS_FILE, Limits())
+        read_isolated(f"tests.formats.test_isolation:{reader}", KERAS_FILE, Limits(read_timeout=timeout))
+    after = read_isolated("tests.formats.test_isolation:process_id", KERAS_FILE, Limits())
     assert after.attrs["pid"] != before  # the pool held one reader: the failed one, now gone
     with pytest.raises(ProcessLookupError):
         os.kill(before, 0)
