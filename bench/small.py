@@ -6,9 +6,10 @@ in this process, so they share the machine's cores with the server) each send
 ``--requests`` conversions of the same Keras 3 ``.weights.h5`` (one LSTM layer, about
 1 MB) to PyTorch, npz out, verification on.
 Targets: p50 <= 10 ms with one client; >= 100 requests/s with 2 workers and 8 clients.
-Refusals (503 beyond ``RNNBRIDGE_MAX_CONCURRENT`` requests in flight per worker, or a
-connection closed mid-upload) are counted under ``errors`` and left out of the rates;
-several clients run with the default limit and with ``--max-concurrent``.
+Requests beyond ``RNNBRIDGE_MAX_CONCURRENT`` in flight per worker wait in the worker's
+line; refusals (503 when the line is full, or a connection closed mid-upload) are
+counted under ``errors`` and left out of the rates. ``--max-concurrent`` runs the
+several-client rows with other limits as well.
 
     python -m bench.small
     python -m bench.small --requests 5 --clients 1,2 --workers 1

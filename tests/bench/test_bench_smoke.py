@@ -7,7 +7,9 @@ per case and numbers where numbers belong.
 
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -57,6 +59,27 @@ def test_small_requests(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 @pytest.mark.torch
 def test_frameworks_against_torch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     pytest.importorskip("torch")
-    frameworks.main(["--sizes", "0.5", "--repeat", "1", "--workdir", str(tmp_path)])
+    frameworks.main(["--sizes", "0.5", "--repeat", "1", "--workdir", str(tmp_path), "--frameworks", "torch"])
     (row,) = table_rows(capsys.readouterr().out)
+    assert row[0] == "torch"
     assert all(number(cell) for cell in row[1:])
+
+
+def test_frameworks_against_tf_keras(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Runs where an interpreter with tf_keras is given (``RNNBRIDGE_BENCH_TF_PYTHON``) or is this one."""
+    python = os.environ.get("RNNBRIDGE_BENCH_TF_PYTHON", sys.executable)
+    if frameworks.framework_version(python, "tf_keras") is None:
+        pytest.skip(f"{python} cannot import tf_keras")
+    argv = ["--sizes", "0.5", "--repeat", "1", "--workdir", str(tmp_path), "--frameworks", "tf_keras"]
+    frameworks.main([*argv, "--tf-python", python])
+    (row,) = table_rows(capsys.readouterr().out)
+    assert row[0] == "tf_keras"
+    assert all(number(cell) for cell in row[1:])
+
+
+def test_frameworks_skip_a_missing_framework(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    missing = tmp_path / "no-such-python"
+    frameworks.main(["--sizes", "0.5", "--frameworks", "tf_keras", "--tf-python", str(missing)])
+    output = capsys.readouterr().out
+    assert f"tf_keras: skipped, {missing} cannot import tf_keras" in output
+    assert table_rows(output) == []
