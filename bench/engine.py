@@ -13,13 +13,14 @@ both). Columns:
 
     python -m bench.engine                    # 64 MB and 1 GB layers, 3 repeats
     python -m bench.engine --sizes 4 --repeat 1
+    python -m bench.engine --numpy-transpose  # without the compiled transpose kernel
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from service.engine import exactness, naming, verify
+from service.engine import exactness, layout, naming, verify
 from service.engine.canonical import from_canonical, to_canonical
 from service.engine.conventions import FRAMEWORKS
 
@@ -55,11 +56,17 @@ def rows_for(cell: str, megabytes: float, repeat: int) -> list[tuple]:
 
 def main(argv: list[str] | None = None) -> None:
     args = _args(argv)
+    compiled = layout.transpose_into
+    kernel = "NumPy tiles" if args.numpy_transpose or compiled is None else "compiled kernel"
+    layout.transpose_into = None if args.numpy_transpose else compiled
     rows = []
-    for megabytes in args.sizes:
-        for cell in args.cells:
-            rows += rows_for(cell, megabytes, args.repeat)
-    print(f"# engine throughput / np.copy ({machine()})")
+    try:
+        for megabytes in args.sizes:
+            for cell in args.cells:
+                rows += rows_for(cell, megabytes, args.repeat)
+    finally:
+        layout.transpose_into = compiled
+    print(f"# engine throughput / np.copy ({machine()}; C-order transposes: {kernel})")
     print(table(HEADERS, rows))
     worst = min(rows, key=lambda r: r[5])
     print(f"\nworst C ratio {worst[5]:.2f} ({worst[2]} -> {worst[3]}, {worst[1]} MB); "
@@ -71,6 +78,7 @@ def _args(argv):
     p.add_argument("--sizes", type=floats, default=[64.0, 1024.0], help="layer sizes in MB, comma-separated")
     p.add_argument("--cells", type=lambda s: s.split(","), default=["lstm", "gru"])
     p.add_argument("--repeat", type=int, default=3)
+    p.add_argument("--numpy-transpose", action="store_true", help="copy transposes with NumPy, not the C kernel")
     return p.parse_args(argv)
 
 

@@ -36,6 +36,11 @@ import numpy as np
 
 from ..errors import MalformedFile
 
+try:  # the optional compiled transpose (setup.py); without it, the NumPy tile path below
+    from ._transpose import transpose_into
+except ImportError:
+    transpose_into = None
+
 #: canonical shape of every part, in symbols: H units, I input size, R recurrent size, P projection size
 PART_SHAPES: dict[str, tuple[str, ...]] = {
     "W_x": ("H", "I"),
@@ -249,10 +254,14 @@ def _transposed_copy(target: np.ndarray, source: np.ndarray) -> None:
     """``target[...] = source`` for a ``source`` whose columns are contiguous.
 
     NumPy copies such an array one strided element at a time, touching a new cache line
-    (and often a new page) for each. Here each tile of ``TILE_ROWS`` x ``TILE_COLUMNS`` is
+    (and often a new page) for each. The compiled kernel, where it is built, does the whole
+    copy in cache-sized tiles. Otherwise each tile of ``TILE_ROWS`` x ``TILE_COLUMNS`` is
     first copied, as rows of ``source.T``, into a buffer that stays in cache, and the
     target's rows are then filled from the buffer.
     """
+    if transpose_into is not None and _kernel_applies(target, source):
+        transpose_into(target, source.T)
+        return
     rows, cols = source.shape
     buffer = np.empty((min(TILE_COLUMNS, cols), min(TILE_ROWS, rows)), dtype=source.dtype)
     for top in range(0, rows, TILE_ROWS):
@@ -261,6 +270,13 @@ def _transposed_copy(target: np.ndarray, source: np.ndarray) -> None:
             tile = buffer[: part.shape[1], : part.shape[0]]
             np.copyto(tile, part.T)
             np.copyto(target[top : top + TILE_ROWS, left : left + TILE_COLUMNS], tile.T, casting="unsafe")
+
+
+def _kernel_applies(target: np.ndarray, source: np.ndarray) -> bool:
+    """Whether ``transpose_into`` can copy ``source`` into ``target``: same dtype, and
+    ``target``'s rows and ``source``'s columns contiguous."""
+    size = target.itemsize
+    return target.dtype == source.dtype and size in (1, 2, 4, 8) and target.strides[1] == size == source.strides[0]
 
 
 def _to_canonical(block: np.ndarray, transform: Transform) -> np.ndarray:
