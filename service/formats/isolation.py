@@ -16,9 +16,9 @@ retired after ``MAX_READS`` files. What this buys is fault isolation, not a sand
 reader runs as the same user as the service, as the forked children did.
 
 Nothing a reader sends back is unpickled: requests are JSON lines on its standard input;
-it writes the arrays as raw bytes into one file of a private temp folder, their names,
-dtypes and shapes as JSON beside them, and then answers with one line on a pipe of its own
-(``ok`` or ``error``).
+it writes the arrays as raw bytes into a private temp file the caller names, and answers
+with one JSON line on a pipe of its own: the arrays' names, dtypes, shapes and offsets in
+that file and the rest of the ``WeightFile``, or the error it raised.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import importlib
 import json
 import os
 import select
-import shutil
 import signal
 import subprocess
 import sys
@@ -45,7 +44,6 @@ from .. import errors
 from ..errors import MalformedFile, RnnBridgeError
 from .base import Limits, WeightFile
 
-_ARRAYS, _META, _ERROR = "arrays.bin", "meta.json", "error.json"
 #: files a reader process reads before it is replaced by a fresh one
 MAX_READS = 500
 #: idle readers kept for the next files (more are started while requests overlap)
@@ -56,15 +54,17 @@ _ALIGN = 64
 
 def read_isolated(reader: str, path: Path, limits: Limits, **kwargs: Any) -> WeightFile:
     """``reader(path, limits, **kwargs)`` (``"module:function"``) run in a reader process."""
-    out = Path(tempfile.mkdtemp(prefix="rnnbridge-read-", dir=limits.tmp_dir))
+    descriptor, name = tempfile.mkstemp(prefix="rnnbridge-read-", suffix=".bin", dir=limits.tmp_dir)
+    os.close(descriptor)
+    out = Path(name)
     try:
         request = {"reader": reader, "path": str(path), "limits": _plain_limits(limits), "kwargs": kwargs}
-        reply = _POOL.run({**request, "out": str(out)}, path.name, limits.read_timeout)
-        if reply == "error":
-            raise _error(json.loads((out / _ERROR).read_text()))
-        return _load(out)
+        answer = json.loads(_POOL.run({**request, "out": str(out)}, path.name, limits.read_timeout))
+        if "error" in answer:
+            raise _error(answer["error"])
+        return _load(answer["weights"], out)
     finally:
-        shutil.rmtree(out, ignore_errors=True)
+        out.unlink(missing_ok=True)
 
 
 class _TimedOut(Exception):
@@ -90,7 +90,7 @@ class _Reader:
             answer = self._answer(_START_TIMEOUT)
         except _TimedOut:
             answer = None
-        if answer != "ready":
+        if answer != "ready\n":
             raise RuntimeError(f"the reader process did not start ({self.end(kill=True)})")
 
     def run(self, request: dict[str, Any], timeout: float) -> str | None:
@@ -110,11 +110,11 @@ class _Reader:
             ready, _, _ = select.select([self._replies], [], [], max(0.0, deadline - time.monotonic()))
             if not ready:
                 raise _TimedOut
-            chunk = os.read(self._replies, 64)
+            chunk = os.read(self._replies, 1 << 20)
             if not chunk:
                 return None
             line += chunk
-        return line.decode().strip()
+        return line.decode()
 
     def end(self, kill: bool = False) -> str:
         """End the process (closing its input ends its loop) and say how it ended."""
@@ -144,7 +144,7 @@ class _Pool:
         self._idle: list[_Reader] = []
 
     def run(self, request: dict[str, Any], name: str, timeout: float) -> str:
-        """Run ``request`` in a reader; ``ok`` or ``error``. Raises MalformedFile on a crash or time-out."""
+        """Run ``request`` in a reader; its answer. Raises MalformedFile on a crash or time-out."""
         reader = self._take()
         try:
             answer = reader.run(request, timeout)
@@ -217,27 +217,24 @@ def serve(replies_fd: int) -> None:
 
 
 def _serve_one(request: dict[str, Any]) -> str:
-    """Read one file into ``request["out"]``: ``ok``, or ``error`` with error.json written.
+    """Read one file, its arrays into ``request["out"]``; the JSON answer (one line).
 
     Any exception other than an ``RnnBridgeError`` ends the process: its caller reports a crash.
     """
-    out = Path(request["out"])
     try:
         module, function = request["reader"].split(":")
         limits = Limits(**{**request["limits"], "tmp_dir": _path(request["limits"]["tmp_dir"])})
         weights = getattr(importlib.import_module(module), function)(Path(request["path"]), limits, **request["kwargs"])
-        _save(weights, out)
+        answer: dict[str, Any] = {"weights": _save(weights, Path(request["out"]))}
     except RnnBridgeError as exc:
-        record = {"class": type(exc).__name__, "detail": exc.detail, "fields": exc.fields()}
-        (out / _ERROR).write_text(json.dumps(record, default=str))
-        return "error"
-    return "ok"
+        answer = {"error": {"class": type(exc).__name__, "detail": exc.detail, "fields": exc.fields()}}
+    return json.dumps(answer, default=_plain)
 
 
-def _save(weights: WeightFile, out: Path) -> None:
-    """The arrays as raw bytes at 64-byte aligned offsets of one file; the rest as JSON."""
+def _save(weights: WeightFile, out: Path) -> dict[str, Any]:
+    """The arrays as raw bytes at 64-byte aligned offsets of ``out``; the rest, as JSON-able data."""
     entries, offset = [], 0
-    with (out / _ARRAYS).open("wb") as stream:
+    with out.open("wb") as stream:
         for name, array in weights.tensors.items():
             array = np.asarray(array, order="C")  # unlike ascontiguousarray, keeps 0-d arrays 0-d
             if array.dtype.hasobject:
@@ -247,7 +244,7 @@ def _save(weights: WeightFile, out: Path) -> None:
             stream.write(array.reshape(-1).view(np.uint8).data)
             entries.append({"descr": np.lib.format.dtype_to_descr(array.dtype), "shape": array.shape, "offset": offset})
             offset += array.nbytes
-    meta = {
+    return {
         "format": weights.format,
         "names": list(weights.tensors),
         "arrays": entries,
@@ -255,13 +252,11 @@ def _save(weights: WeightFile, out: Path) -> None:
         "notes": weights.notes,
         "bfloat16": sorted(weights.bfloat16),
     }
-    (out / _META).write_text(json.dumps(meta, default=_plain))
 
 
-def _load(folder: Path) -> WeightFile:
-    meta = json.loads((folder / _META).read_text())
+def _load(meta: dict[str, Any], out: Path) -> WeightFile:
     tensors = {}
-    with (folder / _ARRAYS).open("rb", buffering=0) as stream:
+    with out.open("rb", buffering=0) as stream:
         for name, entry in zip(meta["names"], meta["arrays"]):
             dtype = np.lib.format.descr_to_dtype(entry["descr"])
             assert not dtype.hasobject, "readers never send object arrays"
