@@ -87,13 +87,29 @@ class _Take:
             return 0.0
         if self.units is not None:
             size = a.shape[axis] // gates
-            rows = (np.arange(gates)[:, None] * size + self.units).ravel()
-            # indexing, not np.take: np.take first copies a non-C-contiguous array whole
-            a = a[(slice(None),) * axis + (rows,)]
+            a = _gather(a, (np.arange(gates)[:, None] * size + self.units).ravel(), axis)
         return a.astype(self.dtype, copy=False)
 
     def state(self, a: np.ndarray) -> np.ndarray:
         return a if self.units is None else a[:, self.units]
+
+
+def _gather(a: np.ndarray, index: np.ndarray, axis: int) -> np.ndarray:
+    """``a`` restricted to ``index`` along ``axis`` (``np.take``, without its whole copy).
+
+    Verification samples units in runs of consecutive units (``verify._sample_units``),
+    and such a run is copied as one slice: element by element, a column-form kernel
+    [in, G*H] costs a strided read, and NumPy's per-element indexing overhead, per item.
+    """
+    breaks = np.flatnonzero(np.diff(index) != 1) + 1
+    if len(breaks) + 1 > max(1, index.size // 8):  # scattered: plain indexing
+        return a[(slice(None),) * axis + (index,)]  # not np.take: it copies a strided array whole
+    out = np.empty(a.shape[:axis] + (index.size,) + a.shape[axis + 1 :], a.dtype)
+    lead = (slice(None),) * axis
+    for run in np.split(np.arange(index.size), breaks):
+        first, size = index[run[0]], len(run)
+        out[lead + (slice(run[0], run[0] + size),)] = a[lead + (slice(first, first + size),)]
+    return out
 
 
 def _split(a: np.ndarray | None, parts: int, axis: int = 0) -> list[np.ndarray | None]:

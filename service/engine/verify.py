@@ -115,12 +115,13 @@ def _per_cell(a: np.ndarray | list, k: int) -> list[np.ndarray]:
     return [a] if k == 0 else list(a)
 
 
-def _sample_units(rng: np.random.Generator, units: int, runs: int = 4) -> np.ndarray:
+def _sample_units(rng: np.random.Generator, units: int, runs: int = 2) -> np.ndarray:
     """``SAMPLE_UNITS`` units in ``runs`` runs of consecutive units at random places.
 
     Runs, not scattered units: in column-form kernels ([in, G*H], TF1 and Keras) a unit is
     a column, and a scattered sample touches a cache line of nearly every row, i.e. most of
-    the matrix; a run of 16 float32 units is one cache line per row and gate.
+    the matrix; a run of 32 float32 units is two cache lines of one page per row and gate.
+    Reading such a kernel costs about one TLB miss per row, gate and run, hence few runs.
     """
     if units <= SAMPLE_UNITS:
         return np.arange(units)
