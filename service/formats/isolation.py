@@ -46,8 +46,9 @@ from .base import Limits, WeightFile
 
 #: files a reader process reads before it is replaced by a fresh one
 MAX_READS = 500
-#: idle readers kept for the next files (more are started while requests overlap)
-MAX_IDLE = 4
+#: reader processes per process at most: more files at once wait for one (no churn of
+#: processes started and ended under load), and as many are kept for the next files
+MAX_READERS = 4
 _START_TIMEOUT = 120.0
 _ALIGN = 64
 
@@ -137,14 +138,23 @@ class _Reader:
 
 
 class _Pool:
-    """Idle reader processes; each read takes one (or starts one) and gives it back if it is sound."""
+    """At most ``MAX_READERS`` reader processes; a read takes an idle one (or starts one) and
+    gives it back if it is sound."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._idle: list[_Reader] = []
+        self._slots = threading.BoundedSemaphore(MAX_READERS)
 
     def run(self, request: dict[str, Any], name: str, timeout: float) -> str:
-        """Run ``request`` in a reader; its answer. Raises MalformedFile on a crash or time-out."""
+        """Run ``request`` in a reader; its answer. Raises MalformedFile on a crash or time-out.
+
+        ``timeout`` counts from the moment a reader has the request, not while waiting for one.
+        """
+        with self._slots:
+            return self._run(request, name, timeout)
+
+    def _run(self, request: dict[str, Any], name: str, timeout: float) -> str:
         reader = self._take()
         try:
             answer = reader.run(request, timeout)
@@ -180,6 +190,7 @@ class _Pool:
         """In a forked child: the readers belong to the parent."""
         self._lock = threading.Lock()
         self._idle = []
+        self._slots = threading.BoundedSemaphore(MAX_READERS)
 
     def _take(self) -> _Reader:
         with self._lock:
@@ -189,7 +200,7 @@ class _Pool:
 
     def _give_back(self, reader: _Reader) -> None:
         with self._lock:
-            if reader.reads < MAX_READS and len(self._idle) < MAX_IDLE:
+            if reader.reads < MAX_READS and len(self._idle) < MAX_READERS:
                 self._idle.append(reader)
                 return
         reader.end()

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,11 @@ def spin(path: Path, limits: Limits) -> None:
 def process_id(path: Path, limits: Limits) -> WeightFile:
     """A reader that tells which process ran it."""
     return WeightFile("test", {}, {"pid": os.getpid()})
+
+
+def slow_process_id(path: Path, limits: Limits) -> WeightFile:
+    time.sleep(0.2)
+    return process_id(path, limits)
 
 
 #: arrays a reader process must hand back bit for bit, with their dtypes and shapes
@@ -142,3 +148,12 @@ def test_the_next_file_is_read_by_a_sound_process(reader: str, timeout: float) -
     assert after.attrs["pid"] != before  # the pool held one reader: the failed one, now gone
     with pytest.raises(ProcessLookupError):
         os.kill(before, 0)
+
+
+def test_files_read_at_once_share_at_most_max_readers_processes() -> None:
+    def read(_: int) -> int:
+        return read_isolated("tests.formats.test_isolation:slow_process_id", KERAS_FILE, Limits()).attrs["pid"]
+
+    with ThreadPoolExecutor(2 * isolation.MAX_READERS) as pool:
+        pids = set(pool.map(read, range(4 * isolation.MAX_READERS)))
+    assert 1 <= len(pids) <= isolation.MAX_READERS
