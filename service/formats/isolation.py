@@ -7,9 +7,9 @@ bound (``Limits.read_timeout``): a reader that runs out of time is killed, one t
 reported as a corrupt file, and either is replaced by a fresh one for the next file.
 
 Reader processes are fresh interpreters of our own (``python -c``, NumPy and h5py loaded
-once), kept in a small pool and reused from one file to the next: a read costs about what
-it costs in process plus a few hundred microseconds to hand the arrays over (a fork per
-file cost 10-15 ms, most of it copy-on-write faults in the child). ``multiprocessing`` is
+once), at most ``MAX_READERS`` per process, reused from one file to the next: a read
+costs what it costs in process plus about a millisecond to hand the arrays over (a fork
+per file cost 10-15 ms, most of it copy-on-write faults in the child). ``multiprocessing`` is
 not used: its fork and forkserver modes fork a process that has threads, or re-import the
 caller's ``__main__`` (re-running a pipeline script without a main guard). A reader is
 retired after ``MAX_READS`` files. What this buys is fault isolation, not a sandbox: a
