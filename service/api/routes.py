@@ -131,12 +131,12 @@ def _respond(workspace: Workspace, result: pipeline.Result, fmt: str, filename: 
     if fmt == "json":
         return JSONResponse(outputs.to_json(result))
     headers = {"Content-Disposition": f'attachment; filename="{safe_filename(filename, "weights")}"'}
-    if fmt != "h5" and sum(array.nbytes for array in result.arrays.values()) <= INLINE_BYTES:
+    if fmt != "h5":
+        if sum(array.nbytes for array in result.arrays.values()) > INLINE_BYTES:
+            return EncodedResponse(lambda stream: outputs.write(result, fmt, stream), outputs.MEDIA_TYPES[fmt], headers)
         buffer = io.BytesIO()
         outputs.write(result, fmt, buffer)
         return Response(buffer.getvalue(), media_type=outputs.MEDIA_TYPES[fmt], headers=headers)
-    if fmt != "h5":
-        return EncodedResponse(lambda stream: outputs.write(result, fmt, stream), outputs.MEDIA_TYPES[fmt], headers)
     path = workspace.output(filename)
     with path.open("wb") as out:
         outputs.write(result, fmt, out)

@@ -59,8 +59,8 @@ def read_isolated(reader: str, path: Path, limits: Limits, **kwargs: Any) -> Wei
     os.close(descriptor)
     out = Path(name)
     try:
-        request = {"reader": reader, "path": str(path), "limits": _plain_limits(limits), "kwargs": kwargs}
-        answer = json.loads(_POOL.run({**request, "out": str(out)}, path.name, limits.read_timeout))
+        request = {"reader": reader, "path": str(path), "limits": _plain_limits(limits), "kwargs": kwargs, "out": name}
+        answer = json.loads(_POOL.run(request, path.name, limits.read_timeout))
         if "error" in answer:
             raise _error(answer["error"])
         return _load(answer["weights"], out)
@@ -142,6 +142,9 @@ class _Pool:
     gives it back if it is sound."""
 
     def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
         self._lock = threading.Lock()
         self._idle: list[_Reader] = []
         self._slots = threading.BoundedSemaphore(MAX_READERS)
@@ -188,9 +191,7 @@ class _Pool:
 
     def forget(self) -> None:
         """In a forked child: the readers belong to the parent."""
-        self._lock = threading.Lock()
-        self._idle = []
-        self._slots = threading.BoundedSemaphore(MAX_READERS)
+        self._reset()
 
     def _take(self) -> _Reader:
         with self._lock:
