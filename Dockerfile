@@ -5,7 +5,7 @@
 FROM python:3.11-slim AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
-# a C compiler for the optional transpose kernel (service/engine/_transpose.c); only the
+# a C compiler for the optional transpose kernel (rnnbridge/engine/_transpose.c); only the
 # built module reaches the runtime stage. Unpinned: whatever gcc the base image's Debian
 # release ships builds it, and the compiler never runs in production.
 # hadolint ignore=DL3008
@@ -16,6 +16,7 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 COPY pyproject.toml setup.py README.md ./
+COPY rnnbridge ./rnnbridge
 COPY service ./service
 COPY schemas ./schemas
 RUN pip install --no-cache-dir .

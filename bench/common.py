@@ -21,8 +21,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from service.engine import CONVENTIONS, LayerConfig, NativeLayer
-from service.engine.model import DIRECTIONS
+from rnnbridge.engine import CONVENTIONS, LayerConfig, NativeLayer
+from rnnbridge.engine.model import DIRECTIONS
 
 #: one convention per framework and cell: every pair among them is a conversion users make
 SOURCES = {
@@ -119,7 +119,7 @@ def torch_lstm_state(units: int, inputs: int, levels: int, bidirectional: bool, 
 
 def write_safetensors(path: Path, state: dict[str, np.ndarray]) -> Path:
     """``state`` as a safetensors file, with rnnbridge's own writer."""
-    from service.formats import safetensors_file
+    from rnnbridge.formats.safetensors import file as safetensors_file
 
     with path.open("wb") as out:
         safetensors_file.write(out, state)

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from service.engine import exactness, layout, naming, verify
-from service.engine.canonical import from_canonical, to_canonical
-from service.engine.conventions import FRAMEWORKS
+from rnnbridge.engine import exactness, layout, naming, verify
+from rnnbridge.engine.canonical import from_canonical, to_canonical
+from rnnbridge.engine.conventions import FRAMEWORKS
 
 from .common import MB, SOURCES, floats, layer_bytes, machine, parser, random_layer, side_by_side, table, timed, units_for
 

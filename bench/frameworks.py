@@ -217,7 +217,7 @@ def _torch_work(script: Path, source: Path, out: Path) -> float:
 
 def _rnnbridge_work(source: Path, target: str, out: Path) -> float:
     """Seconds of ``rnnbridge convert`` run in this process (its "wrote ..." line dropped)."""
-    from service import cli
+    from rnnbridge import cli
 
     def convert() -> None:
         with contextlib.redirect_stderr(io.StringIO()) as stderr:
@@ -243,7 +243,7 @@ def row(case: Case, path: Path, workdir: Path, repeat: int) -> tuple:
     script = workdir / f"{case.framework}_convert.py"
     script.write_text(case.script)
     framework_cli = [str(script), str(path), str(theirs)]
-    rnnbridge_cli = ["-m", "service", "convert", str(path), "--target", case.target, "-o", str(ours)]
+    rnnbridge_cli = ["-m", "rnnbridge", "convert", str(path), "--target", case.target, "-o", str(ours)]
     their_p, ours_p = best_of(
         lambda: timed(lambda: _process(case.python, framework_cli, case.env)),
         lambda: timed(lambda: _process(sys.executable, rnnbridge_cli)),

@@ -3,7 +3,7 @@
     python -m bench.load_test                       # 32 clients, 60 s, loopback only
     python -m bench.load_test --clients 8 --seconds 10
 
-Starts the real service (``python -m service serve``) on a free 127.0.0.1 port with its
+Starts the real service (``python -m rnnbridge serve``) on a free 127.0.0.1 port with its
 own spool folder and a 1 MiB upload limit, then runs ``--clients`` threads for
 ``--seconds`` (and at most ``--max-requests`` requests in all). Each request is, in turn,
 a valid ``/convert`` of a real fixture (checked: 200 and the expected arrays), a hostile
@@ -87,7 +87,7 @@ def start_server(spool: Path, markers: Path, concurrent: int | None) -> tuple[su
            "RNNBRIDGE_LOG_LEVEL": "warning"}
     if concurrent is not None:
         env["RNNBRIDGE_MAX_CONCURRENT"] = str(concurrent)
-    command = [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", "rnnbridge", "serve", "--host", "127.0.0.1", "--port", str(port)]
     log = open(markers.parent / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

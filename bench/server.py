@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from fastapi import FastAPI, File, UploadFile
 from fastapi.responses import StreamingResponse
 
-from service.api import create_app as create_product_app
+from rnnbridge.service import create_app as create_product_app
 
 ECHO_PATH = "/__echo"
 _CHUNK = 1024 * 1024

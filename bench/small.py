@@ -32,8 +32,8 @@ HEADERS = ("workers", "clients", "max_concurrent", "ok requests", "ok req/s", "p
 def keras_file(workdir: Path, units: int = 208, inputs: int = 104) -> Path:
     """A Keras 3 ``.weights.h5`` of one LSTM (about 1 MB at the default sizes), written by
     converting a PyTorch state_dict with rnnbridge itself."""
-    from service import outputs, pipeline
-    from service.formats.base import InputFile
+    from rnnbridge import outputs, pipeline
+    from rnnbridge.formats.base import InputFile
 
     path = workdir / f"keras_lstm_h{units}_i{inputs}.weights.h5"
     if path.exists():

@@ -1,8 +1,8 @@
 """The HTTP contract: pydantic models and enumerated fields, imported by the transports only."""
 
-from .fields import Direction, Framework, Orientation, OutputFormat
-from .problems import PROBLEM_MEDIA_TYPE, Problem
-from .responses import (
+from rnnbridge.schemas.fields import Direction, Framework, Orientation, OutputFormat
+from rnnbridge.schemas.problems import PROBLEM_MEDIA_TYPE, Problem
+from rnnbridge.schemas.responses import (
     ArrayPayload,
     ArraysResponse,
     ConventionInfo,

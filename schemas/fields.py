@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from service.engine.conventions import FRAMEWORKS
-from service.outputs import FORMATS
+from rnnbridge.engine.conventions import FRAMEWORKS
+from rnnbridge.outputs import FORMATS
 
 #: a framework convention family: the values of ``source`` and ``target``
 Framework = Literal[FRAMEWORKS]  # type: ignore[valid-type]

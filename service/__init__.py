@@ -1,49 +1,5 @@
-"""rnnbridge: split and re-fuse LSTM/GRU weights between TF1, Keras, PyTorch and ONNX.
+"""The HTTP transport: ``create_app()`` builds the FastAPI application."""
 
-The Python API for pipelines (the HTTP service and the CLI are thin layers over it)::
+from rnnbridge.service.app import create_app
 
-    import service as rnnbridge
-    model = rnnbridge.read(["model.h5"])
-    rnnbridge.inspect(model)
-    result = rnnbridge.convert(model, "pytorch", prefix="")   # result.arrays, result.meta
-
-Importing this package loads NumPy only; readers import h5py on first use, and nothing
-here imports FastAPI.
-"""
-
-from .engine.conventions import CONVENTIONS, FRAMEWORKS
-from .errors import (
-    InexactConversion,
-    InvalidField,
-    LayerNotFound,
-    LimitExceeded,
-    MalformedFile,
-    RnnBridgeError,
-    UnsafeInput,
-    UnsupportedFormat,
-    VerificationFailed,
-)
-from .pipeline import Model, Result, convert, inspect, read, split
-
-__version__ = "0.1.0"
-
-__all__ = [
-    "CONVENTIONS",
-    "FRAMEWORKS",
-    "InexactConversion",
-    "InvalidField",
-    "LayerNotFound",
-    "LimitExceeded",
-    "MalformedFile",
-    "Model",
-    "Result",
-    "RnnBridgeError",
-    "UnsafeInput",
-    "UnsupportedFormat",
-    "VerificationFailed",
-    "__version__",
-    "convert",
-    "inspect",
-    "read",
-    "split",
-]
+__all__ = ["create_app"]

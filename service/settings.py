@@ -27,8 +27,8 @@ variable                              default          meaning
 ``RNNBRIDGE_LOG_FORMAT``              ``json``         ``json`` (one object a line) or ``text``
 ====================================  ===============  ===========================================
 
-Only the transports (``service.api``, ``service.cli``) import this module; the engine and
-the readers receive plain values (``service.formats.base.Limits``).
+Only the transports (``rnnbridge.service``, ``rnnbridge.cli``) import this module; the engine and
+the readers receive plain values (``rnnbridge.formats.base.Limits``).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .formats.base import DEFAULT_MAX_TENSOR_ELEMENTS, Limits
+from rnnbridge.formats.base import DEFAULT_MAX_TENSOR_ELEMENTS, Limits
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 LogFormat = Literal["json", "text"]

@@ -1,7 +1,7 @@
 """Shared fixtures: the real framework files, an in-process client, and a real server.
 
 ``client`` drives ``create_app(test_settings)`` in process (Starlette's TestClient);
-``server_url`` starts the real ``python -m service serve`` on a free loopback port once
+``server_url`` starts the real ``python -m rnnbridge serve`` on a free loopback port once
 per session, with a small upload limit and one conversion at a time, and stops it at the
 end; ``two_worker_server`` is the same with ``--workers 2`` and a known metrics directory.
 ``running_server`` starts one for a single test (e.g. to stop it).
@@ -27,7 +27,7 @@ import pytest
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
-    from service.settings import Settings
+    from rnnbridge.service.settings import Settings
 
 FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +52,7 @@ def keras_lstm(fixtures_dir: Path) -> Path:
 @pytest.fixture
 def test_settings(tmp_path: Path) -> Settings:
     # imported here, not at the top, so that a broken transport fails its own tests only
-    from service.settings import Settings
+    from rnnbridge.service.settings import Settings
 
     spool = tmp_path / "spool"
     spool.mkdir()
@@ -61,7 +61,7 @@ def test_settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def client(test_settings: Settings) -> Iterator[TestClient]:
-    from service.api import create_app
+    from rnnbridge.service import create_app
 
     with warnings.catch_warnings():
         # Starlette >= 1.x prefers httpx2 for its TestClient; plain httpx still works.
@@ -110,10 +110,10 @@ class Server:
 
 @contextmanager
 def running_server(folder: Path, env: dict[str, str], workers: int = 1) -> Iterator[Server]:
-    """Run ``python -m service serve`` on a free loopback port until the block ends."""
+    """Run ``python -m rnnbridge serve`` on a free loopback port until the block ends."""
     port = _free_port()
     log = folder / "server.log"
-    command = [sys.executable, "-m", "service", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command = [sys.executable, "-m", "rnnbridge", "serve", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--workers", str(workers)] if workers > 1 else []
     with log.open("wb") as out:
         process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
@@ -132,7 +132,7 @@ def running_server(folder: Path, env: dict[str, str], workers: int = 1) -> Itera
 
 @pytest.fixture(scope="session")
 def server_url(tmp_path_factory: pytest.TempPathFactory, server_spool: Path) -> Iterator[str]:
-    """Base URL of a real ``python -m service serve`` on a free loopback port."""
+    """Base URL of a real ``python -m rnnbridge serve`` on a free loopback port."""
     env = {
         "RNNBRIDGE_MAX_UPLOAD_BYTES": str(TEST_UPLOAD_LIMIT),
         "RNNBRIDGE_TMP_DIR": str(server_spool),

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.engine import conventions as conv
-from service.engine.conventions import CONVENTIONS, Convention
-from service.engine.model import LayerConfig, NativeLayer
+from rnnbridge.engine import conventions as conv
+from rnnbridge.engine.conventions import CONVENTIONS, Convention
+from rnnbridge.engine.model import LayerConfig, NativeLayer
 
 SHARED_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 LOCAL_FIXTURES = Path(__file__).resolve().parent / "fixtures"

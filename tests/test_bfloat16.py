@@ -10,8 +10,8 @@ import struct
 import numpy as np
 import pytest
 
-from service import outputs, pipeline
-from service.formats import safetensors_file
+from rnnbridge import outputs, pipeline
+from rnnbridge.formats.safetensors import file as safetensors_file
 
 from .fixtures_index import FIXTURE_LAYERS
 

@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from service.cli import build_parser
-from service.settings import Settings
+from rnnbridge.cli import build_parser
+from rnnbridge.service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 HEALTH_URL = re.compile(r"http://[\w.]+:(\d+)(/\w*)")
@@ -160,7 +160,7 @@ def test_the_image_context_leaves_tests_and_caches_out():
 def test_the_wheel_ships_the_offline_docs_assets():
     tomllib = pytest.importorskip("tomllib")
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    patterns = config["tool"]["setuptools"]["package-data"]["service.api"]
-    static = ROOT / "service" / "api"
+    patterns = config["tool"]["setuptools"]["package-data"]["rnnbridge.service"]
+    static = ROOT / "service"
     shipped = {path for pattern in patterns for path in static.glob(pattern)}
     assert {static / "static" / name for name in ("swagger-ui-bundle.js", "redoc.standalone.js")} <= shipped

@@ -13,8 +13,9 @@ import h5py
 import numpy as np
 import pytest
 
-from service import keras_weights, pipeline
-from service.errors import InvalidField
+from rnnbridge import pipeline
+from rnnbridge.formats.hdf5 import keras_weights
+from rnnbridge.errors import InvalidField
 
 from .fixtures_index import FIXTURE_LAYERS, SHARED_FIXTURES
 

@@ -1,5 +1,5 @@
 """The layers import inward only: the engine knows NumPy, the readers add h5py, and only
-the transports (``service.api``, ``service.cli``, ``schemas``) know pydantic and FastAPI.
+the transports (``rnnbridge.service``, ``rnnbridge.cli``, ``schemas``) know pydantic and FastAPI.
 
 Each check imports modules in a fresh interpreter and lists what landed in ``sys.modules``.
 """
@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-import service.engine
+import rnnbridge.engine
 
 ROOT = Path(__file__).resolve().parents[1]
 WEB = {"fastapi", "starlette", "pydantic", "pydantic_settings", "uvicorn", "multipart", "python_multipart", "httpx"}
 FRAMEWORKS = {"torch", "tensorflow", "keras", "onnx", "onnxruntime", "safetensors", "jax"}
-ENGINE_MODULES = ["service.engine"] + [
-    f"service.engine.{info.name}" for info in pkgutil.iter_modules(service.engine.__path__)
+ENGINE_MODULES = ["rnnbridge.engine"] + [
+    f"rnnbridge.engine.{info.name}" for info in pkgutil.iter_modules(rnnbridge.engine.__path__)
 ]
 
 
@@ -41,12 +41,12 @@ def test_engine_imports_numpy_only(module):
     assert not leaked, f"{module} pulls in {sorted(leaked)}"
 
 
-@pytest.mark.parametrize("module", ["service.pipeline", "service.outputs", "service.errors"])
+@pytest.mark.parametrize("module", ["rnnbridge.pipeline", "rnnbridge.outputs", "rnnbridge.errors"])
 def test_library_api_imports_no_web_stack(module):
     leaked = _imported_top_levels(module) & (WEB | FRAMEWORKS)
     assert not leaked, f"{module} pulls in {sorted(leaked)}"
 
 
 def test_the_transports_import_no_framework():
-    leaked = _imported_top_levels("service.api", "service.cli", "schemas") & FRAMEWORKS
+    leaked = _imported_top_levels("rnnbridge.service", "rnnbridge.cli", "schemas") & FRAMEWORKS
     assert not leaked, f"the transports pull in {sorted(leaked)}"

@@ -1,7 +1,7 @@
 """Every real fixture, read from the file its framework wrote, converted to every target.
 
 A conversion passes only when the converted tensors, run through the *target* framework's
-own equations (``service.engine.reference``), reproduce the outputs the *source* framework
+own equations (``rnnbridge.engine.reference``), reproduce the outputs the *source* framework
 recorded. Refusals are predicted here from the manifest's flags, independently of the
 service's registry, and must come with the right code.
 """
@@ -15,14 +15,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service import outputs, pipeline
-from service.discovery.common import safe_name
-from service.discovery.rnnbridge import find_rnnbridge
-from service.engine import reference
-from service.engine.conventions import FRAMEWORKS
-from service.engine.model import NativeLayer
-from service.errors import InexactConversion, InvalidField
-from service.formats.base import WeightFile
+from rnnbridge import outputs, pipeline
+from rnnbridge.discovery.common import safe_name
+from rnnbridge.discovery.rnnbridge import find_rnnbridge
+from rnnbridge.engine import reference
+from rnnbridge.engine.conventions import FRAMEWORKS
+from rnnbridge.engine.model import NativeLayer
+from rnnbridge.errors import InexactConversion, InvalidField
+from rnnbridge.formats.base import WeightFile
 
 from .fixtures_index import FIXTURE_LAYERS, FixtureLayer
 
@@ -203,7 +203,7 @@ def big_pytorch_model(tmp_path: Path) -> Path:
             state[f"rnn.bias_ih_l{level}{suffix}"] = rng.standard_normal(2048, dtype=np.float32)
             state[f"rnn.bias_hh_l{level}{suffix}"] = rng.standard_normal(2048, dtype=np.float32)
     path = tmp_path / "big.safetensors"
-    from service.formats import safetensors_file
+    from rnnbridge.formats.safetensors import file as safetensors_file
 
     with path.open("wb") as stream:
         safetensors_file.write(stream, state)

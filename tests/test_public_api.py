@@ -5,21 +5,21 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import service
+import rnnbridge
 
 
 def test_all_names_exist() -> None:
-    for name in service.__all__:
-        assert hasattr(service, name), name
+    for name in rnnbridge.__all__:
+        assert hasattr(rnnbridge, name), name
 
 
 def test_the_api_functions_are_the_pipeline_ones() -> None:
-    from service import pipeline
+    from rnnbridge import pipeline
 
-    assert service.convert is pipeline.convert and service.read is pipeline.read
+    assert rnnbridge.convert is pipeline.convert and rnnbridge.read is pipeline.read
 
 
 def test_importing_the_package_loads_no_web_stack_and_no_h5py() -> None:
-    code = "import sys, service; print(sorted(m for m in ('fastapi', 'starlette', 'pydantic', 'h5py', 'torch') if m in sys.modules))"
+    code = "import sys, rnnbridge; print(sorted(m for m in ('fastapi', 'starlette', 'pydantic', 'h5py', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

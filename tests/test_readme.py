@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from service.engine.conventions import CONVENTIONS
+from rnnbridge.engine.conventions import CONVENTIONS
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

@@ -1,4 +1,4 @@
-"""The code under service/ and schemas/ passes the project's ruff configuration (pyproject)."""
+"""The code under rnnbridge/, service/ and schemas/ passes the project's ruff configuration (pyproject)."""
 
 from __future__ import annotations
 
@@ -16,5 +16,5 @@ def test_ruff(command: list[str]) -> None:
     ruff = shutil.which("ruff")
     if ruff is None:
         pytest.skip("ruff is not installed (it is in the test extra)")
-    done = subprocess.run([ruff, *command, "service", "schemas"], cwd=ROOT, capture_output=True, text=True)
+    done = subprocess.run([ruff, *command, "rnnbridge", "service", "schemas"], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

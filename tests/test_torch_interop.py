@@ -14,8 +14,8 @@ import json
 import numpy as np
 import pytest
 
-from service import outputs, pipeline
-from service.errors import InexactConversion
+from rnnbridge import outputs, pipeline
+from rnnbridge.errors import InexactConversion
 
 from .fixtures_index import FIXTURE_LAYERS, FixtureLayer
 from .test_pipeline import NO_CONFIG_FILES, forget_bias, layer_name, non_default_activations, uploads

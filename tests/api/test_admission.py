@@ -5,8 +5,8 @@ from __future__ import annotations
 import anyio
 import pytest
 
-from service.api.admission import ConcurrencyLimit
-from service.api.metrics import Registry
+from rnnbridge.service.admission import ConcurrencyLimit
+from rnnbridge.service.metrics import Registry
 
 
 class Gate:

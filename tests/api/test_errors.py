@@ -15,20 +15,10 @@ from typing import Any
 
 import pytest
 
-from schemas import Problem
-from service import errors
-from service.api.errors import STATUS
-from service.errors import (
-    InexactConversion,
-    InvalidField,
-    LayerNotFound,
-    LimitExceeded,
-    MalformedFile,
-    RnnBridgeError,
-    UnsafeInput,
-    UnsupportedFormat,
-    VerificationFailed,
-)
+from rnnbridge.schemas import Problem
+from rnnbridge import errors
+from rnnbridge.service.errors import STATUS
+from rnnbridge.errors import InexactConversion, InvalidField, LayerNotFound, LimitExceeded, MalformedFile, RnnBridgeError, UnsafeInput, UnsupportedFormat, VerificationFailed
 from tests.conftest import TEST_UPLOAD_LIMIT
 
 #: the interface's status per error class (issue 2), written out rather than read from STATUS
@@ -73,7 +63,7 @@ def test_every_error_class_has_a_status():
 
 @pytest.fixture
 def raising_client(client) -> Iterator[Any]:
-    """The test app plus ``POST /raise/{name}``, which raises that error class of ``service.errors``."""
+    """The test app plus ``POST /raise/{name}``, which raises that error class of ``rnnbridge.errors``."""
 
     def raise_error(name: str) -> None:
         cls = getattr(errors, name)

@@ -25,7 +25,7 @@ import httpx
 import numpy as np
 import pytest
 
-from schemas import Problem
+from rnnbridge.schemas import Problem
 from tests.conftest import TEST_UPLOAD_LIMIT, running_server
 
 PROBLEM_JSON = "application/problem+json"

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from schemas import ArraysResponse, ConventionsResponse, Health, InspectResponse
-from service.api import routes
-from service.engine.conventions import CONVENTIONS, FRAMEWORKS
+from rnnbridge.schemas import ArraysResponse, ConventionsResponse, Health, InspectResponse
+from rnnbridge.service import routes
+from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS
 
 LSTM_GATE_NAMES = {f"{part}{gate}" for part in ("W_x", "W_h", "b_x", "b_h") for gate in "ifgo"}
 
@@ -300,8 +300,8 @@ def _awkward(dtype: str) -> np.ndarray:
 
 @pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
 def test_json_encoding_is_exact(dtype):
-    from service.outputs import to_json
-    from service.pipeline import Result
+    from rnnbridge.outputs import to_json
+    from rnnbridge.pipeline import Result
 
     array = _awkward(dtype)
     payload = json.loads(json.dumps(to_json(Result({"a": array}, {})), allow_nan=False))["arrays"]["a"]
@@ -312,8 +312,8 @@ def test_json_encoding_is_exact(dtype):
 
 
 def test_npz_streams_to_an_unseekable_stream_with_plain_json_meta():
-    from service.outputs import write_npz
-    from service.pipeline import Result
+    from rnnbridge.outputs import write_npz
+    from rnnbridge.pipeline import Result
 
     arrays = {"enc/l0/forward/W_xi": _awkward("float16"), "weight_ih_l0": np.arange(6.0).reshape(2, 3)}
     meta = {"verification": {"max_abs_err": np.float32(1e-7), "seed": np.int64(0)}, "odd": float("nan")}
@@ -328,8 +328,8 @@ def test_npz_streams_to_an_unseekable_stream_with_plain_json_meta():
 
 @pytest.mark.parametrize(("fmt", "target"), [("h5", None), ("h5", "pytorch"), ("xml", "keras")])
 def test_unavailable_formats_are_refused_before_any_work(fmt, target):
-    from service.errors import InvalidField
-    from service.outputs import check_format
+    from rnnbridge.errors import InvalidField
+    from rnnbridge.outputs import check_format
 
     with pytest.raises(InvalidField, match="format") as caught:
         check_format(fmt, target)
@@ -342,7 +342,7 @@ def test_routes_are_plain_functions_run_in_the_threadpool():
 
     from fastapi.routing import APIRoute
 
-    from service.api.routes import ops, router
+    from rnnbridge.service.routes import ops, router
 
     routes = [*router.routes, *ops.routes]
     endpoints = {route.path: route.endpoint for route in routes if isinstance(route, APIRoute)}

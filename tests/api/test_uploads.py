@@ -12,11 +12,11 @@ import anyio
 import pytest
 from starlette.exceptions import HTTPException
 
-from service.api import forms
-from service.api.forms import FormSpooler, SpooledUpload
-from service.api.streaming import CHUNK_BYTES, EncodedResponse
-from service.api.uploads import Workspace
-from service.errors import InvalidField
+from rnnbridge.service import forms
+from rnnbridge.service.forms import FormSpooler, SpooledUpload
+from rnnbridge.service.streaming import CHUNK_BYTES, EncodedResponse
+from rnnbridge.service.uploads import Workspace
+from rnnbridge.errors import InvalidField
 
 BOUNDARY = b"b0undary"
 

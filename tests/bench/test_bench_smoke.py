@@ -16,7 +16,7 @@ import pytest
 
 from bench import convert_http, engine, frameworks, small
 from bench.common import SOURCES
-from service.engine.conventions import FRAMEWORKS
+from rnnbridge.engine.conventions import FRAMEWORKS
 
 
 def table_rows(output: str) -> list[list[str]]:

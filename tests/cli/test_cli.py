@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from service.cli import Progress, main
+from rnnbridge.cli import Progress, main
 
 TORCH_KEYS = ["bias_hh_l0", "bias_ih_l0", "weight_hh_l0", "weight_ih_l0"]
 

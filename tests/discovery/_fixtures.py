@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from service import formats
-from service.formats.base import InputFile, Limits, WeightFile
+from rnnbridge import formats
+from rnnbridge.formats.base import InputFile, Limits, WeightFile
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service import pipeline
-from service.discovery import find_layers
-from service.engine import conventions as conv
-from service.engine import reference
-from service.errors import InexactConversion
-from service.formats.base import WeightFile
+from rnnbridge import pipeline
+from rnnbridge.discovery import find_layers
+from rnnbridge.engine import conventions as conv
+from rnnbridge.engine import reference
+from rnnbridge.errors import InexactConversion
+from rnnbridge.formats.base import WeightFile
 
 from ._fixtures import FIXTURES, fixture, paths, read_weights
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.discovery.common import Found, make_names_safe, safe_name
-from service.engine import CONVENTIONS, LayerConfig, NativeLayer
+from rnnbridge.discovery.common import Found, make_names_safe, safe_name
+from rnnbridge.engine import CONVENTIONS, LayerConfig, NativeLayer
 
 
 @pytest.mark.parametrize(
@@ -43,8 +43,8 @@ def test_names_that_become_equal_stay_distinct() -> None:
 def test_a_module_path_with_a_newline_is_found_and_made_safe(tmp_path) -> None:
     import numpy as np
 
-    from service import pipeline
-    from service.formats import safetensors_file
+    from rnnbridge import pipeline
+    from rnnbridge.formats.safetensors import file as safetensors_file
 
     rng = np.random.default_rng(0)
     state = {

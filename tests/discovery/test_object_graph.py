@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from service.discovery.object_graph import structured_keys
-from service.errors import MalformedFile
+from rnnbridge.discovery.object_graph import structured_keys
+from rnnbridge.errors import MalformedFile
 
 from ._fixtures import FIXTURES, fixture
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import pytest
 
-from service import pipeline
-from service.discovery import find_layers
-from service.formats.base import WeightFile
+from rnnbridge import pipeline
+from rnnbridge.discovery import find_layers
+from rnnbridge.formats.base import WeightFile
 
 from ._fixtures import fixture, paths, unsupported_cases
 

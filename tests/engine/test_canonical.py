@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.engine import CONVENTIONS, LayerConfig, NativeLayer, from_canonical, to_canonical
-from service.engine.layout import Tensor, fuse_tensor, solve_dims, split_tensor
-from service.errors import MalformedFile
+from rnnbridge.engine import CONVENTIONS, LayerConfig, NativeLayer, from_canonical, to_canonical
+from rnnbridge.engine.layout import Tensor, fuse_tensor, solve_dims, split_tensor
+from rnnbridge.errors import MalformedFile
 
 DTYPES = [np.float16, np.float32, np.float64]
 

@@ -12,10 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.engine import CONVENTIONS, FRAMEWORKS, LayerConfig, NativeLayer, check, from_canonical, select_target, to_canonical
-from service.engine.conventions import HARD_SIGMOID_KERAS2, RELU
-from service.engine.verify import verify
-from service.errors import InexactConversion
+from rnnbridge.engine import CONVENTIONS, FRAMEWORKS, LayerConfig, NativeLayer, check, from_canonical, select_target, to_canonical
+from rnnbridge.engine.conventions import HARD_SIGMOID_KERAS2, RELU
+from rnnbridge.engine.verify import verify
+from rnnbridge.errors import InexactConversion
 
 from .test_canonical import groups_of, layer_dims, native_layer
 

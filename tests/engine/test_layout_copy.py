@@ -11,10 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.engine import CONVENTIONS, from_canonical, to_canonical
-from service.engine import layout
-from service.engine.exactness import select_target
-from service.errors import InexactConversion
+from rnnbridge.engine import CONVENTIONS, from_canonical, to_canonical
+from rnnbridge.engine import layout
+from rnnbridge.engine.exactness import select_target
+from rnnbridge.errors import InexactConversion
 
 from .test_canonical import layer_dims, native_layer
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.engine.conventions import CONVENTIONS
-from service.engine.model import NativeLayer
-from service.engine.reference import STEPS, activation, cell_dims, run, step_cell
-from service.errors import InvalidField
+from rnnbridge.engine.conventions import CONVENTIONS
+from rnnbridge.engine.model import NativeLayer
+from rnnbridge.engine.reference import STEPS, activation, cell_dims, run, step_cell
+from rnnbridge.errors import InvalidField
 from tests.fixtures_index import FIXTURE_LAYERS, UNMAPPED, FixtureLayer, fixture_params
 
 TOLERANCE = 1e-5

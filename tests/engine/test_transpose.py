@@ -1,4 +1,4 @@
-"""The compiled transpose (``service.engine._transpose``) is bit-exact and refuses what it cannot do.
+"""The compiled transpose (``rnnbridge.engine._transpose``) is bit-exact and refuses what it cannot do.
 
 Every result is compared as raw bits (``.view(uintN)``) with ``np.ascontiguousarray(src.T)``,
 over random bit patterns that include signalling NaNs with payloads, -0.0 and subnormals,
@@ -19,17 +19,17 @@ import os
 import numpy as np
 import pytest
 
-from service.engine import from_canonical, layout, to_canonical
-from service.engine.exactness import select_target
+from rnnbridge.engine import from_canonical, layout, to_canonical
+from rnnbridge.engine.exactness import select_target
 
 from .test_canonical import layer_dims, native_layer
 
 try:
-    from service.engine._transpose import transpose_into
+    from rnnbridge.engine._transpose import transpose_into
 except ImportError:
     if os.environ.get("RNNBRIDGE_REQUIRE_NATIVE") == "1":
         raise
-    pytest.skip("service.engine._transpose is not built (no C compiler at install time)", allow_module_level=True)
+    pytest.skip("rnnbridge.engine._transpose is not built (no C compiler at install time)", allow_module_level=True)
 
 #: every item size, as the dtypes conversions meet (and integers of the other sizes)
 DTYPES = [np.int8, np.float16, np.float32, np.float64, np.uint16, np.int32, np.int64]

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.engine.conventions import CONVENTIONS
-from service.engine.model import LayerConfig, NativeLayer
-from service.engine.verify import SAMPLE_ABOVE, SAMPLE_UNITS, verify
-from service.errors import VerificationFailed
+from rnnbridge.engine.conventions import CONVENTIONS
+from rnnbridge.engine.model import LayerConfig, NativeLayer
+from rnnbridge.engine.verify import SAMPLE_ABOVE, SAMPLE_UNITS, verify
+from rnnbridge.errors import VerificationFailed
 from tests.fixtures_index import FixtureLayer, fixture_params
 
 

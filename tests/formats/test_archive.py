@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from service.errors import LimitExceeded, MalformedFile, UnsafeInput
-from service.formats import archive
-from service.formats.base import InputFile, Limits
+from rnnbridge.errors import LimitExceeded, MalformedFile, UnsafeInput
+from rnnbridge.formats import archive
+from rnnbridge.formats.base import InputFile, Limits
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
 CKPT = ["model.ckpt.index", "model.ckpt.data-00000-of-00001", "checkpoint"]
@@ -101,7 +101,7 @@ def test_checkpoint_folder_round_trips(tmp_path, dest, ckpt_dir, kind):
 
 
 def test_expanded_checkpoint_is_readable(tmp_path, dest, ckpt_dir):
-    from service.formats import tf_checkpoint
+    from rnnbridge.formats.tf import checkpoint as tf_checkpoint
 
     packed = _zip(tmp_path / "in.zip", {f"a/{n}": (ckpt_dir / n).read_bytes() for n in CKPT})
     files = archive.expand([packed], Limits(), dest)

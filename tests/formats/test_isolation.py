@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.errors import MalformedFile
-from service.formats import isolation
-from service.formats.base import InputFile, Limits, WeightFile
-from service.formats.isolation import read_isolated
+from rnnbridge.errors import MalformedFile
+from rnnbridge.formats.hdf5 import isolation
+from rnnbridge.formats.base import InputFile, Limits, WeightFile
+from rnnbridge.formats.hdf5.isolation import read_isolated
 
 from ..fixtures_index import SHARED_FIXTURES
 
@@ -24,9 +24,9 @@ KERAS_FILE = SHARED_FIXTURES / "k2_lstm_seq" / "m.h5"
 ROOT = Path(__file__).resolve().parents[2]
 
 SCRIPT = f"""
-import service
+import rnnbridge
 print("script ran")
-model = service.read([{str(KERAS_FILE)!r}])
+model = rnnbridge.read([{str(KERAS_FILE)!r}])
 print("layers", [layer.name for layer in model.layers])
 """
 
@@ -107,7 +107,7 @@ def test_a_child_that_runs_too_long_is_stopped(tmp_path: Path) -> None:
 def test_errors_come_back_as_the_same_class(tmp_path: Path) -> None:
     garbage = tmp_path / "x.h5"
     garbage.write_bytes(b"\x89HDF\r\n\x1a\n" + b"\x00" * 100)
-    from service.formats import keras_h5
+    from rnnbridge.formats.hdf5 import keras_h5
 
     with pytest.raises(MalformedFile):
         keras_h5.read([InputFile("x.h5", garbage)], Limits())

@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.errors import LimitExceeded, MalformedFile, UnsupportedFormat
-from service.formats import json_arrays
-from service.formats.base import InputFile, Limits
+from rnnbridge.errors import LimitExceeded, MalformedFile, UnsupportedFormat
+from rnnbridge.formats import json_arrays
+from rnnbridge.formats.base import InputFile, Limits
 
 
 def write(tmp_path: Path, doc, name: str = "w.json") -> Path:

@@ -13,9 +13,10 @@ import h5py
 import numpy as np
 import pytest
 
-from service.errors import LimitExceeded, MalformedFile, UnsafeInput, UnsupportedFormat
-from service.formats import hdf5_safety, keras_h5
-from service.formats.base import InputFile, Limits
+from rnnbridge.errors import LimitExceeded, MalformedFile, UnsafeInput, UnsupportedFormat
+from rnnbridge.formats.hdf5 import safety as hdf5_safety
+from rnnbridge.formats.hdf5 import keras_h5
+from rnnbridge.formats.base import InputFile, Limits
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
 DATA = Path(__file__).resolve().parent / "data" / "keras"

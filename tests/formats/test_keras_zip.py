@@ -10,9 +10,9 @@ import h5py
 import numpy as np
 import pytest
 
-from service.errors import LimitExceeded, MalformedFile, UnsafeInput, UnsupportedFormat
-from service.formats import keras_zip
-from service.formats.base import InputFile, Limits
+from rnnbridge.errors import LimitExceeded, MalformedFile, UnsafeInput, UnsupportedFormat
+from rnnbridge.formats.hdf5 import keras_zip
+from rnnbridge.formats.base import InputFile, Limits
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
 MEMBER = "model.weights.h5:"

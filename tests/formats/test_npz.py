@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.errors import LimitExceeded, MalformedFile, UnsafeInput, UnsupportedFormat
-from service.formats import npz
-from service.formats.base import InputFile, Limits
+from rnnbridge.errors import LimitExceeded, MalformedFile, UnsafeInput, UnsupportedFormat
+from rnnbridge.formats import npz
+from rnnbridge.formats.base import InputFile, Limits
 
 FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
 NATIVE_NPZ = sorted(FIXTURES.glob("*/rnn*.native.npz")) + sorted(

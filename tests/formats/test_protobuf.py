@@ -8,8 +8,8 @@ import struct
 import numpy as np
 import pytest
 
-from service.errors import MalformedFile
-from service.formats import protobuf as pb
+from rnnbridge.errors import MalformedFile
+from rnnbridge.formats.wire import protobuf as pb
 
 from .wire import varint as encode_varint
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.errors import LimitExceeded, MalformedFile, UnsupportedFormat
-from service.formats import safetensors_file
-from service.formats.base import InputFile, Limits
+from rnnbridge.errors import LimitExceeded, MalformedFile, UnsupportedFormat
+from rnnbridge.formats.safetensors import file as safetensors_file
+from rnnbridge.formats.base import InputFile, Limits
 
 from ..fixtures_index import SHARED_FIXTURES as FIXTURES
 from ..fixtures_index import SHARED_MANIFEST as MANIFEST

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.errors import LimitExceeded, MalformedFile, RnnBridgeError, UnsupportedFormat
-from service.formats import tf_checkpoint
-from service.formats.base import InputFile, Limits
+from rnnbridge.errors import LimitExceeded, MalformedFile, RnnBridgeError, UnsupportedFormat
+from rnnbridge.formats.tf import checkpoint as tf_checkpoint
+from rnnbridge.formats.base import InputFile, Limits
 
 from .wire import varint as _varint
 

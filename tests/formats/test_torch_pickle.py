@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.errors import LimitExceeded, MalformedFile, UnsafeInput, UnsupportedFormat
-from service.formats import torch_pickle
-from service.formats.base import InputFile, Limits
+from rnnbridge.errors import LimitExceeded, MalformedFile, UnsafeInput, UnsupportedFormat
+from rnnbridge.formats.torch import pickle as torch_pickle
+from rnnbridge.formats.base import InputFile, Limits
 
 from ..fixtures_index import SHARED_FIXTURES as FIXTURES
 from ..fixtures_index import SHARED_MANIFEST as MANIFEST

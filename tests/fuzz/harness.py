@@ -1,6 +1,6 @@
 """Fuzzing every reader: seed uploads, byte mutations, and the one property that must hold.
 
-The property: ``service.pipeline.read`` (sniffing, the reader, the layer finders) followed
+The property: ``rnnbridge.pipeline.read`` (sniffing, the reader, the layer finders) followed
 by ``pipeline.inspect`` either returns or raises an ``RnnBridgeError`` other than
 ``VerificationFailed``; anything else (an ``IndexError``, a ``struct.error``, a
 ``MemoryError``, a NumPy warning turned error) is a bug. ``outcome`` returns the error
@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from service import pipeline
-from service.errors import RnnBridgeError, VerificationFailed
-from service.formats.base import InputFile, Limits
+from rnnbridge import pipeline
+from rnnbridge.errors import RnnBridgeError, VerificationFailed
+from rnnbridge.formats.base import InputFile, Limits
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "fixtures"
@@ -74,7 +74,7 @@ def _json() -> Upload:
 
 
 def seeds() -> dict[str, Seed]:
-    """One seed per reader of ``service.formats.FORMATS``, from the real fixtures."""
+    """One seed per reader of ``rnnbridge.formats.FORMATS``, from the real fixtures."""
     tf1 = SHARED / "tf1_lstm"
     return {
         "keras_zip": Seed("keras_zip", _read(SHARED / "k3_lstm" / "m.keras")),
@@ -168,7 +168,7 @@ def mutated(seed: Seed, victim: int, ops: Sequence[Op]) -> Upload:
 
 
 def as_zip(files: Upload) -> bytes:
-    """The upload as one zip archive (the archive path of ``service.formats``)."""
+    """The upload as one zip archive (the archive path of ``rnnbridge.formats``)."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as z:
         for name, data in files:

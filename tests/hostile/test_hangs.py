@@ -29,9 +29,9 @@ HANGS = {"h5_global_heap_hang.h5", "h5_segfault.h5"}
 
 _READ = """
 import sys
-from service import pipeline
-from service.errors import RnnBridgeError
-from service.formats.base import Limits
+from rnnbridge import pipeline
+from rnnbridge.errors import RnnBridgeError
+from rnnbridge.formats.base import Limits
 try:
     pipeline.read([sys.argv[1]], limits=Limits(read_timeout=3))
 except RnnBridgeError as exc:

@@ -9,7 +9,7 @@ together) is damaged in each of its files:
 * one random byte XOR-ed with a random non-zero value, four times, and one bit flipped
   in the first 64 bytes (where the headers are).
 
-Each damaged upload is read, inspected and converted with ``service.pipeline`` (every
+Each damaged upload is read, inspected and converted with ``rnnbridge.pipeline`` (every
 ``RnnBridgeError`` except ``VerificationFailed`` is a clean 4xx); one truncation and one
 flip per upload also go through the real app, which must answer below 500 with
 problem+json for errors.
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from service import pipeline
-from service.errors import RnnBridgeError, VerificationFailed
-from service.formats.base import InputFile, Limits
+from rnnbridge import pipeline
+from rnnbridge.errors import RnnBridgeError, VerificationFailed
+from rnnbridge.formats.base import InputFile, Limits
 from tests.fixtures_index import FIXTURE_LAYERS
 
 #: small enough that a lying size is refused fast, larger than every fixture

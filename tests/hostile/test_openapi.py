@@ -16,8 +16,8 @@ schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis import checks  # noqa: E402
 
-from service.api import create_app  # noqa: E402
-from service.settings import Settings  # noqa: E402
+from rnnbridge.service import create_app  # noqa: E402
+from rnnbridge.service.settings import Settings  # noqa: E402
 
 
 def _app():

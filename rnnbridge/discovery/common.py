@@ -1,0 +1,78 @@
+"""What every framework's layer finder shares."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from rnnbridge.engine.conventions import HARD_SIGMOID_KERAS2, HARD_SIGMOID_KERAS3, LINEAR, RELU, SIGMOID, TANH
+from rnnbridge.engine.model import NativeLayer
+
+
+@dataclass
+class Found:
+    layers: list[NativeLayer] = field(default_factory=list)
+    other_tensors: int = 0
+    notes: list[str] = field(default_factory=list)
+    unsupported: list[dict[str, Any]] = field(default_factory=list)
+
+    def refuse(self, name: str, kind: str, reason: str) -> None:
+        """List a recurrent layer rnnbridge finds but does not convert, with the reason."""
+        self.unsupported.append({"name": name, "kind": kind, "reason": reason})
+
+
+_KERAS_ACTIVATIONS = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "linear": LINEAR, None: LINEAR}
+
+
+def keras_activation(spec: Any, keras_major: int) -> str:
+    """The canonical name of a Keras activation setting (a string, or a Keras 3 dict).
+
+    ``hard_sigmoid`` is 0.2·x + 0.5 in Keras 2 and x/6 + 0.5 in Keras 3; unknown names are
+    kept as they are, so that conversions which cannot express them are refused.
+    """
+    if isinstance(spec, dict):
+        spec = spec.get("config", spec.get("class_name"))
+        if isinstance(spec, dict):
+            spec = spec.get("name")
+    if spec == "hard_sigmoid":
+        return HARD_SIGMOID_KERAS3 if keras_major >= 3 else HARD_SIGMOID_KERAS2
+    return _KERAS_ACTIVATIONS.get(spec, str(spec))
+
+
+_MAX_NAME = 128
+
+
+def safe_name(name: str) -> str:
+    """A name from a file, made safe to become part of an output name, a zip member name
+    or a header: relative ``/``-separated segments, no ``.``/``..`` segments, no control
+    characters, at most 128 characters (a longer one keeps a hash of the rest)."""
+    cleaned = "".join("_" if ord(c) < 32 or ord(c) == 127 else c for c in name.replace("\\", "/"))
+    segments = ["__" if s == ".." else s for s in cleaned.split("/") if s not in ("", ".")]
+    safe = "/".join(segments) or "layer"
+    if len(safe) > _MAX_NAME:
+        digest = hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:12]
+        safe = f"{safe[: _MAX_NAME - 13]}~{digest}"
+    return safe
+
+
+def make_names_safe(found: Found) -> None:
+    """Give every layer a safe, unique name; say which names changed."""
+    taken: set[str] = set()
+    for layer in found.layers:
+        safe = candidate = safe_name(layer.name)
+        n = 1
+        while candidate in taken:
+            n += 1
+            candidate = f"{safe}~{n}"
+        taken.add(candidate)
+        if candidate != layer.name:
+            found.notes.append(f"layer name {layer.name[:200]!r} is used as {candidate!r}")
+            layer.name = candidate
+
+
+def count_other(arrays: dict[str, np.ndarray], used: set[str]) -> int:
+    """How many arrays belong to no recurrent layer."""
+    return sum(1 for name in arrays if name not in used)

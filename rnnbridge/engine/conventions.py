@@ -1,0 +1,349 @@
+"""Every framework convention rnnbridge knows, as data: the one place to add a framework.
+
+A ``Convention`` says how one framework stores one kind of recurrent cell: its tensors as
+grids of canonical gate blocks (``rnnbridge.engine.layout``), the GRU variant, the run-time
+forget-gate constant, what it can express (peepholes, projection, clipping, a reverse-only
+layer, activations) and how its tensors are named per level and direction.
+
+Canonical gate letters: LSTM ``i f g o`` (input, forget, cell candidate, output); GRU
+``r z n`` (reset, update, candidate), where z multiplies h_{t-1}: h' = z·h + (1−z)·n.
+
+To add a convention: add one entry to ``CONVENTIONS`` with ``source`` naming the file or
+document that states its layout, then add a reference cell for its equations in
+``rnnbridge.engine.reference`` and a real fixture for it. Everything else (the service's
+enums, ``GET /conventions``, the CLI's choices, the parametrised tests) derives from here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rnnbridge.engine.layout import Tensor
+
+FRAMEWORKS = ("tf1", "keras", "pytorch", "onnx")
+
+#: canonical activation names; hard_sigmoid carries its (alpha, beta), float32-rounded
+SIGMOID, TANH, RELU, LINEAR = "sigmoid", "tanh", "relu", "linear"
+HARD_SIGMOID_KERAS2 = "hard_sigmoid(0.2,0.5)"  # clip(0.2x + 0.5, 0, 1): Keras 2, ONNX default
+HARD_SIGMOID_KERAS3 = "hard_sigmoid(0.16666667,0.5)"  # clip(x/6 + 0.5, 0, 1): Keras 3
+ANY_HARD_SIGMOID = "hard_sigmoid(*)"
+
+LSTM_DEFAULT_ACTIVATIONS = (SIGMOID, TANH, TANH)  # gates, cell candidate, cell output
+GRU_DEFAULT_ACTIVATIONS = (SIGMOID, TANH)  # gates, candidate
+
+
+@dataclass(frozen=True)
+class Activations:
+    """Which activations a convention can express: per slot, the allowed names (``None``:
+    only the default); ``tied`` when the cell candidate and cell output share one setting."""
+
+    gate: frozenset[str] | None = None
+    cell: frozenset[str] | None = None
+    tied: bool = False
+
+
+@dataclass(frozen=True)
+class Convention:
+    key: str
+    framework: str
+    cell: str  # "lstm" | "gru"
+    native: str  # the framework's class, for people
+    tensors: tuple[Tensor, ...]
+    naming: str  # output name of a tensor at one level and direction
+    reset_after: bool | None = None
+    forget_bias: float = 0.0  # run-time constant the framework adds to the forget gate
+    features: frozenset[str] = frozenset()
+    activations: Activations = Activations()
+    stack_directions: bool = False  # directions stacked on a leading axis (ONNX)
+    source_only: bool = False
+    source: str = ""
+
+    @property
+    def default_activations(self) -> tuple[str, ...]:
+        return LSTM_DEFAULT_ACTIVATIONS if self.cell == "lstm" else GRU_DEFAULT_ACTIVATIONS
+
+    def tensor(self, name: str) -> Tensor:
+        return next(t for t in self.tensors if t.name == name)
+
+
+def _t(name: str, gates: str, *parts: str, **kw: object) -> Tensor:
+    return Tensor(name, gates, parts, **kw)  # type: ignore[arg-type]
+
+
+_COMMON = frozenset({SIGMOID, TANH, RELU, LINEAR})
+_KERAS_ACTIVATIONS = Activations(gate=_COMMON | {HARD_SIGMOID_KERAS2, HARD_SIGMOID_KERAS3}, cell=_COMMON, tied=True)
+_ONNX_ACTIVATIONS = Activations(gate=_COMMON | {ANY_HARD_SIGMOID}, cell=_COMMON | {ANY_HARD_SIGMOID})
+_TF1_ACTIVATIONS = Activations(cell=_COMMON, tied=True)
+
+_TORCH_NAMING = "{tensor}_l{level}{reverse}"
+_PER_DIRECTION = "l{level}/{direction}/{tensor}"
+_ONNX_NAMING = "l{level}/{tensor}"
+
+_TF1_LSTM = (
+    _t("kernel", "igfo", "W_x", "W_h", gate_axis=1),
+    _t("bias", "igfo", "b_x", group="bias"),
+)
+_TF1_PEEPHOLES = tuple(_t(f"w_{g}_diag", g, "p_", group="peephole") for g in "ifo")
+_TF1_GRU_GATES = (
+    _t("gates/kernel", "rz", "W_x", "W_h", gate_axis=1),
+    _t("gates/bias", "rz", "b_x", group="bias"),
+)
+_TORCH_LSTM = (
+    _t("weight_ih", "ifgo", "W_x"),
+    _t("weight_hh", "ifgo", "W_h"),
+    _t("bias_ih", "ifgo", "b_x", group="bias"),
+    _t("bias_hh", "ifgo", "b_h", group="bias"),
+)
+_TORCH_GRU = (
+    _t("weight_ih", "rzn", "W_x"),
+    _t("weight_hh", "rzn", "W_h"),
+    _t("bias_ih", "rzn", "b_x", group="bias"),
+    _t("bias_hh", "rzn", "b_h", group="bias"),
+)
+_KERAS_KERNELS_LSTM = (
+    _t("kernel", "ifgo", "W_x", gate_axis=1),
+    _t("recurrent_kernel", "ifgo", "W_h", gate_axis=1),
+)
+_KERAS_KERNELS_GRU = (
+    _t("kernel", "zrn", "W_x", gate_axis=1),
+    _t("recurrent_kernel", "zrn", "W_h", gate_axis=1),
+)
+# Keras 2 CuDNN layers keep cuDNN's row-major [H, I] input blocks reinterpreted as [I, H]
+# and its [H, H] recurrent blocks as they are (tf_keras hdf5_format._convert_rnn_weights).
+_CUDNN_X = {"gate_axis": 1, "transforms": ("R",)}
+_CUDNN_H = {"gate_axis": 1, "transforms": ("N",)}
+
+_CONVENTION_LIST = (
+    Convention(
+        key="tf1.lstm",
+        framework="tf1",
+        cell="lstm",
+        native="tf.nn.rnn_cell.LSTMCell / BasicLSTMCell / LSTMBlockCell",
+        tensors=_TF1_LSTM + _TF1_PEEPHOLES + (_t("projection/kernel", "", "W_proj", gate_axis=1, group="projection"),),
+        naming=_PER_DIRECTION,
+        forget_bias=1.0,
+        features=frozenset({"peepholes", "projection", "independent_directions", "nonuniform_levels"}),
+        activations=_TF1_ACTIVATIONS,
+        source="tensorflow/python/ops/rnn_cell_impl.py LSTMCell.build/call (kernel [I+P, 4H], split i, j, f, o)",
+    ),
+    Convention(
+        key="tf1.cudnn_lstm",
+        framework="tf1",
+        cell="lstm",
+        native="tf.contrib.cudnn_rnn.CudnnCompatibleLSTMCell",
+        tensors=_TF1_LSTM,
+        naming=_PER_DIRECTION,
+        forget_bias=0.0,
+        features=frozenset({"independent_directions", "nonuniform_levels"}),
+        source=(
+            "tensorflow/contrib/cudnn_rnn/python/ops/cudnn_rnn_ops.py CudnnLSTMSaveable (LSTMBlockCell, forget_bias=0)"
+        ),
+    ),
+    Convention(
+        key="tf1.gru",
+        framework="tf1",
+        cell="gru",
+        native="tf.nn.rnn_cell.GRUCell",
+        tensors=_TF1_GRU_GATES
+        + (
+            _t("candidate/kernel", "n", "W_x", "W_h", gate_axis=1),
+            _t("candidate/bias", "n", "b_x", group="bias"),
+        ),
+        naming=_PER_DIRECTION,
+        reset_after=False,
+        features=frozenset({"independent_directions", "nonuniform_levels"}),
+        activations=Activations(cell=_COMMON),
+        source="tensorflow/python/ops/rnn_cell_impl.py GRUCell (gates r, u; candidate on [x, r*h])",
+    ),
+    Convention(
+        key="tf1.cudnn_gru",
+        framework="tf1",
+        cell="gru",
+        native="tf.contrib.cudnn_rnn.CudnnCompatibleGRUCell",
+        tensors=_TF1_GRU_GATES
+        + (
+            _t("candidate/input_projection/kernel", "n", "W_x", gate_axis=1),
+            _t("candidate/input_projection/bias", "n", "b_x", group="bias"),
+            _t("candidate/hidden_projection/kernel", "n", "W_h", gate_axis=1),
+            _t("candidate/hidden_projection/bias", "n", "b_h", group="bias"),
+        ),
+        naming=_PER_DIRECTION,
+        reset_after=True,
+        features=frozenset({"independent_directions", "nonuniform_levels"}),
+        source="tensorflow/contrib/cudnn_rnn/python/ops/cudnn_rnn_ops.py CudnnCompatibleGRUCell, CudnnGRUSaveable",
+    ),
+    Convention(
+        key="keras.lstm",
+        framework="keras",
+        cell="lstm",
+        native="keras.layers.LSTM",
+        tensors=_KERAS_KERNELS_LSTM + (_t("bias", "ifgo", "b_x", group="bias"),),
+        naming=_PER_DIRECTION,
+        features=frozenset({"reverse_only", "nonuniform_levels", "no_bias"}),
+        activations=_KERAS_ACTIVATIONS,
+        source="keras/src/layers/rnn/lstm.py LSTMCell.build (kernel [I, 4H], gates i, f, c, o)",
+    ),
+    Convention(
+        key="keras.gru",
+        framework="keras",
+        cell="gru",
+        native="keras.layers.GRU(reset_after=False)",
+        tensors=_KERAS_KERNELS_GRU + (_t("bias", "zrn", "b_x", group="bias"),),
+        naming=_PER_DIRECTION,
+        reset_after=False,
+        features=frozenset({"reverse_only", "nonuniform_levels", "no_bias"}),
+        activations=_KERAS_ACTIVATIONS,
+        source="keras/src/layers/rnn/gru.py GRUCell (gates z, r, h; bias [3H])",
+    ),
+    Convention(
+        key="keras.gru_reset_after",
+        framework="keras",
+        cell="gru",
+        native="keras.layers.GRU(reset_after=True)",
+        tensors=_KERAS_KERNELS_GRU + (_t("bias", "zrn", "b_x", "b_h", rows=True, gate_axis=1, group="bias"),),
+        naming=_PER_DIRECTION,
+        reset_after=True,
+        features=frozenset({"reverse_only", "nonuniform_levels", "no_bias"}),
+        activations=_KERAS_ACTIVATIONS,
+        source="keras/src/layers/rnn/gru.py GRUCell (bias [2, 3H]: input row, recurrent row)",
+    ),
+    Convention(
+        key="keras.cudnn_lstm",
+        framework="keras",
+        cell="lstm",
+        native="tf.compat.v1.keras.layers.CuDNNLSTM (Keras 2)",
+        tensors=(
+            _t("kernel", "ifgo", "W_x", **_CUDNN_X),
+            _t("recurrent_kernel", "ifgo", "W_h", **_CUDNN_H),
+            _t("bias", "ifgo", "b_x", "b_h", group="bias"),
+        ),
+        naming=_PER_DIRECTION,
+        features=frozenset({"reverse_only", "nonuniform_levels", "no_bias"}),
+        source_only=True,
+        source="tf_keras/layers/rnn/cudnn_lstm.py; tf_keras/saving/legacy/hdf5_format.py _convert_rnn_weights",
+    ),
+    Convention(
+        key="keras.cudnn_gru",
+        framework="keras",
+        cell="gru",
+        native="tf.compat.v1.keras.layers.CuDNNGRU (Keras 2)",
+        tensors=(
+            _t("kernel", "zrn", "W_x", **_CUDNN_X),
+            _t("recurrent_kernel", "zrn", "W_h", **_CUDNN_H),
+            _t("bias", "zrn", "b_x", "b_h", group="bias"),
+        ),
+        naming=_PER_DIRECTION,
+        reset_after=True,
+        features=frozenset({"reverse_only", "nonuniform_levels", "no_bias"}),
+        source_only=True,
+        source="tf_keras/layers/rnn/cudnn_gru.py; tf_keras/saving/legacy/hdf5_format.py _convert_rnn_weights",
+    ),
+    Convention(
+        key="pytorch.lstm",
+        framework="pytorch",
+        cell="lstm",
+        native="torch.nn.LSTM",
+        tensors=_TORCH_LSTM + (_t("weight_hr", "", "W_proj", group="projection"),),
+        naming=_TORCH_NAMING,
+        features=frozenset({"projection", "no_bias"}),
+        source="torch/nn/modules/rnn.py RNNBase.__init__ (W_ii|W_if|W_ig|W_io)",
+    ),
+    Convention(
+        key="pytorch.gru",
+        framework="pytorch",
+        cell="gru",
+        native="torch.nn.GRU",
+        tensors=_TORCH_GRU,
+        naming=_TORCH_NAMING,
+        reset_after=True,
+        features=frozenset({"no_bias"}),
+        source="torch/nn/modules/rnn.py RNNBase.__init__ (W_ir|W_iz|W_in)",
+    ),
+    Convention(
+        key="pytorch.lstm_cell",
+        framework="pytorch",
+        cell="lstm",
+        native="torch.nn.LSTMCell",
+        tensors=_TORCH_LSTM,
+        naming="{tensor}",
+        features=frozenset({"single_cell", "no_bias"}),
+        source="torch/nn/modules/rnn.py LSTMCell",
+    ),
+    Convention(
+        key="pytorch.gru_cell",
+        framework="pytorch",
+        cell="gru",
+        native="torch.nn.GRUCell",
+        tensors=_TORCH_GRU,
+        naming="{tensor}",
+        reset_after=True,
+        features=frozenset({"single_cell", "no_bias"}),
+        source="torch/nn/modules/rnn.py GRUCell",
+    ),
+    Convention(
+        key="onnx.lstm",
+        framework="onnx",
+        cell="lstm",
+        native="ONNX LSTM",
+        tensors=(
+            _t("W", "iofg", "W_x"),
+            _t("R", "iofg", "W_h"),
+            _t("B", "iofg", "b_x", "b_h", group="bias"),
+            _t("P", "iof", "p_", group="peephole"),
+        ),
+        naming=_ONNX_NAMING,
+        stack_directions=True,
+        features=frozenset({"peepholes", "clip", "reverse_only", "input_forget", "nonuniform_levels", "no_bias"}),
+        activations=_ONNX_ACTIVATIONS,
+        source="onnx/defs/rnn/defs.cc, onnx/defs/doc_strings.cc kDoc_LSTM_ver14 (W/R/B iofc, P iof)",
+    ),
+    Convention(
+        key="onnx.gru",
+        framework="onnx",
+        cell="gru",
+        native="ONNX GRU(linear_before_reset=0)",
+        tensors=(
+            _t("W", "zrn", "W_x"),
+            _t("R", "zrn", "W_h"),
+            _t("B", "zrn", "b_x", "b_h", group="bias"),
+        ),
+        naming=_ONNX_NAMING,
+        reset_after=False,
+        stack_directions=True,
+        features=frozenset({"clip", "reverse_only", "nonuniform_levels", "no_bias"}),
+        activations=_ONNX_ACTIVATIONS,
+        source="onnx/defs/doc_strings.cc kDoc_GRU_ver14 (W/R/B zrh, linear_before_reset=0)",
+    ),
+    Convention(
+        key="onnx.gru_lbr",
+        framework="onnx",
+        cell="gru",
+        native="ONNX GRU(linear_before_reset=1)",
+        tensors=(
+            _t("W", "zrn", "W_x"),
+            _t("R", "zrn", "W_h"),
+            _t("B", "zrn", "b_x", "b_h", group="bias"),
+        ),
+        naming=_ONNX_NAMING,
+        reset_after=True,
+        stack_directions=True,
+        features=frozenset({"clip", "reverse_only", "nonuniform_levels", "no_bias"}),
+        activations=_ONNX_ACTIVATIONS,
+        source="onnx/defs/doc_strings.cc kDoc_GRU_ver14 (linear_before_reset=1)",
+    ),
+)
+
+CONVENTIONS: dict[str, Convention] = {c.key: c for c in _CONVENTION_LIST}
+
+
+def candidates(framework: str, cell: str, reset_after: bool | None) -> list[Convention]:
+    """Target conventions of ``framework`` for this cell and GRU variant, preferred first."""
+    return [
+        c
+        for c in _CONVENTION_LIST
+        if c.framework == framework
+        and c.cell == cell
+        and not c.source_only
+        and "single_cell" not in c.features
+        and (cell == "lstm" or c.reset_after == reset_after)
+    ]

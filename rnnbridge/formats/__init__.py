@@ -1,0 +1,76 @@
+"""File formats: bytes in, named arrays out (``WeightFile``). See ``base`` for the contract.
+
+``FORMATS`` maps a format name to the module that reads it; modules are imported on first
+use. A format is recognised by its bytes, never by the file name: each module's ``sniff``
+is asked in the order of ``FORMATS`` (the more specific zip-based formats first). A zip or
+tar that no format claims is expanded safely (``archive``) and the members are sniffed
+again, so a TF checkpoint folder or a SavedModel can be uploaded as one archive.
+"""
+
+from __future__ import annotations
+
+import importlib
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+from rnnbridge.errors import UnsupportedFormat
+from rnnbridge.formats.base import InputFile, Limits, WeightFile
+
+#: format name -> module, in sniffing order
+FORMATS: dict[str, str] = {
+    "keras_zip": "rnnbridge.formats.hdf5.keras_zip",
+    "torch": "rnnbridge.formats.torch.pickle",
+    "npz": "rnnbridge.formats.npz",
+    "tf_checkpoint": "rnnbridge.formats.tf.checkpoint",
+    "keras_h5": "rnnbridge.formats.hdf5.keras_h5",
+    "safetensors": "rnnbridge.formats.safetensors.file",
+    "onnx": "rnnbridge.formats.onnx.model",
+    "json": "rnnbridge.formats.json_arrays",
+}
+
+DESCRIPTIONS: dict[str, str] = {
+    "keras_zip": "Keras 3 .keras archive (config.json + model.weights.h5)",
+    "torch": "PyTorch torch.save file (.pt/.pth/.bin), read without torch and without unpickling objects",
+    "npz": "NumPy .npz of arrays named as the source framework names them (needs source=)",
+    "tf_checkpoint": "TensorFlow checkpoint: .index + .data-* shards (several file fields, or one zip/tar)",
+    "keras_h5": "Keras HDF5: Keras 2 / tf.keras model.save or save_weights, Keras 3 .weights.h5 or legacy .h5",
+    "safetensors": "safetensors file of a PyTorch state_dict",
+    "onnx": "ONNX model (.onnx) with LSTM/GRU nodes; external data only from inside the upload",
+    "json": "JSON arrays, as rnnbridge writes them (needs source=)",
+}
+
+
+def module(name: str) -> ModuleType:
+    return importlib.import_module(FORMATS[name])
+
+
+def detect(files: Sequence[InputFile]) -> str | None:
+    """The first format whose ``sniff`` claims the files, or None."""
+    for name in FORMATS:
+        if module(name).sniff(files):
+            return name
+    return None
+
+
+def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
+    """Read an upload into named arrays, expanding an archive that no format claims."""
+    if not files:
+        raise UnsupportedFormat("no file was uploaded", understood=sorted(FORMATS))
+    name = detect(files)
+    if name is not None:
+        return module(name).read(files, limits)
+    archive = importlib.import_module("rnnbridge.formats.archive")
+    if any(archive.is_archive(f) for f in files):
+        # Readers may memory-map the extracted members; on POSIX a mapping outlives the
+        # unlinked file, so the folder can go as soon as the arrays are read.
+        with tempfile.TemporaryDirectory(prefix="rnnbridge-archive-", dir=limits.tmp_dir) as dest:
+            members = archive.expand(files, limits, Path(dest))
+            name = detect(members)
+            if name is not None:
+                return module(name).read(members, limits)
+    raise UnsupportedFormat(
+        "the upload is none of the formats rnnbridge reads: " + "; ".join(DESCRIPTIONS.values()),
+        understood=sorted(FORMATS),
+    )

@@ -1,0 +1,224 @@
+"""JSON arrays: rnnbridge's own JSON output, or a plain object of nested lists.
+
+Two shapes are accepted::
+
+    {"arrays": {"<name>": {"dtype": "float32", "shape": [4, 24], "data": [0.1, ...]}},
+     "meta": {...}}                                  # data flat, C order
+
+    {"<name>": [[0.1, 0.2], [0.3, 0.4]], ...}        # nested lists, read as float32
+
+In the first shape non-finite values may be written as the strings ``"NaN"``,
+``"Infinity"`` and ``"-Infinity"`` (Python's bare ``NaN`` / ``Infinity`` literals are
+accepted too). ``dtype`` is one of float16, float32, float64; Python parses every number
+to float64 and the reader casts it to the declared dtype, which reproduces the stored
+value exactly when the writer printed the shortest repr of that dtype (float64 carries
+more than twice the precision of float32 and float16, so the double rounding is exact).
+
+The document is bounded before it is parsed: its size (``MAX_JSON_BYTES``) and its
+nesting depth (``MAX_DEPTH``, measured on the raw text so that ``json.loads`` never
+recurses deeper). :func:`loads_bounded` is shared with the Keras readers for their
+JSON metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rnnbridge.errors import LimitExceeded, MalformedFile, UnsupportedFormat
+from rnnbridge.formats.base import InputFile, Limits, WeightFile
+
+NAME = "json"
+#: the largest JSON document read (a float costs ~10 bytes of text and ~32 of Python)
+MAX_JSON_BYTES = 256 * 1024**2
+#: the deepest nesting of arrays and objects accepted in an arrays document
+MAX_DEPTH = 64
+DTYPES = ("float16", "float32", "float64")
+SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+
+_JSON_WHITESPACE = b" \t\r\n"
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+
+
+def sniff(files: Sequence[InputFile]) -> bool:
+    """Whether exactly one of ``files`` starts, after whitespace, with ``{``."""
+    return len(_json_files(files)) == 1
+
+
+def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
+    """Read the arrays of a JSON document.
+
+    Parameters
+    ----------
+    files : sequence of InputFile
+        The upload; exactly one file must be a JSON object.
+    limits : Limits
+        Bounds on each array and on the document's size.
+
+    Returns
+    -------
+    WeightFile
+        ``format="json"``; ``attrs["shape"]`` is ``"arrays"`` (rnnbridge's output, whose
+        ``meta`` goes to ``attrs["meta"]``) or ``"plain"``.
+
+    Raises
+    ------
+    MalformedFile
+        Invalid JSON, too deep, ragged lists, a bad dtype, a length that contradicts
+        the shape, or a value that is not a number.
+    LimitExceeded
+        The document or an array over ``limits``.
+    """
+    doc = loads_bounded(_read_text(_the_file(files), limits), what="JSON arrays")
+    if not isinstance(doc, dict):
+        raise MalformedFile(f"JSON arrays: the document is a {type(doc).__name__}, not an object")
+    if isinstance(doc.get("arrays"), dict):
+        tensors = {name: _declared_array(name, entry, limits) for name, entry in doc["arrays"].items()}
+        return WeightFile(NAME, tensors, {"shape": "arrays", "meta": doc.get("meta")})
+    tensors = {name: _nested_array(name, value, limits) for name, value in doc.items()}
+    return WeightFile(NAME, tensors, {"shape": "plain", "meta": None})
+
+
+def loads_bounded(data: bytes | str, *, what: str, max_depth: int = MAX_DEPTH) -> Any:
+    """``json.loads`` after checking the nesting depth on the raw text.
+
+    Parameters
+    ----------
+    data : bytes or str
+        The document; bytes must be UTF-8.
+    what : str
+        Names the document in error messages.
+    max_depth : int
+        The deepest nesting of ``[`` / ``{`` allowed.
+
+    Raises
+    ------
+    MalformedFile
+        Not UTF-8, nested deeper than ``max_depth``, or not JSON.
+    """
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        raise MalformedFile(f"{what}: not UTF-8 at byte offset {exc.start}") from exc
+    depth = json_depth(text)
+    if depth > max_depth:
+        raise MalformedFile(f"{what}: JSON nested {depth} levels deep (at most {max_depth})")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedFile(f"{what}: invalid JSON: {exc}") from exc
+
+
+def json_depth(text: str) -> int:
+    """The deepest nesting of arrays and objects in ``text``, ignoring string contents.
+
+    >>> json_depth('{"a": [[1], "]]]"]}')
+    3
+    """
+    outside_strings = _STRING.sub("", text).encode("utf-8", "surrogatepass")
+    chars = np.frombuffer(outside_strings, dtype=np.uint8)
+    opens = (chars == ord("[")) | (chars == ord("{"))
+    closes = (chars == ord("]")) | (chars == ord("}"))
+    steps = opens[opens | closes].astype(np.int64) * 2 - 1
+    return int(steps.cumsum().max(initial=0))
+
+
+def _json_files(files: Sequence[InputFile]) -> list[InputFile]:
+    return [f for f in files if _first_byte(f.path) == b"{"]
+
+
+def _first_byte(path: Path) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4096).lstrip(_JSON_WHITESPACE)[:1]
+    except OSError:
+        return b""
+
+
+def _the_file(files: Sequence[InputFile]) -> InputFile:
+    """The one file that sniffs as this format, else the only file of the upload."""
+    found = _json_files(files) or list(files)
+    if len(found) != 1:
+        raise UnsupportedFormat(f"expected one JSON document in the upload, found {len(found)}")
+    return found[0]
+
+
+def _read_text(file: InputFile, limits: Limits) -> bytes:
+    bound = min(MAX_JSON_BYTES, limits.max_total_bytes)
+    size = file.path.stat().st_size
+    if size > bound:
+        raise LimitExceeded(f"JSON document '{file.name}' has {size} bytes, more than {bound}")
+    return file.path.read_bytes()
+
+
+def _declared_array(name: str, entry: Any, limits: Limits) -> np.ndarray:
+    """One ``{"dtype", "shape", "data"}`` entry of rnnbridge's output."""
+    if not isinstance(entry, dict) or not {"dtype", "shape", "data"} <= entry.keys():
+        raise MalformedFile(f"array '{name}' needs an object with dtype, shape and data", tensor=name)
+    dtype, shape, data = entry["dtype"], entry["shape"], entry["data"]
+    if dtype not in DTYPES:
+        raise MalformedFile(f"array '{name}': dtype {dtype!r} is not one of {DTYPES}", tensor=name)
+    if not isinstance(shape, list) or not all(_is_count(n) for n in shape):
+        raise MalformedFile(f"array '{name}': shape {shape!r} is not a list of counts", tensor=name)
+    elements = math.prod(shape)
+    _check_elements(name, elements, limits)
+    if not isinstance(data, list) or len(data) != elements:
+        found = len(data) if isinstance(data, list) else type(data).__name__
+        raise MalformedFile(f"array '{name}': shape {shape} needs {elements} values, data has {found}", tensor=name)
+    return _to_float64(data, name).astype(dtype).reshape(shape)
+
+
+def _nested_array(name: str, value: Any, limits: Limits) -> np.ndarray:
+    """A nested list of numbers, read as float32."""
+    shape, leaves = _flatten(name, value, limits)
+    return _to_float64(leaves, name).astype(np.float32).reshape(shape)
+
+
+def _flatten(name: str, value: Any, limits: Limits) -> tuple[list[int], list[Any]]:
+    """Shape and C-order leaves of a rectangular nest of lists."""
+    shape: list[int] = []
+    level = [value]
+    while level and any(isinstance(v, list) for v in level):
+        lengths = {len(v) if isinstance(v, list) else -1 for v in level}
+        if len(lengths) != 1 or -1 in lengths:
+            raise MalformedFile(
+                f"array '{name}' is ragged at depth {len(shape)}: lengths "
+                f"{sorted(n for n in lengths if n >= 0)}{' and scalars' if -1 in lengths else ''}",
+                tensor=name,
+            )
+        shape.append(lengths.pop())
+        _check_elements(name, math.prod(shape), limits)
+        level = [item for v in level for item in v]
+    return shape, level
+
+
+def _to_float64(values: list[Any], name: str) -> np.ndarray:
+    kinds = set(map(type, values))
+    if str in kinds:
+        values = [SPECIAL_FLOATS.get(v, v) if isinstance(v, str) else v for v in values]
+        kinds = set(map(type, values))
+    if not kinds <= {int, float}:
+        odd = next(v for v in values if type(v) not in (int, float))
+        raise MalformedFile(f"array '{name}' holds {odd!r}, which is not a number", tensor=name)
+    try:
+        return np.array(values, dtype=np.float64)
+    except OverflowError as exc:
+        raise MalformedFile(f"array '{name}': a value is out of float64 range", tensor=name) from exc
+
+
+def _check_elements(name: str, elements: int, limits: Limits) -> None:
+    if elements > limits.max_tensor_elements:
+        raise LimitExceeded(
+            f"array '{name}' declares {elements} elements, more than the limit of {limits.max_tensor_elements}",
+            tensor=name,
+        )
+
+
+def _is_count(n: Any) -> bool:
+    return type(n) is int and n >= 0

@@ -1,0 +1,173 @@
+"""Uploads: the request-body guard and the per-request working directory.
+
+``BodyLimits`` (ASGI middleware) refuses a body over ``max_upload_bytes`` with 413 as
+early as the size is known: at once when ``Content-Length`` declares it, otherwise the
+moment the bytes received pass the limit, before the rest is read; and a body that takes
+longer than ``request_timeout`` to arrive with 408.
+
+``Workspace`` is one temporary directory per request, inside ``Settings.tmp_dir``. The
+multipart parser (``forms``) writes the uploaded files into it under sanitised names;
+outputs that must be written whole before they are sent (HDF5) go there too.
+``Workspace.close`` removes it; an open output keeps its bytes readable until it is
+closed, so the directory can go before the response is streamed.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+import anyio
+from rnnbridge.service.errors import error_response, problem
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rnnbridge.errors import LimitExceeded
+
+_CHUNK = 1024 * 1024
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def safe_filename(name: str, default: str = "upload") -> str:
+    """A file name made of ``[A-Za-z0-9._-]`` only, without directories or leading dots.
+
+    >>> safe_filename('../../etc/pass wd"'), safe_filename("..")
+    ('pass_wd_', 'upload')
+    """
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    cleaned = _UNSAFE.sub("_", base).lstrip(".")[:120]
+    return cleaned or default
+
+
+def _too_large(limit: int, size: int | None = None) -> LimitExceeded:
+    said = f" ({size} bytes)" if size is not None else ""
+    return LimitExceeded(
+        f"the request body{said} is over the upload limit of {limit} bytes (RNNBRIDGE_MAX_UPLOAD_BYTES)",
+        limit=limit,
+    )
+
+
+def _declared_length(scope: Scope) -> int | None:
+    for key, value in scope.get("headers", ()):
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+class BodyLimits:
+    """ASGI middleware bounding request bodies: ``max_bytes`` (413) and ``timeout`` (408).
+
+    A body over ``max_bytes`` is refused before it is read when ``Content-Length`` declares
+    it, otherwise the moment the bytes received pass the limit. A client that has not sent
+    its whole body within ``timeout`` seconds of the request's start gets 408. Either way
+    the app's own reaction to the interrupted body is dropped and the problem+json sent
+    instead (if the response has not started).
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.timeout = timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = _declared_length(scope)
+        if declared is not None and declared > self.max_bytes:
+            await error_response(_too_large(self.max_bytes, declared), scope["path"])(scope, receive, send)
+            return
+        await self._guarded(scope, receive, send)
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
+        refusal = _Refusal()
+        deadline = anyio.current_time() + self.timeout
+        received = 0
+        complete = False
+
+        async def guarded_receive() -> Message:
+            nonlocal received, complete
+            if complete:  # e.g. waiting for http.disconnect while a response streams
+                return await receive()
+            with anyio.move_on_after(deadline - anyio.current_time()) as scope_:
+                message = await receive()
+            if scope_.cancelled_caught:
+                raise refusal.set(_timed_out(self.timeout, scope["path"]))
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
+                if received > self.max_bytes:
+                    raise refusal.set(error_response(_too_large(self.max_bytes), scope["path"]))
+            return message
+
+        await refusal.run(self.app, scope, guarded_receive, send)
+
+
+class _Refusal(Exception):
+    """The body was refused: ``response`` replaces whatever the app would answer."""
+
+    def __init__(self) -> None:
+        super().__init__("request body refused")
+        self.response: Response | None = None
+
+    def set(self, response: Response) -> _Refusal:
+        self.response = response
+        return self
+
+    async def run(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def guarded_send(message: Message) -> None:
+            nonlocal started
+            if self.response is None:  # whatever the app makes of the interrupted body is dropped
+                started = started or message["type"] == "http.response.start"
+                await send(message)
+
+        try:
+            await app(scope, receive, guarded_send)
+        except Exception:
+            if self.response is None:
+                raise
+        if self.response is not None and not started:
+            await self.response(scope, receive, send)
+
+
+def _timed_out(timeout: float, path: str) -> Response:
+    detail = f"the request body did not arrive within {timeout:g} s (RNNBRIDGE_REQUEST_TIMEOUT)"
+    response = problem(408, "Request Timeout", detail, path, "request_timeout")
+    response.headers["Connection"] = "close"
+    return response
+
+
+class Workspace:
+    """A temporary directory for one request; ``close()`` removes it."""
+
+    def __init__(self, tmp_dir: Path | None = None) -> None:
+        self.path = Path(tempfile.mkdtemp(prefix="rnnbridge-", dir=tmp_dir))
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def output(self, name: str) -> Path:
+        """A path for an output file inside the workspace."""
+        return self.path / f"out-{safe_filename(name)}"
+
+
+def iter_file(stream: IO[bytes]) -> Iterator[bytes]:
+    """Yield ``stream`` in chunks and close it at the end (or when the iterator is dropped)."""
+    with stream:
+        while chunk := stream.read(_CHUNK):
+            yield chunk
