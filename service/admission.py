@@ -22,9 +22,10 @@ from collections import deque
 from collections.abc import Collection
 
 import anyio
+from starlette.types import ASGIApp, Receive, Scope, Send
+
 from rnnbridge.service.errors import problem
 from rnnbridge.service.metrics import Registry
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 #: bodies up to this size are read (and dropped) before the 503, so that clients receive it
 DRAIN_BYTES = 8 * 1024**2

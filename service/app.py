@@ -24,14 +24,14 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+
+from rnnbridge.formats.hdf5 import isolation
 from rnnbridge.service import docs, errors, routes
 from rnnbridge.service.admission import ConcurrencyLimit
 from rnnbridge.service.metrics import Registry
 from rnnbridge.service.observability import RequestObserver
 from rnnbridge.service.settings import Settings
 from rnnbridge.service.uploads import BodyLimits
-
-from rnnbridge.formats.hdf5 import isolation
 
 logger = logging.getLogger("rnnbridge.api")
 

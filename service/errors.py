@@ -21,7 +21,6 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from rnnbridge.schemas import PROBLEM_MEDIA_TYPE, Problem
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,6 +35,7 @@ from rnnbridge.errors import (
     UnsupportedFormat,
     VerificationFailed,
 )
+from rnnbridge.schemas import PROBLEM_MEDIA_TYPE, Problem
 
 logger = logging.getLogger("rnnbridge.api")
 

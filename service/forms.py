@@ -30,9 +30,10 @@ from fastapi import Request, Response
 from fastapi.routing import APIRoute
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
-from rnnbridge.service.uploads import Workspace, safe_filename
 from starlette.datastructures import FormData, Headers, UploadFile
 from starlette.exceptions import HTTPException
+
+from rnnbridge.service.uploads import Workspace, safe_filename
 
 #: file bytes buffered per part before they are handed to a thread for writing
 FLUSH_BYTES = 1024 * 1024

@@ -25,8 +25,9 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-from rnnbridge.service.metrics import Registry
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from rnnbridge.service.metrics import Registry
 
 HEADER = "X-Request-ID"
 _VALID_ID = re.compile(r"[\x21-\x7e]{1,128}")

@@ -25,6 +25,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+
+from rnnbridge import outputs, pipeline
+from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, Convention
+from rnnbridge.errors import (
+    InexactConversion,
+    InvalidField,
+    LayerNotFound,
+    LimitExceeded,
+    MalformedFile,
+    UnsafeInput,
+    UnsupportedFormat,
+    VerificationFailed,
+)
+from rnnbridge.formats.base import InputFile
 from rnnbridge.schemas import (
     ArraysResponse,
     ConventionInfo,
@@ -44,20 +58,6 @@ from rnnbridge.service.forms import SpooledUpload, SpoolingRoute
 from rnnbridge.service.settings import Settings
 from rnnbridge.service.streaming import EncodedResponse
 from rnnbridge.service.uploads import Workspace, iter_file, safe_filename
-
-from rnnbridge import outputs, pipeline
-from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, Convention
-from rnnbridge.errors import (
-    InexactConversion,
-    InvalidField,
-    LayerNotFound,
-    LimitExceeded,
-    MalformedFile,
-    UnsafeInput,
-    UnsupportedFormat,
-    VerificationFailed,
-)
-from rnnbridge.formats.base import InputFile
 
 router = APIRouter(route_class=SpoolingRoute)
 ops = APIRouter()

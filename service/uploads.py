@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import IO
 
 import anyio
-from rnnbridge.service.errors import error_response, problem
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rnnbridge.errors import LimitExceeded
+from rnnbridge.service.errors import error_response, problem
 
 _CHUNK = 1024 * 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
