@@ -3,29 +3,56 @@
 The Python API for pipelines (the HTTP service and the CLI are thin layers over it)::
 
     import rnnbridge
-    model = rnnbridge.read(["model.h5"])
-    rnnbridge.inspect(model)
-    result = rnnbridge.convert(model, "pytorch", prefix="")   # result.arrays, result.meta
+    rnnbridge.inspect("model.h5")                                 # the recurrent layers
+    result = rnnbridge.convert("model.h5", "pytorch", prefix="")  # result.arrays, result.meta
+    result.save("model.pt.safetensors", "safetensors")
 
-Importing this package loads NumPy only; readers import h5py on first use, and nothing
-here imports FastAPI.
+Importing this package loads nothing but the standard library: the names below are
+imported on first use (NumPy with the verbs, h5py with the first HDF5 file), and nothing
+here imports FastAPI. ``__version__`` is the installed distribution's version.
 """
 
-from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS
-from rnnbridge.errors import (
-    InexactConversion,
-    InvalidField,
-    LayerNotFound,
-    LimitExceeded,
-    MalformedFile,
-    RnnBridgeError,
-    UnsafeInput,
-    UnsupportedFormat,
-    VerificationFailed,
-)
-from rnnbridge.pipeline import Model, Result, convert, inspect, read, split
+from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS
+    from rnnbridge.errors import (
+        InexactConversion,
+        InvalidField,
+        LayerNotFound,
+        LimitExceeded,
+        MalformedFile,
+        RnnBridgeError,
+        UnsafeInput,
+        UnsupportedFormat,
+        VerificationFailed,
+    )
+    from rnnbridge.pipeline import Model, convert, inspect, read, split
+    from rnnbridge.result import LayerResult, Result
+
+_HOMES = {
+    "CONVENTIONS": "rnnbridge.engine.conventions",
+    "FRAMEWORKS": "rnnbridge.engine.conventions",
+    **dict.fromkeys(
+        [
+            "InexactConversion",
+            "InvalidField",
+            "LayerNotFound",
+            "LimitExceeded",
+            "MalformedFile",
+            "RnnBridgeError",
+            "UnsafeInput",
+            "UnsupportedFormat",
+            "VerificationFailed",
+        ],
+        "rnnbridge.errors",
+    ),
+    **dict.fromkeys(["Model", "convert", "inspect", "read", "split"], "rnnbridge.pipeline"),
+    **dict.fromkeys(["LayerResult", "Result"], "rnnbridge.result"),
+}
 
 __all__ = [
     "CONVENTIONS",
@@ -33,6 +60,7 @@ __all__ = [
     "InexactConversion",
     "InvalidField",
     "LayerNotFound",
+    "LayerResult",
     "LimitExceeded",
     "MalformedFile",
     "Model",
@@ -47,3 +75,27 @@ __all__ = [
     "read",
     "split",
 ]
+
+
+def version() -> str:
+    """The installed version of rnnbridge (``pyproject.toml`` is where it is written)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("rnnbridge")
+    except metadata.PackageNotFoundError:  # run from a source tree that was never installed
+        return "0+unknown"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        return version()
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

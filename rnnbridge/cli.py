@@ -1,17 +1,27 @@
-"""The ``rnnbridge`` command: the service's endpoints offline, and ``serve`` to run it.
+"""The ``rnnbridge`` command: the library's verbs on files, and ``serve`` to run the service.
 
 ::
 
-    rnnbridge serve [--host H] [--port P] [--workers N] [--log-level L] [--log-format json|text]
-    rnnbridge inspect FILE... [--source S]
-    rnnbridge split FILE... [--source S] [--layer L] [--format npz|json|safetensors] [-o OUT] [--json]
-    rnnbridge convert FILE... --target T [--prefix P] [--no-verify] [-o OUT] [--json]
+    rnnbridge inspect FILE... [--json]
+    rnnbridge split FILE... [--format F] [-o OUT] [--json]
+    rnnbridge convert FILE... --target T [--format F] [-o OUT] [--json]
+    rnnbridge serve [--host H] [--port P] [--workers N]
+    rnnbridge --version
 
-Options are named as the HTTP form fields (``--source-forget-bias`` and
-``--source_forget_bias`` both work) and call the same ``rnnbridge.pipeline`` and
-``rnnbridge.outputs`` functions as the routes; no HTTP is involved. The output goes to
+Each command translates its options to one ``rnnbridge.pipeline`` call and the errors to
+one line; the choices come from the registries (``rnnbridge.engine.conventions``,
+``rnnbridge.outputs``). A FILE may be a TensorFlow checkpoint prefix (``model.ckpt``) or
+index, which brings its data shards, or a folder (``rnnbridge.inputs``). The output goes to
 ``<first input stem>.gates.<ext>`` (split) or ``<stem>.<target>.<ext>`` (convert) in the
-current directory unless ``-o`` says otherwise (``-o -``: standard output).
+current directory, into a folder with ``-o DIR/``, or to standard output with ``-o -``
+(not a terminal, unless the format is JSON). ``--json`` prints the command's document
+(``inspect``: the layers; ``split``/``convert``: the metadata) as JSON on standard output.
+
+Options are named as the HTTP form fields; the form spelling (``--source_forget_bias``)
+is accepted too, and not shown. Only ``serve`` imports the HTTP stack: the other commands
+start without pydantic or FastAPI, and ``rnnbridge --help`` without NumPy. The readers'
+bounds are the service's ``RNNBRIDGE_MAX_TENSOR_ELEMENTS``, ``RNNBRIDGE_MAX_UPLOAD_BYTES``,
+``RNNBRIDGE_TMP_DIR`` and ``RNNBRIDGE_READ_TIMEOUT`` where set.
 
 Exit codes: 0 success; 1 bad input or refused conversion (one line on stderr,
 ``rnnbridge: error: <code>: <detail>``); 2 usage error.
@@ -20,41 +30,66 @@ Exit codes: 0 success; 1 bad input or refused conversion (one line on stderr,
 from __future__ import annotations
 
 import argparse
-import io
 import json
+import math
 import os
-import shutil
+import re
 import signal
 import sys
-import tempfile
+import textwrap
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TextIO, get_args
+from typing import TYPE_CHECKING, Any, TextIO
 
-import numpy as np
-
-from rnnbridge import outputs, pipeline
+from rnnbridge.engine.conventions import FRAMEWORKS
 from rnnbridge.errors import InvalidField, RnnBridgeError
-from rnnbridge.schemas import Direction, Framework, Orientation, OutputFormat
-from rnnbridge.service.settings import LogFormat, LogLevel, Settings
+from rnnbridge.options import DIRECTIONS, ORIENTATIONS
+from rnnbridge.outputs import FORMATS
+
+if TYPE_CHECKING:
+    from rnnbridge.formats.base import Limits
+    from rnnbridge.result import Result
+    from rnnbridge.service.settings import Settings
 
 PROG = "rnnbridge"
 #: inputs at least this large get a progress display when stderr is a terminal
 PROGRESS_MIN_BYTES = 64 * 1024**2
+#: the ``RNNBRIDGE_*`` variables that bound the readers (``Settings.limits``)
+LIMIT_VARIABLES = (
+    "RNNBRIDGE_MAX_TENSOR_ELEMENTS",
+    "RNNBRIDGE_MAX_UPLOAD_BYTES",
+    "RNNBRIDGE_TMP_DIR",
+    "RNNBRIDGE_READ_TIMEOUT",
+)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its one-line help, an example, its options and what it runs."""
+
+    name: str
+    help: str
+    example: str
+    options: Callable[[argparse.ArgumentParser], None]
+    run: Callable[[argparse.Namespace], int]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit code."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_named(argv))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: 2 on a usage error, 0 after --help
         return exc.code if isinstance(exc.code, int) else 2
-    command: Callable[[argparse.Namespace], int] = args.command
     try:
-        return command(args)
+        result: int = args.run(args)
+        return result
     except RnnBridgeError as exc:
-        return _fail(exc.code, exc.detail)
+        return _fail(exc.code, in_cli_terms(exc.detail, _option_names(parser)))
+    except FileNotFoundError as exc:
+        return _fail("invalid_field", f"no such file: {exc.filename}")
     except OSError as exc:
         return _fail("io_error", f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc))
 
@@ -64,45 +99,125 @@ def _fail(code: str, detail: str) -> int:
     return 1
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description="Split and re-fuse LSTM/GRU weights, exactly.")
+_FIELD = re.compile(r"\b([a-z][a-z_]*)=(?=\S)")
+_BARE_FIELD = re.compile(r"\b([a-z][a-z_]*)=(?=\s|$)")
+_ENDPOINT = re.compile(r"(?<![\w/])/(inspect|split|convert)\b")
+
+
+def in_cli_terms(detail: str, options: set[str]) -> str:
+    """A library message with the form-field spellings of ``options`` as options:
+    ``source=`` becomes ``--source``, ``target=keras`` ``--target keras``, ``/convert``
+    ``convert``.
+
+    >>> in_cli_terms("say which framework named them with source= (tf1, keras)", {"source"})
+    'say which framework named them with --source (tf1, keras)'
+    >>> in_cli_terms("format h5: use it with /convert and target=keras", {"target"})
+    'format h5: use it with convert and --target keras'
+    """
+
+    def option(match: re.Match[str]) -> str:
+        name = match.group(1)
+        return f"--{name.replace('_', '-')} " if name in options else match.group(0)
+
+    detail = _BARE_FIELD.sub(lambda match: option(match).rstrip(), detail)
+    return _ENDPOINT.sub(r"\1", _FIELD.sub(option, detail))
+
+
+def _option_names(parser: argparse.ArgumentParser) -> set[str]:
+    """The destinations of the options built into ``parser`` (those of the command that ran)."""
+    names = set()
+    for action in _subparsers(parser):
+        for sub in action.choices.values():
+            names |= {a.dest for a in sub._actions if a.option_strings}
+    return names
+
+
+# ------------------------------------------------------------------- the parser
+
+
+def build_parser(command: str | None = None, *, every_command: bool = False) -> argparse.ArgumentParser:
+    """The parser, with the options of ``command`` (or of every command) added.
+
+    Only the command that runs needs its options: ``rnnbridge --help`` builds none, and
+    ``serve``'s (which come from the service's settings) are built for ``serve`` alone.
+    """
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Split and re-fuse LSTM/GRU weights between TF1, Keras, PyTorch and ONNX, exactly.",
+        epilog="examples:\n"
+        + "".join(f"  {c.example:<52} {c.help}\n" for c in COMMANDS.values())
+        + f"\n'{PROG} COMMAND --help' describes a command's options.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action=_Version, help="print the version and exit")
     sub = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
-    _serve_parser(sub)
-    _inspect_parser(sub)
-    _split_parser(sub)
-    _convert_parser(sub)
+    for name, spec in COMMANDS.items():
+        command_parser = sub.add_parser(
+            name,
+            help=spec.help,
+            description=spec.help[:1].upper() + spec.help[1:] + ".",
+            epilog=f"example:\n  {spec.example}",
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        if every_command or name == command:
+            spec.options(command_parser)
+        command_parser.set_defaults(run=spec.run)
     return parser
 
 
-def _option(parser: argparse.ArgumentParser, name: str, **kwargs: object) -> None:
-    """Add ``--a-b`` with its form-field spelling ``--a_b`` as an alias."""
-    spellings = dict.fromkeys([f"--{name.replace('_', '-')}", f"--{name}"])
-    parser.add_argument(*spellings, dest=name, **kwargs)  # type: ignore[arg-type]
+def _command_named(argv: Sequence[str]) -> str | None:
+    return next((arg for arg in argv if not arg.startswith("-")), None)
 
 
-def _serve_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    serve = sub.add_parser("serve", help="run the HTTP service (uvicorn)")
-    serve.add_argument("--host", help="address to bind (default: RNNBRIDGE_HOST or 127.0.0.1)")
-    serve.add_argument("--port", type=int, help="port to bind (default: RNNBRIDGE_PORT or 8000)")
-    serve.add_argument("--workers", type=int, help="worker processes (default: RNNBRIDGE_WORKERS or 1)")
-    _option(serve, "log_level", choices=get_args(LogLevel), help="default: RNNBRIDGE_LOG_LEVEL or info")
-    _option(serve, "log_format", choices=get_args(LogFormat), help="default: RNNBRIDGE_LOG_FORMAT or json")
-    serve.set_defaults(command=serve_command)
+def _subparsers(parser: argparse.ArgumentParser) -> list[argparse._SubParsersAction[argparse.ArgumentParser]]:
+    return [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+
+
+class _Version(argparse.Action):
+    """``--version``, reading the installed version only when asked."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, help: str | None = None) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        from rnnbridge import version
+
+        parser.exit(message=f"{PROG} {version()}\n")
+
+
+def _option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, name: str, **kwargs: Any) -> None:
+    """Add ``--a-b``; its form-field spelling ``--a_b`` is accepted but not shown."""
+    shown = f"--{name.replace('_', '-')}"
+    parser.add_argument(shown, dest=name, **kwargs)
+    if shown != f"--{name}":
+        parser.add_argument(f"--{name}", dest=name, **{**kwargs, "help": argparse.SUPPRESS, "default": None})
 
 
 def _reading_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("files", nargs="+", metavar="FILE", help="the weight file(s) of one model")
-    parser.add_argument("--source", choices=get_args(Framework), help="source framework (required for npz/JSON)")
-    parser.add_argument("--direction", choices=get_args(Direction), help="direction of a one-direction array input")
+    parser.add_argument(
+        "files", nargs="+", metavar="FILE", help="the weight file(s) of one model, a checkpoint prefix or a folder"
+    )
+    parser.add_argument("--source", choices=FRAMEWORKS, help="the framework that wrote the file (needed for npz/JSON)")
+    parser.add_argument("--direction", choices=DIRECTIONS, help="direction of a one-direction array input")
     _option(parser, "reset_after", action=argparse.BooleanOptionalAction, help="GRU variant of an array input")
+    parser.add_argument("--json", action="store_true", help="print the result's document as JSON on standard output")
 
 
 def _output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layer", help="one layer by name (default: all)")
-    parser.add_argument("--format", choices=get_args(OutputFormat), default="npz", help="output encoding (default npz)")
-    _option(parser, "source_forget_bias", type=float, help="TF1 LSTM run-time forget_bias")
-    parser.add_argument("-o", "--output", metavar="OUT", help="output path; '-' for standard output")
-    parser.add_argument("--json", action="store_true", help="print the metadata as JSON on standard output")
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default="npz",
+        help="output encoding (default: npz; h5: Keras 3 .weights.h5, for --target keras)",
+    )
+    _option(parser, "source_forget_bias", type=float, metavar="BIAS", help="TF1 LSTM run-time forget_bias, source")
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="OUT",
+        help="output file, or folder ending in '/' (default: the current directory); '-' for standard output",
+    )
     parser.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -113,36 +228,139 @@ def _output_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _inspect_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    inspect = sub.add_parser("inspect", help="list the recurrent layers of a weight file (JSON)")
-    _reading_options(inspect)
-    inspect.set_defaults(command=inspect_command)
+def _inspect_options(parser: argparse.ArgumentParser) -> None:
+    _reading_options(parser)
 
 
-def _split_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    split = sub.add_parser("split", help="write per-gate arrays")
-    _reading_options(split)
-    _output_options(split)
-    split.add_argument(
-        "--orientation", choices=get_args(Orientation), default="out_in", help="out_in: W·x; in_out: x·W"
+def _split_options(parser: argparse.ArgumentParser) -> None:
+    _reading_options(parser)
+    _output_options(parser)
+    parser.add_argument(
+        "--orientation", choices=ORIENTATIONS, default="out_in", help="out_in: W·x ([H, in]); in_out: x·W"
     )
-    split.set_defaults(command=split_command)
 
 
-def _convert_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    convert = sub.add_parser("convert", help="re-fuse the weights for another framework")
-    _reading_options(convert)
-    _output_options(convert)
-    convert.add_argument("--target", required=True, choices=get_args(Framework), help="target framework")
-    _option(convert, "target_forget_bias", type=float, help="TF1 target run-time forget_bias")
-    convert.add_argument(
+def _convert_options(parser: argparse.ArgumentParser) -> None:
+    required = parser.add_argument_group("required options")
+    required.add_argument("--target", required=True, choices=FRAMEWORKS, help="the framework to convert to")
+    _reading_options(parser)
+    _output_options(parser)
+    _option(parser, "target_forget_bias", type=float, metavar="BIAS", help="TF1 LSTM run-time forget_bias, target")
+    parser.add_argument(
         "--verify", action=argparse.BooleanOptionalAction, default=True, help="check the result (default: on)"
     )
-    convert.add_argument("--prefix", help="PyTorch key prefix (default: layer name + '.'; '' for bare keys)")
-    convert.set_defaults(command=convert_command)
+    parser.add_argument("--prefix", help="PyTorch key prefix (default: the layer name + '.'; '' for bare keys)")
+
+
+def _serve_options(parser: argparse.ArgumentParser) -> None:
+    from typing import get_args
+
+    from rnnbridge.service.settings import LogFormat, LogLevel
+
+    parser.add_argument("--host", help="address to bind (default: RNNBRIDGE_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to bind (default: RNNBRIDGE_PORT or 8000)")
+    parser.add_argument("--workers", type=int, help="worker processes (default: RNNBRIDGE_WORKERS or 1)")
+    _option(parser, "log_level", choices=get_args(LogLevel), help="default: RNNBRIDGE_LOG_LEVEL or info")
+    _option(parser, "log_format", choices=get_args(LogFormat), help="default: RNNBRIDGE_LOG_FORMAT or json")
+
+
+# ------------------------------------------------------------------- the commands
+
+
+def inspect_command(args: argparse.Namespace) -> int:
+    from rnnbridge import pipeline
+    from rnnbridge.formats.meta import jsonable
+
+    document = jsonable(
+        pipeline.inspect(
+            args.files, source=args.source, direction=args.direction, reset_after=args.reset_after, limits=_limits()
+        )
+    )
+    if args.json:
+        print(json.dumps(document, indent=2))
+    else:
+        print(layer_table(document, " ".join(args.files)))
+    return 0
+
+
+def split_command(args: argparse.Namespace) -> int:
+    from rnnbridge import pipeline
+
+    _check_output_options(args)
+    progress = Progress.for_inputs(args.files, args.progress)
+    try:
+        result = pipeline.split(
+            args.files,
+            layer=args.layer,
+            source_forget_bias=args.source_forget_bias,
+            orientation=args.orientation,
+            format=args.format,
+            source=args.source,
+            direction=args.direction,
+            reset_after=args.reset_after,
+            limits=_limits(),
+            progress=progress.update,
+        )
+        return _emit(args, result, progress)
+    finally:
+        progress.finish()
+
+
+def convert_command(args: argparse.Namespace) -> int:
+    from rnnbridge import pipeline
+
+    _check_output_options(args)
+    progress = Progress.for_inputs(args.files, args.progress)
+    try:
+        result = pipeline.convert(
+            args.files,
+            args.target,
+            layer=args.layer,
+            source_forget_bias=args.source_forget_bias,
+            target_forget_bias=args.target_forget_bias,
+            verify_result=args.verify,
+            prefix=args.prefix,
+            format=args.format,
+            source=args.source,
+            direction=args.direction,
+            reset_after=args.reset_after,
+            limits=_limits(),
+            progress=progress.update,
+        )
+        return _emit(args, result, progress)
+    finally:
+        progress.finish()
+
+
+def _check_output_options(args: argparse.Namespace) -> None:
+    if args.output != "-":
+        return
+    if args.json:
+        raise InvalidField("--json and -o - both write to standard output; choose one", field="json")
+    if args.format != "json" and sys.stdout.isatty():
+        raise InvalidField(
+            f"-o - would write binary {args.format} to the terminal: redirect standard output "
+            "(-o - > FILE, or | another command), or name a file with -o",
+            field="output",
+        )
+
+
+def _emit(args: argparse.Namespace, result: Result, progress: Progress) -> int:
+    if args.output == "-":
+        result.save(sys.stdout.buffer, progress=lambda done, total: progress.update("writing", done, total))
+        sys.stdout.buffer.flush()
+    else:
+        path = result.save(args.output, progress=lambda done, total: progress.update("writing", done, total))
+        progress.finish()
+        print(f"{PROG}: wrote {len(result.arrays)} arrays to {path}", file=sys.stderr)
+    if args.json:
+        print(result.meta_json())
+    return 0
 
 
 def serve_command(args: argparse.Namespace) -> int:
+    import shutil
+
     import uvicorn
 
     from rnnbridge.service.observability import log_config
@@ -165,7 +383,7 @@ def serve_command(args: argparse.Namespace) -> int:
             log_level=level,
             log_config=log_config(level, args.log_format or env.log_format),
             access_log=False,  # the app logs each request with its id
-            timeout_graceful_shutdown=env.shutdown_timeout,  # type: ignore[arg-type]
+            timeout_graceful_shutdown=math.ceil(env.shutdown_timeout),
         )
     finally:
         if created:
@@ -179,6 +397,8 @@ def _stopped(signum: int, frame: object) -> None:
 
 def _metrics_dir(env: Settings) -> tuple[Path, bool]:
     """The directory the workers publish their metrics to, emptied; and whether it was created here."""
+    import tempfile
+
     from rnnbridge.service.metrics import clear
 
     if env.metrics_dir is None:
@@ -190,98 +410,106 @@ def _metrics_dir(env: Settings) -> tuple[Path, bool]:
 
 def _settings() -> Settings:
     """The ``RNNBRIDGE_*`` settings; an invalid variable is a bad input, not a traceback."""
+    from rnnbridge.service.settings import Settings
+
     try:
         return Settings()
     except ValueError as exc:  # pydantic's ValidationError
         raise InvalidField(f"invalid RNNBRIDGE_* environment: {exc}".replace("\n", " "), field="environment") from None
 
 
-def _read(args: argparse.Namespace, progress: Progress | None = None) -> pipeline.Model:
-    for name in args.files:
-        if not Path(name).is_file():
-            raise InvalidField(f"no such file: {name}", field="file")
-    if progress is not None:
-        progress.phase(f"reading {_size(sum(Path(name).stat().st_size for name in args.files))}")
-    return pipeline.read(
-        args.files,
-        source=args.source,
-        direction=args.direction,
-        reset_after=args.reset_after,
-        limits=_settings().limits(),
+def _limits() -> Limits:
+    """The readers' bounds: the service's settings where the environment sets them, else the defaults."""
+    if any(name in os.environ for name in LIMIT_VARIABLES):
+        return _settings().limits()
+    from rnnbridge.formats.base import Limits
+
+    return Limits()
+
+
+COMMANDS: dict[str, Command] = {
+    c.name: c
+    for c in (
+        Command(
+            "inspect",
+            "list the recurrent layers of a weight file",
+            f"{PROG} inspect model.h5",
+            _inspect_options,
+            inspect_command,
+        ),
+        Command(
+            "split",
+            "write each layer's per-gate arrays",
+            f"{PROG} split model.ckpt --format json",
+            _split_options,
+            split_command,
+        ),
+        Command(
+            "convert",
+            "re-fuse the weights in another framework's convention",
+            f"{PROG} convert model.h5 --target pytorch -o out/",
+            _convert_options,
+            convert_command,
+        ),
+        Command(
+            "serve",
+            "run the HTTP service",
+            f"{PROG} serve --port 8000",
+            _serve_options,
+            serve_command,
+        ),
     )
+}
 
 
-def inspect_command(args: argparse.Namespace) -> int:
-    document = outputs.jsonable(pipeline.inspect(_read(args)))
-    print(json.dumps(document, indent=2))
-    return 0
+# ------------------------------------------------------------------- for people
 
 
-def split_command(args: argparse.Namespace) -> int:
-    _check_output_options(args)
-    progress = Progress.for_inputs(args.files, args.progress)
-    model = _read(args, progress)
-    progress.phase("splitting")
-    result = pipeline.split(
-        model, layer=args.layer, source_forget_bias=args.source_forget_bias, orientation=args.orientation
-    )
-    del model
-    return _emit(args, result, outputs.output_name(args.files[0], args.format), progress)
+def layer_table(document: dict[str, Any], source: str) -> str:
+    """An ``inspect`` document as a table for a person to read.
+
+    >>> print(layer_table({"format": "npz", "layers": [], "other_tensors": 2}, "m.npz"))
+    m.npz: npz, 0 recurrent layers, 2 other tensors
+    """
+    layers = document.get("layers", [])
+    lines = [
+        f"{source}: {document['format']}, {len(layers)} recurrent layer{'s' * (len(layers) != 1)}, "
+        f"{document.get('other_tensors', 0)} other tensors"
+    ]
+    if layers:
+        head = ("LAYER", "CONVENTION", "INPUT", "UNITS", "LEVELS", "DIRECTION", "DTYPE")
+        rows = [
+            (
+                str(layer["name"]),
+                str(layer["convention"]),
+                str(layer["input_size"]),
+                str(layer["units"]) + (f" (proj {layer['proj_size']})" if layer.get("proj_size") else ""),
+                str(layer["num_layers"]),
+                str(layer["direction"]),
+                str(layer["dtype"]),
+            )
+            for layer in layers
+        ]
+        widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
+        lines.append("")
+        for row in [head, *rows]:
+            lines.append("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    for title, entries in (("not supported", document.get("unsupported_layers")), ("notes", document.get("notes"))):
+        if entries:
+            lines += ["", f"{title}:"]
+            lines += [textwrap.fill(_entry(e), 100, initial_indent="  - ", subsequent_indent="    ") for e in entries]
+    return "\n".join(lines)
 
 
-def convert_command(args: argparse.Namespace) -> int:
-    _check_output_options(args)
-    progress = Progress.for_inputs(args.files, args.progress)
-    model = _read(args, progress)
-    progress.phase("converting")
-    result = pipeline.convert(
-        model,
-        args.target,
-        layer=args.layer,
-        source_forget_bias=args.source_forget_bias,
-        target_forget_bias=args.target_forget_bias,
-        verify_result=args.verify,
-        prefix=args.prefix,
-        order="K" if args.format in outputs.ANY_ORDER else "C",
-        consume=True,
-    )
-    del model
-    return _emit(args, result, outputs.output_name(args.files[0], args.format, args.target), progress)
-
-
-def _check_output_options(args: argparse.Namespace) -> None:
-    if args.output == "-" and args.json:
-        raise InvalidField("--json and -o - both write to standard output; choose one", field="json")
-    outputs.check_format(args.format, getattr(args, "target", None))
-
-
-def _emit(args: argparse.Namespace, result: pipeline.Result, default_name: str, progress: Progress) -> int:
-    destination = args.output or default_name
-    total = sum(np.asarray(array).nbytes for array in result.arrays.values())
-
-    def write(stream: IO[bytes]) -> None:
-        counted = stream if args.format == "h5" else _Counted(stream, lambda done: progress.bar(done, total))
-        progress.phase("writing")
-        outputs.write(result, args.format, counted)  # type: ignore[arg-type]
-
-    try:
-        if destination == "-":
-            write(sys.stdout.buffer)
-            sys.stdout.buffer.flush()
-        else:
-            _write_atomically(Path(destination), write)
-    finally:
-        progress.finish()
-    if destination != "-":
-        print(f"{PROG}: wrote {len(result.arrays)} arrays to {destination}", file=sys.stderr)
-    if args.json:
-        print(outputs.meta_json(result))
-    return 0
+def _entry(entry: object) -> str:
+    if isinstance(entry, dict):
+        return "; ".join(f"{key}: {value}" for key, value in entry.items())
+    return str(entry)
 
 
 class Progress:
-    """What a long command is doing, on one line of stderr: its phase, then a bar of the
-    bytes written (against the arrays' size; an encoding's overhead is clamped at 100%)."""
+    """What a long command is doing, on one line of stderr: each phase (reading, splitting
+    or converting, writing) as its name, then a bar of its progress."""
 
     WIDTH = 30
 
@@ -289,26 +517,32 @@ class Progress:
         self.enabled = enabled
         self.stream = stream or sys.stderr
         self._width = 0
-        self._percent = -1
+        self._shown: tuple[str, int] = ("", -1)
 
     @classmethod
     def for_inputs(cls, files: Sequence[str], wanted: bool | None) -> Progress:
         """On when asked; by default when stderr is a terminal and the input is large."""
         if wanted is not None:
             return cls(wanted)
-        size = sum(Path(name).stat().st_size for name in files if Path(name).is_file())
+        size = sum(_size_of(Path(name)) for name in files)
         return cls(sys.stderr.isatty() and size >= PROGRESS_MIN_BYTES)
 
-    def phase(self, text: str) -> None:
-        self._show(f"{text}...")
-
-    def bar(self, done: int, total: int) -> None:
+    def update(self, phase: str, done: int, total: int) -> None:
+        """Show ``phase``: its name when it starts, then a bar of ``done`` out of ``total``."""
+        if not self.enabled:
+            return
+        if self._shown[0] != phase:
+            self._shown = (phase, -1)
+            size = f" {_human(total)}" if phase == "reading" else ""
+            self._show(f"{phase}{size}...")
+            if done <= 0:
+                return
         fraction = min(done / total, 1.0) if total > 0 else 1.0
         percent = int(fraction * 100)
-        if percent != self._percent:
-            self._percent = percent
+        if percent != self._shown[1]:
+            self._shown = (phase, percent)
             filled = int(fraction * self.WIDTH)
-            self._show(f"writing [{'#' * filled}{'.' * (self.WIDTH - filled)}] {percent:3d}%")
+            self._show(f"{phase} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {percent:3d}%")
 
     def finish(self) -> None:
         if self.enabled and self._width:
@@ -317,43 +551,23 @@ class Progress:
             self._width = 0
 
     def _show(self, text: str) -> None:
-        if not self.enabled:
-            return
         line = f"{PROG}: {text}"
         self.stream.write("\r" + line.ljust(self._width))
         self.stream.flush()
         self._width = len(line)
 
 
-class _Counted(io.RawIOBase):
-    """A binary stream passing writes (and seeks) to ``raw`` and reporting the bytes written."""
-
-    def __init__(self, raw: IO[bytes], report: Callable[[int], None]) -> None:
-        super().__init__()
-        self._raw = raw
-        self._report = report
-        self._count = 0
-
-    def writable(self) -> bool:
-        return True
-
-    def seekable(self) -> bool:
-        return self._raw.seekable()
-
-    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
-        return self._raw.seek(offset, whence)
-
-    def tell(self) -> int:
-        return self._raw.tell()
-
-    def write(self, data: bytes) -> int:  # type: ignore[override]
-        written = self._raw.write(data)
-        self._count += written
-        self._report(self._count)
-        return written
+def _size_of(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+    index = path.with_name(path.name + ".index")
+    shards = path.parent.glob(path.name + ".data-*") if path.name else []
+    return sum(p.stat().st_size for p in [index, *shards] if p.is_file())
 
 
-def _size(size: int) -> str:
+def _human(size: int) -> str:
     """``size`` bytes for people: ``12.3 MiB``."""
     value = float(size)
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -361,18 +575,6 @@ def _size(size: int) -> str:
             return f"{value:.1f} {unit}" if unit != "B" else f"{size} B"
         value /= 1024
     raise AssertionError("unreachable")
-
-
-def _write_atomically(path: Path, write: Callable[[IO[bytes]], None]) -> None:
-    """Write through a temporary file beside ``path``, so that a failure leaves no partial output."""
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as stream:
-            write(stream)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 if __name__ == "__main__":

@@ -1,38 +1,42 @@
 """The importable Python API: read a file, inspect it, split it, convert it.
 
-The HTTP routes and the CLI are thin translations of these four functions::
+One call per job. ``split`` and ``convert`` take the files (or a ``Model`` already read),
+check every option, the output format included, before the work, and return a
+``Result`` that saves itself::
 
-    >>> from rnnbridge import pipeline
-    >>> model = pipeline.read(["model.h5"])
-    >>> pipeline.inspect(model)["layers"][0]["convention"]
-    'keras.lstm'
-    >>> result = pipeline.convert(model, "pytorch")
-    >>> sorted(result.arrays)[:2]
-    ['lstm.bias_hh_l0', 'lstm.bias_ih_l0']
+    import rnnbridge
+    result = rnnbridge.convert("model.h5", "pytorch", format="safetensors")
+    result.save("out/")                       # out/model.pytorch.safetensors
+    rnnbridge.inspect("model.ckpt")           # a TF checkpoint prefix: index + shards
 
-Nothing here knows about HTTP. Errors are ``rnnbridge.errors.RnnBridgeError`` subclasses.
+The HTTP routes and the CLI only translate their arguments to these calls and the errors
+back. Paths may be ``str`` or ``os.PathLike`` (see ``rnnbridge.inputs`` for checkpoint
+prefixes and folders); a missing one is ``FileNotFoundError``. Nothing here knows about
+HTTP. Errors are ``rnnbridge.errors.RnnBridgeError`` subclasses.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
-from rnnbridge import discovery, formats
+from rnnbridge import discovery, formats, outputs
 from rnnbridge.describe import describe_config, describe_layer, module_recipe
 from rnnbridge.engine import canonical, exactness, naming, verify
 from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, Convention
 from rnnbridge.engine.model import CellKey, Layer, NativeLayer, cell_order
 from rnnbridge.errors import InvalidField, LayerNotFound
-from rnnbridge.formats.base import InputFile, Limits
+from rnnbridge.formats.base import Limits
+from rnnbridge.inputs import Inputs, input_files
+from rnnbridge.options import DIRECTIONS, ORIENTATIONS, Orientation
+from rnnbridge.result import LayerResult, Result
 
-Orientation = Literal["out_in", "in_out"]
-OutputFormat = Literal["npz", "json", "safetensors", "h5"]
+#: ``progress(phase, done, total)``: phase ``"reading"`` (bytes), ``"splitting"`` or
+#: ``"converting"`` (weights of the layers done)
+Progress = Callable[[str, int, int], None]
 
 #: ``convert(..., consume=True)`` converts layers of more weights than this one cell at a time
 BY_CELL_ABOVE = 2**22
@@ -48,29 +52,23 @@ class Model:
     notes: list[str] = field(default_factory=list)
     unsupported: list[dict[str, Any]] = field(default_factory=list)
     bfloat16: set[str] = field(default_factory=set)  # file tensors stored as bfloat16
+    input_name: str = "weights"  # the (first) file read, for default output names
 
     def stored_as_bfloat16(self, layer: NativeLayer) -> bool:
         """Whether every tensor of ``layer`` was bfloat16 in the file (now widened to float32)."""
         return bool(layer.origin) and set(layer.origin.values()) <= self.bfloat16
 
 
-@dataclass
-class Result:
-    """Named output arrays and the JSON-able metadata that travels with them."""
-
-    arrays: dict[str, np.ndarray]
-    meta: dict[str, Any]
-
-
 def read(
-    files: Sequence[str | os.PathLike[str] | InputFile],
+    files: Inputs,
     *,
     source: str | None = None,
     direction: str | None = None,
     reset_after: bool | None = None,
     limits: Limits | None = None,
+    progress: Progress | None = None,
 ) -> Model:
-    """Read an upload (one or several files) and find its recurrent layers.
+    """Read an upload (one or several files, paths or ``InputFile``) and find its recurrent layers.
 
     ``source`` (a framework of ``FRAMEWORKS``) is required for array-only inputs (npz,
     JSON) and checked against the file otherwise; ``direction`` and ``reset_after`` give
@@ -78,24 +76,42 @@ def read(
     """
     if source is not None and source not in FRAMEWORKS:
         raise InvalidField(f"source must be one of {list(FRAMEWORKS)}, not {source!r}", field="source")
-    if direction not in (None, "forward", "reverse", "backward"):
+    if direction is not None and direction not in DIRECTIONS:
         raise InvalidField(f"direction must be forward or reverse, not {direction!r}", field="direction")
     direction = "reverse" if direction == "backward" else direction
-    inputs = [f if isinstance(f, InputFile) else InputFile(Path(f).name, Path(f)) for f in files]
+    inputs = input_files(files)
+    size = sum(f.path.stat().st_size for f in inputs)
+    if progress is not None:
+        progress("reading", 0, size)
     weights = formats.read(inputs, limits or Limits())
     found = discovery.find_layers(weights, source=source, direction=direction, reset_after=reset_after)
-    return Model(
+    model = Model(
         format=weights.format,
         layers=found.layers,
         other_tensors=found.other_tensors,
         notes=weights.notes + found.notes,
         unsupported=found.unsupported,
         bfloat16=weights.bfloat16,
+        input_name=inputs[0].name if inputs else "weights",
     )
+    if progress is not None:
+        progress("reading", size, size)
+    return model
 
 
-def inspect(model: Model) -> dict[str, Any]:
-    """The ``/inspect`` document: every recurrent layer with its convention, sizes and tensors."""
+def inspect(
+    model: Model | Inputs,
+    *,
+    source: str | None = None,
+    direction: str | None = None,
+    reset_after: bool | None = None,
+    limits: Limits | None = None,
+) -> dict[str, Any]:
+    """The ``/inspect`` document: every recurrent layer with its convention, sizes and tensors.
+
+    ``model`` is a ``Model`` or the files to read (with the options of ``read``).
+    """
+    model = _model(model, source, direction, reset_after, limits, None)
     return {
         "format": model.format,
         "layers": [describe_layer(layer) for layer in model.layers],
@@ -106,11 +122,17 @@ def inspect(model: Model) -> dict[str, Any]:
 
 
 def split(
-    model: Model,
+    model: Model | Inputs,
     *,
     layer: str | None = None,
     source_forget_bias: float | None = None,
     orientation: Orientation = "out_in",
+    format: str | None = None,
+    source: str | None = None,
+    direction: str | None = None,
+    reset_after: bool | None = None,
+    limits: Limits | None = None,
+    progress: Progress | None = None,
 ) -> Result:
     """Per-gate arrays ``{layer}/l{k}/{direction}/{name}`` of the chosen layers.
 
@@ -118,9 +140,17 @@ def split(
     ``r z n`` (GRU), ``p_{g}`` peepholes, ``W_proj``. ``orientation="out_in"`` gives
     matrices for ``W · x`` ([H, in]); ``"in_out"`` their transposes, for ``x · W``. A TF1
     run-time forget bias is folded into ``b_xf``.
+
+    ``model`` is a ``Model`` or the files to read (with ``source``, ``direction``,
+    ``reset_after`` and ``limits`` as for ``read``). ``format`` (a key of
+    ``rnnbridge.outputs.OUTPUTS``) is checked before anything is read and becomes the
+    result's default for ``Result.save``.
     """
-    if orientation not in ("out_in", "in_out"):
+    if orientation not in ORIENTATIONS:
         raise InvalidField(f"orientation must be 'out_in' or 'in_out', not {orientation!r}", field="orientation")
+    if format is not None:
+        outputs.check_format(format)
+    model = _model(model, source, direction, reset_after, limits, progress)
 
     def split_layer(native: NativeLayer) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         canon = canonical.to_canonical(native)
@@ -132,11 +162,13 @@ def split(
                 arrays[f"{canon.name}/l{level}/{direction}/{name}"] = array
         return arrays, _split_meta(native, canon, orientation)
 
-    return _assemble(model, layer, source_forget_bias, split_layer)
+    result = _assemble(model, layer, source_forget_bias, split_layer, _ticker("splitting", model, progress))
+    result.format = format
+    return result
 
 
 def convert(
-    model: Model,
+    model: Model | Inputs,
     target: str,
     *,
     layer: str | None = None,
@@ -144,8 +176,14 @@ def convert(
     target_forget_bias: float | None = None,
     verify_result: bool = True,
     prefix: str | None = None,
-    order: Literal["C", "K"] = "C",
-    consume: bool = False,
+    format: str | None = None,
+    order: Literal["C", "K"] | None = None,
+    consume: bool | None = None,
+    source: str | None = None,
+    direction: str | None = None,
+    reset_after: bool | None = None,
+    limits: Limits | None = None,
+    progress: Progress | None = None,
 ) -> Result:
     """Re-fuse the chosen layers in ``target``'s convention, refusing inexact conversions.
 
@@ -159,6 +197,12 @@ def convert(
     conversion: a large layer is then converted and verified one cell (level, direction) at
     a time, each source cell released as soon as its target exists, so that the source and
     the result are never both whole in memory. The model cannot be used again after that.
+
+    ``model`` is a ``Model`` or the files to read (with ``source``, ``direction``,
+    ``reset_after`` and ``limits`` as for ``read``); files read here are consumed by
+    default. ``format`` (a key of ``rnnbridge.outputs.OUTPUTS``) is checked against the
+    target before anything is read, chooses ``order`` unless it is given, and becomes the
+    result's default for ``Result.save``.
     """
     if target not in FRAMEWORKS:
         raise InvalidField(f"target must be one of {list(FRAMEWORKS)}, not {target!r}", field="target")
@@ -166,6 +210,12 @@ def convert(
         raise InvalidField("prefix applies to target=pytorch only", field="prefix")
     if prefix and (any(c in prefix for c in "/\\") or any(ord(c) < 32 for c in prefix) or len(prefix) > 256):
         raise InvalidField("prefix is a state_dict key prefix: no '/', '\\' or control characters", field="prefix")
+    output = None if format is None else outputs.check_format(format, target)
+    if order is None:
+        order = "K" if output is not None and output.any_order else "C"
+    if consume is None:
+        consume = not isinstance(model, Model)
+    model = _model(model, source, direction, reset_after, limits, progress)
 
     def convert_layer(native: NativeLayer) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         canon = canonical.to_canonical(native)
@@ -183,7 +233,44 @@ def convert(
         meta["tensors"] = list(arrays)
         return arrays, meta
 
-    return _assemble(model, layer, source_forget_bias, convert_layer, target=target)
+    ticker = _ticker("converting", model, progress)
+    result = _assemble(model, layer, source_forget_bias, convert_layer, ticker, target=target)
+    result.format = format
+    return result
+
+
+def _model(
+    model: Model | Inputs,
+    source: str | None,
+    direction: str | None,
+    reset_after: bool | None,
+    limits: Limits | None,
+    progress: Progress | None,
+) -> Model:
+    """``model``, or the model read from the files ``model`` names."""
+    if not isinstance(model, Model):
+        return read(
+            model, source=source, direction=direction, reset_after=reset_after, limits=limits, progress=progress
+        )
+    if (source, direction, reset_after, limits) != (None, None, None, None):
+        raise TypeError("source, direction, reset_after and limits apply to files; the model is already read")
+    return model
+
+
+def _ticker(phase: str, model: Model, progress: Progress | None) -> Callable[[NativeLayer], None]:
+    """A function to call after each layer is done, reporting the weights done so far."""
+    sizes = {id(native): _weights(native) for native in model.layers}  # before a consuming conversion
+    total, done = sum(sizes.values()), 0
+    if progress is not None:
+        progress(phase, 0, total)
+
+    def tick(native: NativeLayer) -> None:
+        nonlocal done
+        done += sizes.get(id(native), 0)
+        if progress is not None:
+            progress(phase, done, total)
+
+    return tick
 
 
 def _assemble(
@@ -191,15 +278,18 @@ def _assemble(
     layer: str | None,
     source_forget_bias: float | None,
     per_layer: Callable[[NativeLayer], tuple[dict[str, np.ndarray], dict[str, Any]]],
+    tick: Callable[[NativeLayer], None],
     **head: Any,
 ) -> Result:
     """Run ``per_layer`` on each chosen layer and gather the arrays and the metadata."""
     arrays: dict[str, np.ndarray] = {}
     layers_meta = []
+    layers = []
     bfloat16: list[str] = []
-    for native in _select(model, layer):
-        native = _with_forget_bias(native, source_forget_bias)
+    for chosen in _select(model, layer):
+        native = _with_forget_bias(chosen, source_forget_bias)
         named, meta = per_layer(native)
+        tick(chosen)
         clash = sorted(arrays.keys() & named.keys())
         if clash:
             raise InvalidField(
@@ -210,9 +300,12 @@ def _assemble(
             )
         arrays.update(named)
         layers_meta.append(meta)
+        target = CONVENTIONS[meta["target"]["convention"]] if "target" in meta else None
+        layers.append(LayerResult(native.name, native.convention, target, tuple(named)))
         if model.stored_as_bfloat16(native):
             bfloat16 += list(named)
-    return Result(arrays, {**head, "layers": layers_meta, "notes": model.notes, "bfloat16": bfloat16})
+    meta = {**head, "layers": layers_meta, "notes": model.notes, "bfloat16": bfloat16}
+    return Result(arrays, meta, layers, input_name=model.input_name)
 
 
 def _weights(native: NativeLayer) -> int:
@@ -315,4 +408,4 @@ def _convert_meta(
     return meta
 
 
-__all__ = ["Model", "Result", "read", "inspect", "split", "convert", "CONVENTIONS", "FRAMEWORKS"]
+__all__ = ["Model", "Result", "LayerResult", "read", "inspect", "split", "convert", "CONVENTIONS", "FRAMEWORKS"]

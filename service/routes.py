@@ -1,4 +1,4 @@
-"""The endpoints. Each one translates form fields to a ``rnnbridge.pipeline`` call and the
+"""The endpoints. Each one translates form fields to one ``rnnbridge.pipeline`` call and the
 result to a response; nothing else.
 
 Routes are plain ``def``: FastAPI runs them in its threadpool, so the NumPy and h5py work
@@ -19,14 +19,13 @@ from __future__ import annotations
 import io
 import os
 import tempfile
-from importlib import metadata
 from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
-from rnnbridge import outputs, pipeline
+from rnnbridge import pipeline, version
 from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, Convention
 from rnnbridge.errors import (
     InexactConversion,
@@ -39,6 +38,8 @@ from rnnbridge.errors import (
     VerificationFailed,
 )
 from rnnbridge.formats.base import InputFile
+from rnnbridge.formats.meta import jsonable
+from rnnbridge.result import Result
 from rnnbridge.schemas import (
     ArraysResponse,
     ConventionInfo,
@@ -111,36 +112,33 @@ _BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "
 _ARRAYS_200 = {200: {"model": ArraysResponse, "description": "npz (default), JSON or safetensors", "content": _BINARY}}
 
 
-def _read(
-    files: list[UploadFile],
-    settings: Settings,
-    source: str | None,
-    direction: str | None,
-    reset_after: bool | None,
-) -> pipeline.Model:
+def _inputs(files: list[UploadFile]) -> list[InputFile]:
     inputs = []
     for upload in files:
         assert isinstance(upload, SpooledUpload), "upload routes use SpoolingRoute"
         inputs.append(InputFile(upload.filename or upload.path.name, upload.path))
-    return pipeline.read(inputs, source=source, direction=direction, reset_after=reset_after, limits=settings.limits())
+    return inputs
 
 
-def _respond(workspace: Workspace, result: pipeline.Result, fmt: str, filename: str) -> Response:
-    """Encode ``result``: JSON and small results in memory, HDF5 through a workspace file, the rest streamed."""
-    if fmt == "json":
-        return JSONResponse(outputs.to_json(result))
+def _respond(workspace: Workspace, result: Result) -> Response:
+    """Encode ``result`` in its format: JSON and small results in memory, a format that
+    seeks (HDF5) through a workspace file, the rest streamed."""
+    output = result.output_format()
+    if output.name == "json":
+        return JSONResponse(result.to_json())
+    filename = result.default_name()
     headers = {"Content-Disposition": f'attachment; filename="{safe_filename(filename, "weights")}"'}
-    if fmt != "h5":
+    if not output.seeks:
         if sum(array.nbytes for array in result.arrays.values()) > INLINE_BYTES:
-            return EncodedResponse(lambda stream: outputs.write(result, fmt, stream), outputs.MEDIA_TYPES[fmt], headers)
+            return EncodedResponse(result.write, output.media_type, headers)
         buffer = io.BytesIO()
-        outputs.write(result, fmt, buffer)
-        return Response(buffer.getvalue(), media_type=outputs.MEDIA_TYPES[fmt], headers=headers)
+        result.write(buffer)
+        return Response(buffer.getvalue(), media_type=output.media_type, headers=headers)
     path = workspace.output(filename)
     with path.open("wb") as out:
-        outputs.write(result, fmt, out)
+        result.write(out)
     headers["Content-Length"] = str(path.stat().st_size)
-    return StreamingResponse(iter_file(path.open("rb")), media_type=outputs.MEDIA_TYPES[fmt], headers=headers)
+    return StreamingResponse(iter_file(path.open("rb")), media_type=output.media_type, headers=headers)
 
 
 @router.post(
@@ -156,8 +154,10 @@ def inspect(
     direction: DirectionField = None,
     reset_after: ResetAfter = None,
 ) -> JSONResponse:
-    model = _read(file, settings, source, direction, reset_after)
-    return JSONResponse(outputs.jsonable(pipeline.inspect(model)))
+    document = pipeline.inspect(
+        _inputs(file), source=source, direction=direction, reset_after=reset_after, limits=settings.limits()
+    )
+    return JSONResponse(jsonable(document))
 
 
 @router.post(
@@ -178,10 +178,18 @@ def split(
     direction: DirectionField = None,
     reset_after: ResetAfter = None,
 ) -> Response:
-    outputs.check_format(format)
-    model = _read(file, settings, source, direction, reset_after)
-    result = pipeline.split(model, layer=layer, source_forget_bias=source_forget_bias, orientation=orientation)
-    return _respond(workspace, result, format, outputs.output_name(file[0].filename or "", format))
+    result = pipeline.split(
+        _inputs(file),
+        layer=layer,
+        source_forget_bias=source_forget_bias,
+        orientation=orientation,
+        format=format,
+        source=source,
+        direction=direction,
+        reset_after=reset_after,
+        limits=settings.limits(),
+    )
+    return _respond(workspace, result)
 
 
 @router.post(
@@ -212,27 +220,26 @@ def convert(
     direction: DirectionField = None,
     reset_after: ResetAfter = None,
 ) -> Response:
-    outputs.check_format(format, target)
-    model = _read(file, settings, source, direction, reset_after)
     result = pipeline.convert(
-        model,
+        _inputs(file),  # read and consumed here: the source arrays go while the result streams out
         target,
         layer=layer,
         source_forget_bias=source_forget_bias,
         target_forget_bias=target_forget_bias,
         verify_result=verify,
         prefix=sent_prefix,  # ``prefix`` itself is declared for the OpenAPI document
-        order="K" if format in outputs.ANY_ORDER else "C",
-        consume=True,
+        format=format,
+        source=source,
+        direction=direction,
+        reset_after=reset_after,
+        limits=settings.limits(),
     )
-    del model  # the source arrays can go while the result streams out
     _count_conversion(registry, result, target)
-    return _respond(workspace, result, format, outputs.output_name(file[0].filename or "", format, target))
+    return _respond(workspace, result)
 
 
-def _count_conversion(registry: metrics.Registry, result: pipeline.Result, target: str) -> None:
-    sources = {layer["source"]["convention"].split(".")[0] for layer in result.meta["layers"]}
-    for source in sorted(sources):
+def _count_conversion(registry: metrics.Registry, result: Result, target: str) -> None:
+    for source in sorted({layer.source.framework for layer in result.layers}):
         registry.inc("rnnbridge_conversions_total", {"source": source, "target": target})
 
 
@@ -304,10 +311,3 @@ def not_ready_because(state: object) -> str | None:
 )
 def prometheus_metrics(registry: MetricsDep) -> PlainTextResponse:
     return PlainTextResponse(registry.exposition(), media_type=metrics.MEDIA_TYPE)
-
-
-def version() -> str:
-    try:
-        return metadata.version("rnnbridge")
-    except metadata.PackageNotFoundError:
-        return "0+unknown"

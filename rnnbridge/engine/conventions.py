@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rnnbridge.engine.layout import Tensor
+from rnnbridge.engine.tensors import Tensor
 
 FRAMEWORKS = ("tf1", "keras", "pytorch", "onnx")
 

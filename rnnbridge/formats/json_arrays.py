@@ -18,6 +18,10 @@ The document is bounded before it is parsed: its size (``MAX_JSON_BYTES``) and i
 nesting depth (``MAX_DEPTH``, measured on the raw text so that ``json.loads`` never
 recurses deeper). :func:`loads_bounded` is shared with the Keras readers for their
 JSON metadata.
+
+The writer (``write``, ``to_json``) produces the first shape: ``data`` is the flat C-order
+list of exact values (Python floats round-trip float16/32/64 through their shortest
+repr), non-finite values as the strings above.
 """
 
 from __future__ import annotations
@@ -25,14 +29,15 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from rnnbridge.errors import LimitExceeded, MalformedFile, UnsupportedFormat
 from rnnbridge.formats.base import InputFile, Limits, WeightFile
+from rnnbridge.formats.meta import JSON_KEY, jsonable
 
 NAME = "json"
 #: the largest JSON document read (a float costs ~10 bytes of text and ~32 of Python)
@@ -80,7 +85,7 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
         raise MalformedFile(f"JSON arrays: the document is a {type(doc).__name__}, not an object")
     if isinstance(doc.get("arrays"), dict):
         tensors = {name: _declared_array(name, entry, limits) for name, entry in doc["arrays"].items()}
-        return WeightFile(NAME, tensors, {"shape": "arrays", "meta": doc.get("meta")})
+        return WeightFile(NAME, tensors, {"shape": "arrays", "meta": doc.get(JSON_KEY)})
     tensors = {name: _nested_array(name, value, limits) for name, value in doc.items()}
     return WeightFile(NAME, tensors, {"shape": "plain", "meta": None})
 
@@ -222,3 +227,29 @@ def _check_elements(name: str, elements: int, limits: Limits) -> None:
 
 def _is_count(n: Any) -> bool:
     return type(n) is int and n >= 0
+
+
+# ------------------------------------------------------------------- writing
+
+
+def to_json(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The JSON document ``{"arrays": {name: {"dtype", "shape", "data"}}, "meta": {...}}``.
+
+    >>> to_json({"b": np.array([1.5, np.nan], np.float32)}, {})["arrays"]["b"]
+    {'dtype': 'float32', 'shape': [2], 'data': [1.5, 'NaN']}
+    """
+    return {"arrays": {name: array_payload(array) for name, array in arrays.items()}, JSON_KEY: jsonable(meta)}
+
+
+def array_payload(array: np.ndarray) -> dict[str, Any]:
+    """One array as ``{"dtype", "shape", "data"}`` with ``data`` flat in C order."""
+    array = np.asarray(array)
+    data = array.ravel(order="C").tolist()
+    if array.dtype.kind in "fc" and not np.isfinite(array).all():
+        data = jsonable(data)
+    return {"dtype": array.dtype.name, "shape": list(array.shape), "data": data}
+
+
+def write(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], stream: IO[bytes]) -> None:
+    """Write ``to_json(arrays, meta)`` as UTF-8 to a binary ``stream``."""
+    stream.write(json.dumps(to_json(arrays, meta), allow_nan=False, separators=(",", ":")).encode())

@@ -16,6 +16,9 @@ a time, but looks at every header before it loads any data:
 
 A member ``__meta__.npy`` (a JSON string written by rnnbridge) is not an array: its parsed
 JSON goes to ``attrs["meta"]``. Arrays keep their dtype, in native byte order.
+
+The writer (``write``) is the inverse: an uncompressed archive, one ``<name>.npy`` per
+array plus ``__meta__``, that ``np.load(path, allow_pickle=False)`` reads whole.
 """
 
 from __future__ import annotations
@@ -23,22 +26,22 @@ from __future__ import annotations
 import math
 import zipfile
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import numpy as np
 from numpy.lib import format as npy_format
 
-from rnnbridge.errors import LimitExceeded, MalformedFile, UnsafeInput, UnsupportedFormat
+from rnnbridge.errors import InvalidField, LimitExceeded, MalformedFile, UnsafeInput, UnsupportedFormat
 from rnnbridge.formats.base import InputFile, Limits, WeightFile
 from rnnbridge.formats.json_arrays import loads_bounded
+from rnnbridge.formats.meta import META_KEY, dumps
 
 NAME = "npz"
 NPY_MAGIC = b"\x93NUMPY"
 MAX_HEADER_SIZE = 10_000
-META_KEY = "__meta__"
 #: members whose magic :func:`sniff` checks (the names of all are checked)
 SNIFF_MEMBERS = 16
 _NUMERIC_KINDS = "biufc"
@@ -221,3 +224,39 @@ def _native(array: np.ndarray) -> np.ndarray:
     if array.dtype.byteorder not in "=|":
         return array.astype(array.dtype.newbyteorder("="))
     return array
+
+
+# ------------------------------------------------------------------- writing
+
+
+def write(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], stream: IO[bytes]) -> None:
+    """Write ``arrays`` and ``meta`` as an uncompressed npz archive to a binary ``stream``.
+
+    The stream need not be seekable. ``np.load(stream, allow_pickle=False)`` reads every
+    array back (in the memory order it had), and ``json.loads(str(npz["__meta__"]))`` the
+    metadata.
+    """
+    if META_KEY in arrays:
+        raise InvalidField(f"an output array may not be named {META_KEY!r}", field="format")
+    for name in arrays:
+        _check_member_name(name)
+    members = {**arrays, META_KEY: np.array(dumps(meta))}
+    with zipfile.ZipFile(stream, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
+        for name, array in members.items():
+            with archive.open(f"{name}.npy", mode="w", force_zip64=True) as member:
+                npy_format.write_array(member, np.asarray(array), allow_pickle=False)
+
+
+def _check_member_name(name: str) -> None:
+    """Layer names are made safe where they are read (``rnnbridge.discovery``); this is the
+    last guard before a name becomes a path that someone will unzip."""
+    segments = name.split("/")
+    unsafe = (
+        name.startswith("/")
+        or "\\" in name
+        or ".." in segments
+        or any(ord(c) < 32 for c in name)
+        or len(name.encode()) > 4096
+    )
+    if unsafe:
+        raise InvalidField(f"output name {name[:200]!r} cannot be a zip member name", field="layer")

@@ -30,7 +30,7 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_inspect_prints_json(keras_lstm, capsys):
-    assert main(["inspect", str(keras_lstm)]) == 0
+    assert main(["inspect", str(keras_lstm), "--json"]) == 0
     document = json.loads(capsys.readouterr().out)
     assert [(layer["name"], layer["convention"]) for layer in document["layers"]] == [("lstm", "keras.lstm")]
 

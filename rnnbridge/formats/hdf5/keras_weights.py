@@ -13,6 +13,9 @@ where ``<key>`` is the snake_case class name made unique in order of appearance 
 Keras layer, so the model that loads the file is a ``keras.Sequential`` holding, in order,
 one ``LSTM``/``GRU`` (or ``Bidirectional`` of one) per level with the arguments given in
 the metadata's ``target.module``, and no other layer with weights.
+
+The result's tensor names are found through the target convention's ``naming`` in the
+registry (``rnnbridge.engine.conventions``), the one place that spells them.
 """
 
 from __future__ import annotations
@@ -24,9 +27,8 @@ from typing import IO, Any
 import h5py
 import numpy as np
 
+from rnnbridge.engine.conventions import CONVENTIONS, Convention
 from rnnbridge.errors import InvalidField
-
-_ROLES = ("kernel", "recurrent_kernel", "bias")
 
 
 def write(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], stream: IO[bytes]) -> None:
@@ -39,9 +41,10 @@ def write(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], stream: IO[
         layers = h5.create_group("layers")
         for layer in meta["layers"]:
             target = layer["target"]
-            cell = "lstm" if target["convention"].endswith("lstm") else "gru"
+            conv = CONVENTIONS[target["convention"]]
+            cell = conv.cell
             for level in range(target["num_layers"]):
-                cells = {d: _cell(arrays, target["names_start"], level, d) for d in target["directions"]}
+                cells = {d: _cell(arrays, conv, target["names_start"], level, d) for d in target["directions"]}
                 name = f"{layer['name']}_l{level}" if target["num_layers"] > 1 else layer["name"]
                 if len(cells) == 2:
                     group = layers.create_group(_unique("bidirectional", keys))
@@ -54,8 +57,11 @@ def write(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], stream: IO[
                     _write_rnn(layers.create_group(_unique(cell, keys)), name, cell, tensors)
 
 
-def _cell(arrays: Mapping[str, np.ndarray], start: str, level: int, direction: str) -> list[np.ndarray]:
-    names = [f"{start}l{level}/{direction}/{role}" for role in _ROLES]
+def _cell(
+    arrays: Mapping[str, np.ndarray], conv: Convention, start: str, level: int, direction: str
+) -> list[np.ndarray]:
+    """The cell's kernel, recurrent kernel and bias (if any), in the convention's order."""
+    names = [start + conv.naming.format(level=level, direction=direction, tensor=t.name) for t in conv.tensors]
     return [arrays[n] for n in names if n in arrays]
 
 

@@ -15,7 +15,9 @@ object without duplicate keys, and every entry is checked before any tensor is r
 a known dtype, ``end - begin == prod(shape) * itemsize``, offsets inside the file and not
 overlapping, element counts and total bytes within ``Limits``. Tensors are read once
 each, straight into their arrays. BF16 is widened exactly to float32 (with a note);
-every other dtype is kept. ``__metadata__`` goes to ``attrs["metadata"]``. Several
+every other dtype is kept. ``__metadata__`` goes to ``attrs["metadata"]``, and the
+metadata rnnbridge writes in it (``__metadata__["rnnbridge"]``, a JSON string) parsed to
+``attrs["meta"]``, where discovery finds a converted file's layers. Several
 safetensors files in one upload (shards) are merged; a name in two of them is
 ``MalformedFile``.
 
@@ -23,9 +25,8 @@ The writer stores tensors in the order given, pads the header with spaces to a m
 of 8 bytes and streams arrays in bounded chunks, so a non-contiguous array is never
 copied whole.
 
-This module holds the reader; the header checks are in ``safetensors_header`` and the
-writer (``write``, ``iter_chunks``, ``encoded_size``, re-exported here) in
-``safetensors_writer``.
+This module holds the reader; the header checks are in ``header`` and the writer
+(``write``, ``iter_chunks``, ``encoded_size``, re-exported here) in ``writer``.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ import numpy as np
 
 from rnnbridge.errors import LimitExceeded, MalformedFile, UnsupportedFormat
 from rnnbridge.formats.base import InputFile, Limits, WeightFile
+from rnnbridge.formats.json_arrays import loads_bounded
+from rnnbridge.formats.meta import SAFETENSORS_KEY
 from rnnbridge.formats.safetensors.header import (
     DTYPES,
     MAX_HEADER_BYTES,
@@ -154,7 +157,8 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
     -------
     WeightFile
         ``tensors`` in header order and stored dtype (BF16 widened to float32);
-        ``attrs["metadata"]`` is the ``__metadata__`` object (merged over shards).
+        ``attrs["metadata"]`` is the ``__metadata__`` object (merged over shards),
+        ``attrs["meta"]`` the parsed ``__metadata__["rnnbridge"]``, where there is one.
 
     Raises
     ------
@@ -176,4 +180,7 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
         merged.attrs["metadata"].update(part.attrs["metadata"])
         merged.notes.extend(part.notes)
         merged.bfloat16 |= part.bfloat16
+    ours = merged.attrs["metadata"].get(SAFETENSORS_KEY)
+    if ours is not None:
+        merged.attrs["meta"] = loads_bounded(ours, what=f"__metadata__[{SAFETENSORS_KEY!r}]")
     return merged

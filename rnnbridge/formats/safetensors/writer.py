@@ -5,6 +5,9 @@ header with spaces to a multiple of 8 bytes and streams arrays in pieces of abou
 ``chunk_bytes``, so a non-contiguous array is never copied whole. Every input is checked
 before the first byte is produced. float32 tensors may be stored as BF16 when every value
 is exactly representable.
+
+``write_result`` writes an rnnbridge result: its metadata JSON under
+``__metadata__["rnnbridge"]``, where the reader looks for it.
 """
 
 from __future__ import annotations
@@ -13,10 +16,12 @@ import json
 import struct
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 import numpy as np
 
+from rnnbridge.errors import InvalidField
+from rnnbridge.formats.meta import SAFETENSORS_KEY, dumps
 from rnnbridge.formats.safetensors.header import DTYPES, METADATA
 
 _CODES = {dtype: code for code, dtype in DTYPES.items() if code != "BF16"}
@@ -169,7 +174,7 @@ def encoded_size(
 
 
 def write(
-    stream: BinaryIO,
+    stream: IO[bytes],
     tensors: Mapping[str, np.ndarray],
     metadata: Mapping[str, str] | None = None,
     bfloat16: Collection[str] = (),
@@ -177,3 +182,23 @@ def write(
     """Write ``tensors`` to ``stream`` as a safetensors file; see ``iter_chunks``."""
     for chunk in iter_chunks(tensors, metadata, bfloat16):
         stream.write(chunk)
+
+
+def write_result(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], stream: IO[bytes]) -> None:
+    """Write an rnnbridge result: ``arrays`` as tensors, ``meta`` under ``__metadata__["rnnbridge"]``.
+
+    The tensors named in ``meta["bfloat16"]`` (stored as bfloat16 in the source file) are
+    stored as BF16 again when every value still is one.
+    """
+    exact = [name for name in meta.get("bfloat16", ()) if _fits_bfloat16(arrays[name])]
+    try:
+        write(stream, arrays, {SAFETENSORS_KEY: dumps(meta)}, bfloat16=exact)
+    except ValueError as exc:  # a dtype or name safetensors cannot hold
+        raise InvalidField(f"the result cannot be written as safetensors: {exc}", field="format") from exc
+
+
+def _fits_bfloat16(array: np.ndarray) -> bool:
+    """A float32 array whose values are all bfloat16 values (its low 16 bits are zero)."""
+    if array.dtype != np.float32:
+        return False
+    return not np.any(np.ascontiguousarray(array).view(np.uint32) & np.uint32(0xFFFF))
