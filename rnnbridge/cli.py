@@ -30,13 +30,9 @@ Exit codes: 0 success; 1 bad input or refused conversion (one line on stderr,
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import re
-import signal
 import sys
-import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -182,7 +178,8 @@ class _Version(argparse.Action):
     def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
         from rnnbridge import version
 
-        parser.exit(message=f"{PROG} {version()}\n")
+        print(f"{PROG} {version()}")
+        parser.exit()
 
 
 def _option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, name: str, **kwargs: Any) -> None:
@@ -268,6 +265,8 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
 
 
 def inspect_command(args: argparse.Namespace) -> int:
+    import json
+
     from rnnbridge import pipeline
     from rnnbridge.formats.meta import jsonable
 
@@ -359,7 +358,9 @@ def _emit(args: argparse.Namespace, result: Result, progress: Progress) -> int:
 
 
 def serve_command(args: argparse.Namespace) -> int:
+    import math
     import shutil
+    import signal
 
     import uvicorn
 
@@ -471,6 +472,8 @@ def layer_table(document: dict[str, Any], source: str) -> str:
     >>> print(layer_table({"format": "npz", "layers": [], "other_tensors": 2}, "m.npz"))
     m.npz: npz, 0 recurrent layers, 2 other tensors
     """
+    import textwrap
+
     layers = document.get("layers", [])
     lines = [
         f"{source}: {document['format']}, {len(layers)} recurrent layer{'s' * (len(layers) != 1)}, "

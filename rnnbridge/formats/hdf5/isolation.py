@@ -6,8 +6,8 @@ holding the GIL, or crash the process (both found by ``tools/fuzz.py``; reproduc
 bound (``Limits.read_timeout``): a reader that runs out of time is killed, one that dies is
 reported as a corrupt file, and either is replaced by a fresh one for the next file.
 
-Reader processes are fresh interpreters of our own (``python -c``, NumPy and h5py loaded
-once), at most ``MAX_READERS`` per process, reused from one file to the next: a read
+Reader processes are fresh interpreters of our own (``python -I -c``, NumPy and h5py
+loaded once: ``PRELOAD``), at most ``MAX_READERS`` per process, reused from one file to the next: a read
 costs what it costs in process plus about a millisecond to hand the arrays over (a fork
 per file cost 10-15 ms, most of it copy-on-write faults in the child). ``multiprocessing`` is
 not used: its fork and forkserver modes fork a process that has threads, or re-import the
@@ -49,6 +49,9 @@ MAX_READS = 500
 #: reader processes per process at most: more files at once wait for one (no churn of
 #: processes started and ended under load), and as many are kept for the next files
 MAX_READERS = 4
+#: what a reader process imports before it says it is ready (the readers' own modules are
+#: imported by the first request that names them; this module imports none of them)
+PRELOAD = ("numpy", "h5py")
 _START_TIMEOUT = 120.0
 _ALIGN = 64
 
@@ -225,7 +228,8 @@ def start_reader() -> None:
 def serve(replies_fd: int) -> None:
     """A reader process's loop: one JSON request per line of standard input, one answer per request."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the caller's to handle
-    importlib.import_module("rnnbridge.formats.hdf5.keras_h5")
+    for library in PRELOAD:
+        importlib.import_module(library)
     with os.fdopen(replies_fd, "wb", buffering=0) as replies:
         replies.write(b"ready\n")
         for line in sys.stdin.buffer:

@@ -27,7 +27,7 @@ its stored dtype and native byte order, and the structure Keras recorded, in
   ``layer_names`` = ``{"layers/<key>": <name attr of its vars group>}``.
 
 It knows containers, not gates: which of these layers are recurrent is decided elsewhere.
-Every guard of :mod:`.hdf5_safety` runs on the whole file before any value is read.
+Every guard of :mod:`.safety` runs on the whole file before any value is read.
 """
 
 from __future__ import annotations
@@ -45,6 +45,7 @@ from h5py import h5a
 
 from rnnbridge.errors import LimitExceeded, MalformedFile, RnnBridgeError, UnsupportedFormat
 from rnnbridge.formats.base import InputFile, Limits, WeightFile
+from rnnbridge.formats.hdf5.isolation import read_isolated
 from rnnbridge.formats.hdf5.safety import Inventory, has_signature, inventory, object_address, open_hdf5
 from rnnbridge.formats.json_arrays import loads_bounded
 
@@ -90,8 +91,6 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
     The file is read in a reader process under ``limits.read_timeout`` (``isolation``): a
     corrupt file can make libhdf5 loop or crash.
     """
-    from rnnbridge.formats.hdf5.isolation import read_isolated
-
     return read_isolated("rnnbridge.formats.hdf5.keras_h5:read_hdf5", _the_file(files).path, limits)
 
 
