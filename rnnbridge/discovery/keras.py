@@ -61,8 +61,8 @@ def find_keras(
     ``go_backwards`` and ``reset_after`` settles bias-less GRUs, where the file has no config."""
     found = Found()
     configs: dict[str, dict[str, Any]] = {}
-    for name, config in _layer_configs(weights.attrs.get("model_config")):
-        configs.setdefault(name, config)  # outer layers first: a wrapper wins over its inner layer
+    for name, layer_config in _layer_configs(weights.attrs.get("model_config")):
+        configs.setdefault(name, layer_config)  # outer layers first: a wrapper wins over its inner layer
     major = _keras_major(weights.attrs)
     tensors, file_names = _object_keys(weights, found)
     used: set[str] = set()

@@ -63,7 +63,11 @@ def structured_keys(graph: bytes) -> dict[str, str]:
     MalformedFile
         If the bytes are not a well-formed protobuf message.
     """
-    nodes = [_node(graph, value) for number, wire, value in iter_fields(graph) if number == 1 and wire == LEN]
+    nodes = [
+        _node(graph, value)
+        for number, wire, value in iter_fields(graph)
+        if number == 1 and wire == LEN and isinstance(value, slice)
+    ]
     out: dict[str, str] = {}
     for node_id, path in _walk(nodes):
         for name, key in nodes[node_id]["attributes"]:

@@ -22,7 +22,7 @@ from rnnbridge.engine.conventions import (
     SIGMOID,
     TANH,
 )
-from rnnbridge.engine.model import Direction, LayerConfig, NativeLayer
+from rnnbridge.engine.model import CellKey, Direction, LayerConfig, NativeLayer, Origin
 from rnnbridge.errors import InvalidField, MalformedFile
 from rnnbridge.formats.base import WeightFile
 
@@ -88,8 +88,8 @@ def _node_layer(node: Mapping[str, Any], tensors: Mapping[str, np.ndarray], foun
             f"node {name!r}: direction {attrs.get('direction')!r} is not forward, reverse or bidirectional", layer=name
         )
     inputs = list(node["inputs"]) + [""] * 8
-    origin: dict[tuple[int, str, str], str] = {}
-    cells: dict[tuple[int, str], dict[str, np.ndarray]] = {(0, d): {} for d in directions}
+    origin: Origin = {}
+    cells: dict[CellKey, dict[str, np.ndarray]] = {(0, d): {} for d in directions}
     for slot, index in _SLOTS.items():
         ref = inputs[index]
         if not ref:

@@ -14,7 +14,7 @@ import numpy as np
 
 from rnnbridge.discovery.common import Found, count_other
 from rnnbridge.engine.conventions import CONVENTIONS, GRU_DEFAULT_ACTIVATIONS, LSTM_DEFAULT_ACTIVATIONS
-from rnnbridge.engine.model import LayerConfig, NativeLayer
+from rnnbridge.engine.model import CellKey, Direction, LayerConfig, NativeLayer, Origin
 from rnnbridge.errors import MalformedFile
 from rnnbridge.formats.base import WeightFile
 
@@ -27,14 +27,14 @@ _KEY = re.compile(
 
 def find_pytorch(weights: WeightFile, **_: object) -> Found:
     found = Found()
-    groups: dict[tuple[str, bool], dict[tuple[int, str, str], str]] = {}
+    groups: dict[tuple[str, bool], Origin] = {}
     for key in weights.tensors:
         m = _KEY.match(key)
         if m is None:
             continue
         is_cell = m["level"] is None
         level = 0 if is_cell else int(m["level"][2:])
-        direction = "backward" if m["reverse"] else "forward"
+        direction: Direction = "backward" if m["reverse"] else "forward"
         groups.setdefault((m["module"], is_cell), {})[(level, direction, m["tensor"])] = key
     used: set[str] = set()
     for (module, is_cell), keys in groups.items():
@@ -47,7 +47,7 @@ def find_pytorch(weights: WeightFile, **_: object) -> Found:
 
 
 def _layer(
-    module: str, is_cell: bool, keys: dict[tuple[int, str, str], str], tensors: dict[str, np.ndarray], found: Found
+    module: str, is_cell: bool, keys: Origin, tensors: dict[str, np.ndarray], found: Found
 ) -> NativeLayer | None:
     name = module.rstrip(".")
     hh = [tensors[k] for (lvl, d, t), k in keys.items() if t == "weight_hh"]
@@ -58,7 +58,7 @@ def _layer(
         _refuse(name or "(root)", is_cell, hh[0].shape, found)
         return None
     key = f"pytorch.{cell}_cell" if is_cell else f"pytorch.{cell}"
-    cells: dict[tuple[int, str], dict[str, np.ndarray]] = {}
+    cells: dict[CellKey, dict[str, np.ndarray]] = {}
     for (level, direction, tensor), k in keys.items():
         cells.setdefault((level, direction), {})[tensor] = tensors[k]
     activations = LSTM_DEFAULT_ACTIVATIONS if cell == "lstm" else GRU_DEFAULT_ACTIVATIONS
@@ -67,7 +67,7 @@ def _layer(
         convention=CONVENTIONS[key],
         config=LayerConfig(activations),
         cells=cells,
-        origin={k: v for k, v in keys.items()},
+        origin=dict(keys),
     )
 
 

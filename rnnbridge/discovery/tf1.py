@@ -29,7 +29,7 @@ import numpy as np
 
 from rnnbridge.discovery.common import Found, count_other
 from rnnbridge.engine.conventions import CONVENTIONS, GRU_DEFAULT_ACTIVATIONS, LSTM_DEFAULT_ACTIVATIONS
-from rnnbridge.engine.model import LayerConfig, NativeLayer
+from rnnbridge.engine.model import CellKey, Direction, LayerConfig, NativeLayer, Origin
 from rnnbridge.errors import MalformedFile
 from rnnbridge.formats.base import WeightFile
 
@@ -61,7 +61,7 @@ UNSUPPORTED_SCOPES = {
     "intersection_rnn_cell": ("IntersectionRNNCell", "an intersection RNN cell is not an LSTM or GRU"),
 }
 WRAPPERS = {"multi_rnn_cell", "MultiRNNCell", "bidirectional_rnn", "BiRNN", "stack_bidirectional_rnn"}
-DIRECTION_SCOPES = {"fw": "forward", "bw": "backward", "FW": "forward", "BW": "backward"}
+DIRECTION_SCOPES: dict[str, Direction] = {"fw": "forward", "bw": "backward", "FW": "forward", "BW": "backward"}
 _LEVEL = re.compile(r"^(?:cell_|Cell)(\d+)$")
 _PART = re.compile(r"^(?P<var>.+)/part_(?P<k>\d+)$")
 _SLOT = re.compile(
@@ -98,7 +98,7 @@ class _Place:
     layer: str
     scope: str
     level: int
-    direction: str
+    direction: Direction
     tensor: str
     independent: bool
 
@@ -122,7 +122,7 @@ def find_tf1(weights: WeightFile, **_: object) -> Found:
             continue
         found.layers.append(_layer(layer_name, places, variables))
         used.update(places.values())
-    used |= {n for n in weights.tensors if _PART.match(n) and _PART.match(n)["var"] in used}
+    used |= {n for n in weights.tensors if (part := _PART.match(n)) and part["var"] in used}
     found.other_tensors = count_other(weights.tensors, used)
     if any(layer.convention.cell == "lstm" for layer in found.layers):
         found.notes.append(
@@ -164,15 +164,16 @@ def _locate(name: str) -> _Place | None:
         return None
     tensor = "/".join(segments[cell_at + 1 :])
     tensor = _RENAMES.get(tensor, tensor)
-    level, direction, outer = 0, "forward", cell_at
+    level, outer = 0, cell_at
+    direction: Direction = "forward"
     level_at = direction_at = None
     i = cell_at - 1
     while i >= 0:
         seg = segments[i]
         if seg in DIRECTION_SCOPES and direction_at is None:
             direction, direction_at = DIRECTION_SCOPES[seg], i
-        elif _LEVEL.match(seg) and level_at is None:
-            level, level_at = int(_LEVEL.match(seg)[1]), i
+        elif (numbered := _LEVEL.match(seg)) and level_at is None:
+            level, level_at = int(numbered[1]), i
         elif seg not in WRAPPERS:
             break
         outer = i
@@ -194,8 +195,8 @@ def _layer(layer_name: str, places: dict[_Place, str], variables: dict[str, np.n
         )
     key = scopes.pop()
     conv = CONVENTIONS[key]
-    cells: dict[tuple[int, str], dict[str, np.ndarray]] = {}
-    origin = {}
+    cells: dict[CellKey, dict[str, np.ndarray]] = {}
+    origin: Origin = {}
     for place, name in places.items():
         cells.setdefault((place.level, place.direction), {})[place.tensor] = variables[name]
         origin[(place.level, place.direction, place.tensor)] = name

@@ -17,6 +17,7 @@ enums, ``GET /conventions``, the CLI's choices, the parametrised tests) derives 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from rnnbridge.engine.tensors import Tensor
 
@@ -66,8 +67,8 @@ class Convention:
         return next(t for t in self.tensors if t.name == name)
 
 
-def _t(name: str, gates: str, *parts: str, **kw: object) -> Tensor:
-    return Tensor(name, gates, parts, **kw)  # type: ignore[arg-type]
+def _t(name: str, gates: str, *parts: str, **kw: Any) -> Tensor:
+    return Tensor(name, gates, parts, **kw)
 
 
 _COMMON = frozenset({SIGMOID, TANH, RELU, LINEAR})

@@ -28,7 +28,7 @@ memory reinterpreted with the transposed shape (Keras 2 CuDNN kernels, cuDNN row
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Literal
 
 import numpy as np
@@ -36,10 +36,17 @@ import numpy as np
 from rnnbridge.engine.tensors import Tensor, Transform
 from rnnbridge.errors import MalformedFile
 
-try:  # the optional compiled transpose (setup.py); without it, the NumPy tile path below
-    from rnnbridge.engine._transpose import transpose_into
-except ImportError:
-    transpose_into = None
+
+def _compiled_transpose() -> Callable[[np.ndarray, np.ndarray], None] | None:
+    """The optional compiled transpose (setup.py); without it, the NumPy tile path below."""
+    try:
+        from rnnbridge.engine._transpose import transpose_into
+    except ImportError:
+        return None
+    return transpose_into
+
+
+transpose_into = _compiled_transpose()
 
 Order = Literal["C", "K"]
 

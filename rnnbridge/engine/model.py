@@ -20,7 +20,7 @@ concatenated forward | backward output of level k − 1, unless ``independent_di
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -29,6 +29,8 @@ from rnnbridge.engine.conventions import Convention
 Direction = Literal["forward", "backward"]
 DIRECTIONS: tuple[Direction, ...] = ("forward", "backward")
 CellKey = tuple[int, Direction]
+#: ``(level, direction, tensor)`` -> the array's name in the file it was read from
+Origin = dict[tuple[int, Direction, str], str]
 
 
 def cell_order(key: CellKey) -> tuple[int, int]:
@@ -55,8 +57,8 @@ class LayerConfig:
     independent_directions: bool = False
     assumed: tuple[str, ...] = ()
 
-    def with_(self, **changes: object) -> LayerConfig:
-        return replace(self, **changes)  # type: ignore[arg-type]
+    def with_(self, **changes: Any) -> LayerConfig:
+        return replace(self, **changes)
 
 
 class _Cells:
@@ -91,7 +93,7 @@ class NativeLayer(_Cells):
     config: LayerConfig
     cells: dict[CellKey, dict[str, np.ndarray]]
     notes: list[str] = field(default_factory=list)
-    origin: dict[tuple[int, str, str], str] = field(default_factory=dict)
+    origin: Origin = field(default_factory=dict)
 
 
 @dataclass

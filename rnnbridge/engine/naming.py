@@ -15,7 +15,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from rnnbridge.engine.conventions import Convention
-from rnnbridge.engine.model import CellKey, Direction, NativeLayer, cell_order
+from rnnbridge.engine.model import CellKey, Direction, NativeLayer, Origin, cell_order
 from rnnbridge.errors import MalformedFile
 
 
@@ -71,10 +71,10 @@ def parse_names(
     start: str,
     num_levels: int,
     directions: tuple[Direction, ...],
-) -> tuple[dict[CellKey, dict[str, np.ndarray]], dict[tuple[int, str, str], str]]:
+) -> tuple[dict[CellKey, dict[str, np.ndarray]], Origin]:
     """Inverse of ``tensor_names``: the cells of one layer, and where each tensor came from."""
     cells: dict[CellKey, dict[str, np.ndarray]] = {}
-    origin: dict[tuple[int, str, str], str] = {}
+    origin: Origin = {}
     for level in range(num_levels):
         for spec in conv.tensors:
             if conv.stack_directions:

@@ -29,15 +29,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
+from typing import overload
 
 import numpy as np
 
-from rnnbridge.engine.model import LayerConfig, NativeLayer
+from rnnbridge.engine.model import Direction, LayerConfig, NativeLayer
 from rnnbridge.errors import InvalidField
 
 Tensors = dict[str, np.ndarray]
 State = tuple[np.ndarray, ...]
 Step = Callable[..., tuple[np.ndarray, State]]
+#: initial states, or final ones: one array [cells, B, ·], or one [B, ·] per cell when their sizes differ
+States = np.ndarray | Sequence[np.ndarray]
 
 _HARD_SIGMOID = re.compile(r"hard_sigmoid\(([^,()]+),([^,()]+)\)")
 
@@ -81,6 +84,12 @@ class _Take:
     def __init__(self, units: np.ndarray | None, dtype: np.dtype) -> None:
         self.units, self.dtype = units, dtype
 
+    @overload
+    def __call__(self, a: np.ndarray, gates: int, axis: int = 0) -> np.ndarray: ...
+
+    @overload
+    def __call__(self, a: np.ndarray | None, gates: int, axis: int = 0) -> np.ndarray | float: ...
+
     def __call__(self, a: np.ndarray | None, gates: int, axis: int = 0) -> np.ndarray | float:
         """The units' rows of each of the ``gates`` blocks along ``axis``; 0.0 for ``None``."""
         if a is None:
@@ -112,8 +121,19 @@ def _gather(a: np.ndarray, index: np.ndarray, axis: int) -> np.ndarray:
     return out
 
 
-def _split(a: np.ndarray | None, parts: int, axis: int = 0) -> list[np.ndarray | None]:
-    return [None] * parts if a is None else np.split(a, parts, axis=axis)
+@overload
+def _split(a: np.ndarray, parts: int, axis: int = 0) -> list[np.ndarray]: ...
+
+
+@overload
+def _split(a: np.ndarray | None, parts: int, axis: int = 0) -> list[np.ndarray] | list[None]: ...
+
+
+def _split(a: np.ndarray | None, parts: int, axis: int = 0) -> list[np.ndarray] | list[None]:
+    """``a`` in ``parts`` equal pieces along ``axis``; as many ``None`` for an absent tensor."""
+    if a is None:
+        return [None] * parts
+    return list(np.split(a, parts, axis=axis))
 
 
 def _clip(v: np.ndarray, bound: float | None) -> np.ndarray:
@@ -357,7 +377,7 @@ STEPS: dict[str, Step] = {
 }
 
 
-def cell_dims(layer: NativeLayer, level: int, direction: str) -> tuple[int, int, int]:
+def cell_dims(layer: NativeLayer, level: int, direction: Direction) -> tuple[int, int, int]:
     """``(I, H, R)`` of one cell from its native tensors: input size, units, recurrent size."""
     t, gates = layer.cells[(level, direction)], 4 if layer.convention.cell == "lstm" else 3
     framework = layer.convention.framework
@@ -375,12 +395,12 @@ def cell_dims(layer: NativeLayer, level: int, direction: str) -> tuple[int, int,
 def step_cell(
     layer: NativeLayer,
     level: int,
-    direction: str,
+    direction: Direction,
     x_t: np.ndarray,
     state: State,
     *,
     units: np.ndarray | None = None,
-    dtype=np.float64,
+    dtype: type[np.floating] = np.float64,
 ) -> tuple[np.ndarray, State]:
     """One time step of one cell: ``x_t`` [B, I], ``state`` full-size ``(h, c)`` or ``(h,)``.
 
@@ -393,7 +413,7 @@ def step_cell(
         return step(tensors, layer.config, np.asarray(x_t, dtype=dtype), state, units)
 
 
-def _initial(given: Sequence[np.ndarray] | None, index: int, shape: tuple[int, int], dtype) -> np.ndarray:
+def _initial(given: States | None, index: int, shape: tuple[int, int], dtype: np.dtype) -> np.ndarray:
     return np.zeros(shape, dtype) if given is None else np.asarray(given[index], dtype=dtype)
 
 
@@ -404,11 +424,11 @@ def _stack(arrays: list[np.ndarray]) -> np.ndarray | list[np.ndarray]:
 def run(
     layer: NativeLayer,
     x: np.ndarray,
-    h0: np.ndarray | None = None,
-    c0: np.ndarray | None = None,
+    h0: States | None = None,
+    c0: States | None = None,
     *,
-    dtype=np.float64,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    dtype: type[np.floating] = np.float64,
+) -> tuple[np.ndarray, States, States | None]:
     """Run a layer over a sequence with its framework's own equations.
 
     Parameters
@@ -444,17 +464,25 @@ def run(
     return y, _stack(h_n), _stack(c_n) if layer.convention.cell == "lstm" else None
 
 
-def _run_cell(layer: NativeLayer, level: int, direction: str, xs: np.ndarray, h0, c0, index: int):
+def _run_cell(
+    layer: NativeLayer,
+    level: int,
+    direction: Direction,
+    xs: np.ndarray,
+    h0: States | None,
+    c0: States | None,
+    index: int,
+) -> tuple[np.ndarray, State]:
     """One cell over the whole sequence (reading it backwards for a backward cell)."""
     _, units, recurrent = cell_dims(layer, level, direction)
     batch, dtype = xs.shape[1], xs.dtype
-    state = (_initial(h0, index, (batch, recurrent), dtype),)
+    state: State = (_initial(h0, index, (batch, recurrent), dtype),)
     if layer.convention.cell == "lstm":
         state += (_initial(c0, index, (batch, units), dtype),)
     t = {name: a.astype(dtype) for name, a in layer.cells[(level, direction)].items()}
-    step, ys = STEPS[layer.convention.key], [None] * len(xs)
+    step, ys = STEPS[layer.convention.key], {}
     order = range(len(xs) - 1, -1, -1) if direction == "backward" else range(len(xs))
     with np.errstate(over="ignore", invalid="ignore"):  # non-finite outputs are the caller's to judge
         for k in order:
             ys[k], state = step(t, layer.config, xs[k], state)
-    return np.stack(ys), state
+    return np.stack([ys[k] for k in range(len(xs))]), state

@@ -17,6 +17,8 @@ steps after it would only feed the same mapping its own output.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from rnnbridge.engine import reference
@@ -76,7 +78,7 @@ def _check_shape(source: NativeLayer, target: NativeLayer) -> None:
         raise _failed(source, f"the target has cells {sorted(target.cells)}, the source {sorted(source.cells)}")
 
 
-def _failed(layer: NativeLayer, detail: str, **extra: object) -> VerificationFailed:
+def _failed(layer: NativeLayer, detail: str, **extra: Any) -> VerificationFailed:
     return VerificationFailed(detail, layer=layer.name, **extra)
 
 
@@ -111,8 +113,11 @@ def _full(source: NativeLayer, target: NativeLayer, rng, steps: int, batch: int)
     }
 
 
-def _per_cell(a: np.ndarray | list, k: int) -> list[np.ndarray]:
-    return [a] if k == 0 else list(a)
+def _per_cell(a: reference.States | None, k: int) -> list[np.ndarray]:
+    """``y`` whole (``k == 0``); ``h_n`` or ``c_n`` cell by cell."""
+    if a is None:
+        return []
+    return [np.asarray(a)] if k == 0 else list(a)
 
 
 def _sample_units(rng: np.random.Generator, units: int, runs: int = 2) -> np.ndarray:

@@ -21,6 +21,7 @@ the caller to delete with it.
 from __future__ import annotations
 
 import gzip
+import io
 import stat
 import tarfile
 import zipfile
@@ -270,7 +271,7 @@ class _BoundedStream:
     header declares; behind gzip that size is not bounded by the upload's size.
     """
 
-    def __init__(self, raw: IO[bytes], archive: str) -> None:
+    def __init__(self, raw: io.BufferedIOBase, archive: str) -> None:
         self.raw, self.archive = raw, archive
         self.left = _TAR_HEADER_BUDGET
 
@@ -285,3 +286,17 @@ class _BoundedStream:
         if self.left < 0:
             raise LimitExceeded(f"archive {self.archive!r}: tar headers exceed {_TAR_HEADER_BUDGET} bytes")
         return data
+
+    # the rest of a file object, as ``tarfile`` declares it; in stream mode ("r|") it only reads
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def seek(self, pos: int) -> int:
+        raise io.UnsupportedOperation("a tar in an upload is read as a stream")
+
+    def write(self, data: bytes) -> int:
+        raise io.UnsupportedOperation("a tar in an upload is read, not written")
+
+    def close(self) -> None:
+        """The caller closes ``raw``."""

@@ -282,7 +282,7 @@ def _load(meta: dict[str, Any], out: Path) -> WeightFile:
             assert not dtype.hasobject, "readers never send object arrays"
             array = np.empty(entry["shape"], dtype)
             stream.seek(entry["offset"])
-            if stream.readinto(array.reshape(-1).view(np.uint8)) != array.nbytes:
+            if stream.readinto(array.reshape(-1).view(np.uint8).data) != array.nbytes:
                 raise RuntimeError(f"the reader process wrote {name!r} short")
             tensors[name] = array
     return WeightFile(meta["format"], tensors, meta["attrs"], meta["notes"], bfloat16=set(meta["bfloat16"]))

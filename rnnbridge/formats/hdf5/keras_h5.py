@@ -260,12 +260,14 @@ def _keras2_layers(root: h5py.Group, inv: Inventory, tensors: dict[str, np.ndarr
     return layers
 
 
-def _weight_path(group: h5py.Group, layer: str, weight_name: str, inv: Inventory, tensors: dict) -> str:
+def _weight_path(
+    group: h5py.Group, layer: str, weight_name: str, inv: Inventory, tensors: dict[str, np.ndarray]
+) -> str:
     what = f"weight '{weight_name}' of layer '{layer}'"
     dset = _resolve(group, weight_name, h5py.Dataset, what)
     with h5_errors(what, tensor=weight_name):
         path = inv.paths_by_addr.get(object_address(dset))
-    if path not in tensors:
+    if path is None or path not in tensors:
         raise MalformedFile(f"{what} is not a numeric dataset", tensor=weight_name)
     return path
 

@@ -31,10 +31,10 @@ This module holds the reader; the header checks are in ``header`` and the writer
 
 from __future__ import annotations
 
+import io
 import math
 import struct
 from collections.abc import Sequence
-from typing import BinaryIO
 
 import numpy as np
 
@@ -100,10 +100,10 @@ def _check_limits(entries: list[Entry], limits: Limits, budget: int) -> int:
     return left
 
 
-def _read_tensor(stream: BinaryIO, entry: Entry, data_start: int) -> np.ndarray:
+def _read_tensor(stream: io.BufferedIOBase, entry: Entry, data_start: int) -> np.ndarray:
     raw = np.empty(entry.end - entry.begin, dtype=np.uint8)
     stream.seek(data_start + entry.begin)
-    if stream.readinto(memoryview(raw)) != raw.size:
+    if stream.readinto(raw.data) != raw.size:
         raise MalformedFile(f"tensor {entry.name!r}: the file ends inside its data", tensor=entry.name)
     if entry.dtype == "BOOL":  # bytes other than 0 and 1 would make odd NumPy bools
         array = raw != 0

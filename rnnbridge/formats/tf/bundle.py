@@ -46,7 +46,7 @@ class Entry:
 def _fields(buf: bytes) -> Iterator[tuple[int, int | bytes]]:
     """``(field number, value)`` of a serialised message; value is an int or the bytes."""
     for number, wire, value in pb.iter_fields(buf):
-        if wire == pb.VARINT:
+        if isinstance(value, int):  # VARINT
             yield number, value
         elif wire == pb.LEN:
             yield number, buf[value]

@@ -58,7 +58,7 @@ _T = TypeVar("_T")
 _SHARD_NAME = re.compile(r"^(?P<prefix>.*)\.data-(?P<k>\d{5})-of-(?P<n>\d{5})$")
 
 #: TF ``DataType`` enum -> NumPy dtype of the stored bytes (``types.proto``)
-_DTYPES = {
+_DTYPES: dict[int, np.dtype[Any]] = {
     1: np.dtype("float32"),
     2: np.dtype("float64"),
     3: np.dtype("int32"),

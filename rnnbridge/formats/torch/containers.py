@@ -17,11 +17,12 @@ storage's bytes once its size was checked against what the container holds.
 
 from __future__ import annotations
 
+import io
 import struct
 import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, BinaryIO
+from typing import Any, cast
 
 import numpy as np
 
@@ -90,11 +91,11 @@ def _read_zip_storage(archive: zipfile.ZipFile, root: str, storage: Storage) -> 
             f"storage {storage.key!r} declares {storage.numel} {storage.dtype} "
             f"({nbytes} bytes) but {member} holds {info.file_size} bytes"
         )
-    with archive.open(info) as stream:
-        return read_into(stream, nbytes, member)
+    with archive.open(info) as stream:  # a zipfile.ZipExtFile, which typeshed calls IO[bytes]
+        return read_into(cast(io.BufferedIOBase, stream), nbytes, member)
 
 
-def load_legacy(stream: BinaryIO, size: int, where: str) -> Loaded:
+def load_legacy(stream: io.BufferedIOBase, size: int, where: str) -> Loaded:
     """The five pickles, then the storage table: key -> byte offset of its data."""
     header = [next_pickle(stream, where)[0] for _ in range(3)]
     magic, version, sys_info = header
@@ -120,7 +121,7 @@ def load_legacy(stream: BinaryIO, size: int, where: str) -> Loaded:
 
 
 def _legacy_offsets(
-    stream: BinaryIO, size: int, keys: list[str], storages: dict[str, Storage], where: str
+    stream: io.BufferedIOBase, size: int, keys: list[str], storages: dict[str, Storage], where: str
 ) -> dict[str, int]:
     offsets = {}
     position = stream.tell()

@@ -9,8 +9,8 @@ array from the storage's bytes without copying more than the dtype conversion ne
 
 from __future__ import annotations
 
+import io
 import math
-from typing import BinaryIO
 
 import numpy as np
 
@@ -86,10 +86,10 @@ def materialise(name: str, t: Tensor, raw: np.ndarray, big_endian: bool) -> np.n
     return array
 
 
-def read_into(stream: BinaryIO, nbytes: int, what: str) -> np.ndarray:
+def read_into(stream: io.BufferedIOBase, nbytes: int, what: str) -> np.ndarray:
     """Exactly ``nbytes`` from ``stream`` as a new uint8 array; ``what`` names the bytes."""
     buffer = np.empty(nbytes, dtype=np.uint8)
-    got = stream.readinto(memoryview(buffer))
+    got = stream.readinto(buffer.data)
     if got != nbytes:
         raise MalformedFile(f"{what}: expected {nbytes} bytes, found {got}")
     return buffer

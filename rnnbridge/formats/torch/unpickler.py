@@ -93,7 +93,7 @@ class Tensor(_Refuses):
     dtype: str
 
 
-class _OrderedDict(dict):  # type: ignore[type-arg]
+class _OrderedDict(dict[object, object]):
     """collections.OrderedDict; torch BUILDs a ``_metadata`` attribute on it, dropped."""
 
     def __setstate__(self, state: object) -> None:
@@ -108,7 +108,7 @@ def _ints(value: object, what: str) -> tuple[int, ...]:
     return tuple(value)
 
 
-def _tensor(storage: object, offset: object, size: object, stride: object, dtype: str | None):
+def _tensor(storage: object, offset: object, size: object, stride: object, dtype: str | None) -> Tensor:
     if not isinstance(storage, Storage):
         raise MalformedFile(f"a tensor is rebuilt from {type(storage).__name__}, not a storage")
     if type(offset) is not int or offset < 0:
@@ -119,19 +119,32 @@ def _tensor(storage: object, offset: object, size: object, stride: object, dtype
     return Tensor(storage, offset, shape, strides, dtype or storage.dtype)
 
 
-def _rebuild_tensor(storage, storage_offset, size, stride):  # type: ignore[no-untyped-def]
+def _rebuild_tensor(storage: object, storage_offset: object, size: object, stride: object) -> Tensor:
     return _tensor(storage, storage_offset, size, stride, None)
 
 
-def _rebuild_tensor_v2(  # type: ignore[no-untyped-def]
-    storage, storage_offset, size, stride, requires_grad, backward_hooks, metadata=None
-):
+def _rebuild_tensor_v2(
+    storage: object,
+    storage_offset: object,
+    size: object,
+    stride: object,
+    requires_grad: object,
+    backward_hooks: object,
+    metadata: object = None,
+) -> Tensor:
     return _tensor(storage, storage_offset, size, stride, None)
 
 
-def _rebuild_tensor_v3(  # type: ignore[no-untyped-def]
-    storage, storage_offset, size, stride, requires_grad, backward_hooks, dtype, metadata=None
-):
+def _rebuild_tensor_v3(
+    storage: object,
+    storage_offset: object,
+    size: object,
+    stride: object,
+    requires_grad: object,
+    backward_hooks: object,
+    dtype: object,
+    metadata: object = None,
+) -> Tensor:
     if not isinstance(dtype, StorageType):
         raise MalformedFile(f"_rebuild_tensor_v3 names dtype {dtype!r}, not a torch dtype")
     if isinstance(storage, Storage) and storage.dtype != "uint8":
@@ -139,15 +152,13 @@ def _rebuild_tensor_v3(  # type: ignore[no-untyped-def]
     return _tensor(storage, storage_offset, size, stride, dtype.dtype)
 
 
-def _rebuild_parameter(data, requires_grad, backward_hooks):  # type: ignore[no-untyped-def]
+def _rebuild_parameter(data: object, requires_grad: object, backward_hooks: object) -> Tensor:
     if not isinstance(data, Tensor):
         raise MalformedFile(f"a parameter wraps {type(data).__name__}, not a tensor")
     return data
 
 
-def _rebuild_parameter_with_state(  # type: ignore[no-untyped-def]
-    data, requires_grad, backward_hooks, state
-):
+def _rebuild_parameter_with_state(data: object, requires_grad: object, backward_hooks: object, state: object) -> Tensor:
     return _rebuild_parameter(data, requires_grad, backward_hooks)
 
 
@@ -232,7 +243,7 @@ def unpickle(data: bytes, where: str) -> tuple[Any, dict[str, Storage]]:
     return unpickler.load(), unpickler.storages
 
 
-def next_pickle(stream: BinaryIO, where: str) -> tuple[Any, dict[str, Storage]]:
+def next_pickle(stream: io.BufferedIOBase, where: str) -> tuple[Any, dict[str, Storage]]:
     """Unpickle the pickle at the stream position and move past it (as :func:`unpickle`)."""
     start, size = stream.tell(), 1 << 16
     while True:
