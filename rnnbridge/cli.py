@@ -44,7 +44,7 @@ from rnnbridge.options import DIRECTIONS, ORIENTATIONS
 from rnnbridge.outputs import FORMATS
 
 if TYPE_CHECKING:
-    from rnnbridge.formats.base import Limits
+    from rnnbridge.pipeline import Limits
     from rnnbridge.result import Result
     from rnnbridge.service.settings import Settings
 
@@ -268,7 +268,7 @@ def inspect_command(args: argparse.Namespace) -> int:
     import json
 
     from rnnbridge import pipeline
-    from rnnbridge.formats.meta import jsonable
+    from rnnbridge.outputs import jsonable
 
     document = jsonable(
         pipeline.inspect(
@@ -423,7 +423,7 @@ def _limits() -> Limits:
     """The readers' bounds: the service's settings where the environment sets them, else the defaults."""
     if any(name in os.environ for name in LIMIT_VARIABLES):
         return _settings().limits()
-    from rnnbridge.formats.base import Limits
+    from rnnbridge.pipeline import Limits
 
     return Limits()
 

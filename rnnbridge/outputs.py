@@ -151,6 +151,7 @@ def output_name(first_input: str, fmt: str, target: str | None = None) -> str:
 
 
 def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON data (``rnnbridge.formats.meta.jsonable``)."""
     from rnnbridge.formats.meta import jsonable
 
     return jsonable(value)

@@ -29,7 +29,7 @@ from rnnbridge.engine import canonical, exactness, naming, verify
 from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, Convention
 from rnnbridge.engine.model import CellKey, Layer, NativeLayer, cell_order
 from rnnbridge.errors import InvalidField, LayerNotFound
-from rnnbridge.formats.base import Limits
+from rnnbridge.formats.base import InputFile, Limits
 from rnnbridge.inputs import Inputs, input_files
 from rnnbridge.options import DIRECTIONS, ORIENTATIONS, Orientation
 from rnnbridge.result import LayerResult, Result
@@ -239,6 +239,14 @@ def convert(
     return result
 
 
+def prepare() -> None:
+    """Start what the first file would otherwise wait for: an HDF5 reader process
+    (``rnnbridge.formats.hdf5.isolation``), a fresh interpreter that loads NumPy and h5py."""
+    from rnnbridge.formats.hdf5 import isolation
+
+    isolation.start_reader()
+
+
 def _model(
     model: Model | Inputs,
     source: str | None,
@@ -408,4 +416,17 @@ def _convert_meta(
     return meta
 
 
-__all__ = ["Model", "Result", "LayerResult", "read", "inspect", "split", "convert", "CONVENTIONS", "FRAMEWORKS"]
+__all__ = [
+    "CONVENTIONS",
+    "FRAMEWORKS",
+    "InputFile",
+    "LayerResult",
+    "Limits",
+    "Model",
+    "Result",
+    "convert",
+    "inspect",
+    "prepare",
+    "read",
+    "split",
+]

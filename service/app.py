@@ -25,7 +25,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from rnnbridge.formats.hdf5 import isolation
+from rnnbridge import pipeline
 from rnnbridge.service import docs, errors, routes
 from rnnbridge.service.admission import ConcurrencyLimit
 from rnnbridge.service.metrics import Registry
@@ -64,7 +64,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 def _start_reader() -> None:
     try:
-        isolation.start_reader()
+        pipeline.prepare()
     except Exception:  # noqa: BLE001 - the first HDF5 request will try again, and report it
         logger.exception("could not start an HDF5 reader process")
 

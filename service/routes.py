@@ -37,8 +37,8 @@ from rnnbridge.errors import (
     UnsupportedFormat,
     VerificationFailed,
 )
-from rnnbridge.formats.base import InputFile
-from rnnbridge.formats.meta import jsonable
+from rnnbridge.outputs import jsonable
+from rnnbridge.pipeline import InputFile
 from rnnbridge.result import Result
 from rnnbridge.schemas import (
     ArraysResponse,
