@@ -76,8 +76,8 @@ class Result:
     ) -> Path | None:
         """Write the result to a file, a folder or a binary stream; return the file's path.
 
-        ``destination``: a file path; an existing folder, or a path ending in ``/``
-        (created), to write ``default_name()`` into; a binary stream; None for
+        ``destination``: a file path; an existing folder, or a ``str`` ending in ``/``
+        (the folder is created), to write ``default_name()`` into; a binary stream; None for
         ``default_name()`` in the current directory. A file is written through a
         temporary file beside it and renamed, so that a failure leaves nothing behind; it
         gets the permissions of any new file (``0o666`` less the umask).
