@@ -83,7 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         result: int = args.run(args)
         return result
     except RnnBridgeError as exc:
-        return _fail(exc.code, in_cli_terms(exc.detail, _option_names(parser)))
+        # the command's own options, and the conversion's, which messages point to
+        options = _option_names(parser) | _option_names(build_parser("convert"))
+        return _fail(exc.code, in_cli_terms(exc.detail, options))
     except FileNotFoundError as exc:
         return _fail("invalid_field", f"no such file: {exc.filename}")
     except OSError as exc:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import shutil
+import stat
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -195,3 +198,185 @@ def test_the_cli_and_the_api_give_the_same_error(keras_lstm, client, in_tmp, cap
     response = client.post("/split", files={"file": ("m.h5", keras_lstm.read_bytes())}, data={"layer": "decoder"})
     body = response.json()
     assert err == f"rnnbridge: error: {body['code']}: {body['detail']}"
+
+
+# ------------------------------------------------------------------- issue 16: a friendly CLI
+
+REPO_FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+REPO_H5 = REPO_FIXTURES / "k2_stacked_bilstm" / "m.h5"  # two BiLSTM layers, in the repository
+
+
+def test_version(capsys):
+    import rnnbridge
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"rnnbridge {rnnbridge.__version__}\n"
+
+
+def test_help_lists_every_command_with_a_line_and_an_example(capsys):
+    from rnnbridge.cli import COMMANDS
+
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for name, command in COMMANDS.items():
+        assert f"    {name}" in out and command.help in out
+        assert command.example.startswith(f"rnnbridge {name} ") and command.example in out
+
+
+@pytest.mark.parametrize("command", ["inspect", "split", "convert", "serve"])
+def test_each_command_has_a_description_and_an_example(command, capsys):
+    from rnnbridge.cli import COMMANDS
+
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert COMMANDS[command].help[1:] in out  # the description, capitalised
+    assert f"example:\n  {COMMANDS[command].example}" in out
+
+
+def test_required_options_are_shown_as_required(capsys):
+    assert main(["convert", "--help"]) == 0
+    out = capsys.readouterr().out
+    required = out.split("required options:\n", 1)[1]
+    assert required.lstrip().startswith("--target")
+
+
+@pytest.mark.parametrize("command", ["inspect", "split", "convert"])
+def test_each_option_is_shown_in_one_spelling(command, capsys):
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--reset_after" not in out and "--no-reset_after" not in out and "_forget_bias" not in out
+    options = out.split("options:\n", 1)[1]
+    assert options.count("--reset-after, --no-reset-after") == 1
+
+
+def test_the_form_spellings_still_work(keras_lstm, capsys):
+    assert main(["inspect", str(keras_lstm), "--json", "--no-reset_after"]) == 0
+    assert json.loads(capsys.readouterr().out)["layers"]
+
+
+def test_inspect_prints_a_table_for_people(capsys):
+    assert main(["inspect", str(REPO_H5)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{REPO_H5}: keras_h5, 2 recurrent layers, 0 other tensors"
+    header = lines[2].split()
+    assert header == ["LAYER", "CONVENTION", "INPUT", "UNITS", "LEVELS", "DIRECTION", "DTYPE"]
+    rows = [line.split() for line in lines[3:5]]
+    assert [row[1] for row in rows] == ["keras.lstm", "keras.lstm"] and {row[5] for row in rows} == {"bidirectional"}
+
+
+@pytest.mark.parametrize(
+    ("argv", "key"),
+    [
+        (["inspect"], "layers"),
+        (["split"], "layers"),
+        (["convert", "--target", "onnx"], "target"),
+    ],
+)
+def test_json_works_the_same_on_every_command(argv, key, in_tmp, capsys):
+    assert main([argv[0], str(REPO_H5), *argv[1:], "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert key in document and [layer["name"] for layer in document["layers"]] == ["bilstm_0", "bilstm_1"]
+
+
+@pytest.mark.parametrize("spelling", ["out/", "out"], ids=["trailing slash (created)", "existing folder"])
+def test_output_into_a_folder_under_the_default_name(spelling, in_tmp):
+    if not spelling.endswith("/"):
+        (in_tmp / "out").mkdir()
+    assert main(["convert", str(REPO_H5), "--target", "pytorch", "-o", spelling]) == 0
+    assert [p.name for p in (in_tmp / "out").iterdir()] == ["m.pytorch.npz"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_output_files_get_the_permissions_of_new_files(umask, in_tmp):
+    old = os.umask(umask)
+    try:
+        assert main(["split", str(REPO_H5), "-o", "g.npz"]) == 0
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((in_tmp / "g.npz").stat().st_mode) == 0o666 & ~umask
+
+
+def _on_a_terminal(argv: list[str], cwd: Path) -> tuple[int, str, bytes]:
+    """Run the command with standard output on a pseudo-terminal: exit code, stderr, what the terminal got."""
+    import pty
+
+    leader, follower = pty.openpty()
+    try:
+        run = subprocess.run(
+            [sys.executable, "-m", "rnnbridge", *argv], stdout=follower, stderr=subprocess.PIPE, cwd=cwd, timeout=120
+        )
+        os.close(follower)
+        follower = -1
+        seen = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal has no writer left
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        os.close(leader)
+        if follower >= 0:
+            os.close(follower)
+    return run.returncode, run.stderr.decode(), seen
+
+
+def test_binary_to_a_terminal_is_refused(in_tmp):
+    code, err, seen = _on_a_terminal(["split", str(REPO_H5), "-o", "-"], in_tmp)
+    assert code == 1 and seen == b""
+    assert err.startswith("rnnbridge: error: invalid_field: -o - would write binary npz to the terminal")
+
+
+def test_json_to_a_terminal_is_fine(in_tmp):
+    code, err, seen = _on_a_terminal(["split", str(REPO_H5), "--format", "json", "-o", "-"], in_tmp)
+    assert code == 0, err
+    assert json.loads(seen.replace(b"\r\n", b"\n"))["arrays"]
+
+
+def test_progress_covers_reading_converting_and_writing(in_tmp, capsys):
+    assert main(["convert", str(REPO_H5), "--target", "onnx", "--progress"]) == 0
+    shown = [s.strip() for s in capsys.readouterr().err.replace("\r", "\n").splitlines() if s.strip()]
+    for phase in ("reading", "converting", "writing"):
+        bars = [s for s in shown if s.startswith(f"rnnbridge: {phase} [")]
+        assert bars and bars[-1].endswith("100%"), (phase, shown)
+    order = [next(i for i, s in enumerate(shown) if s.startswith(f"rnnbridge: {p}")) for p in ("reading", "converting")]
+    assert order == sorted(order)
+    converting = [int(s.rsplit(" ", 1)[1].rstrip("%")) for s in shown if s.startswith("rnnbridge: converting [")]
+    assert converting[0] < 100  # two layers: a step between
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["model.ckpt", "model.ckpt.index", "."],
+    ids=["checkpoint prefix", "index", "checkpoint folder"],
+)
+def test_a_checkpoint_by_its_prefix_index_or_folder(name, capsys):
+    folder = REPO_FIXTURES / "tf1_lstm_forget_bias_half"
+    assert main(["inspect", str(folder / name), "--json"]) == 0
+    document = json.loads(capsys.readouterr().out)
+    assert document["format"] == "tf_checkpoint" and len(document["layers"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("argv", "says", "never"),
+    [
+        (["split", "{npz}"], "--source", "source="),
+        (["split", "{h5}", "--format", "h5"], "--target keras", "/convert"),
+        (["convert", "{h5}", "--target", "keras", "--prefix", "p."], "--target pytorch", "target="),
+    ],
+    ids=["source", "h5 format", "prefix"],
+)
+def test_messages_use_the_cli_s_terms(argv, says, never, in_tmp, capsys):
+    npz = in_tmp / "bare.npz"
+    np.savez(npz, kernel=np.zeros((4, 12), np.float32))
+    paths = {"{npz}": str(npz), "{h5}": str(REPO_H5)}
+    assert main([paths.get(arg, arg) for arg in argv]) == 1
+    err = capsys.readouterr().err
+    assert says in err and never not in err and "/split" not in err and "/inspect" not in err
+
+
+def test_a_missing_file_is_one_line(in_tmp, capsys):
+    assert main(["inspect", "nowhere.h5"]) == 1
+    assert capsys.readouterr().err == "rnnbridge: error: invalid_field: no such file: nowhere.h5\n"
