@@ -113,13 +113,17 @@ REASON_CODES = {
 }
 
 
-@pytest.mark.parametrize("fx", [pytest.param(f, id=f.id) for f in FIXTURE_LAYERS])
-@pytest.mark.parametrize("target", FRAMEWORKS)
-def test_refusal_predictions_agree_with_the_generator(fx: FixtureLayer, target: str) -> None:
+RECORDED_REFUSALS = [
+    pytest.param(fx, target, recorded, id=f"{fx.id}->{target}")
+    for fx in FIXTURE_LAYERS
+    for target, recorded in sorted(fx.layer.get("expect_refused", {}).items())
+]
+
+
+@pytest.mark.parametrize(("fx", "target", "recorded"), RECORDED_REFUSALS)
+def test_refusal_predictions_agree_with_the_generator(fx: FixtureLayer, target: str, recorded: str) -> None:
     """The fixture generator's own ``expect_refused`` and our flag-based prediction agree."""
-    recorded = fx.layer.get("expect_refused", {}).get(target)
-    if recorded is not None:
-        assert REASON_CODES[recorded] in expected_refusals(fx, target)
+    assert REASON_CODES[recorded] in expected_refusals(fx, target)
 
 
 @pytest.mark.parametrize(("fx", "name", "files"), CASES)
@@ -150,21 +154,41 @@ def test_split_equals_the_per_gate_truth(fx: FixtureLayer, name: str, files: lis
     assert not extra, f"unexpected arrays {sorted(extra)}"
 
 
-@pytest.mark.parametrize("target", FRAMEWORKS)
-@pytest.mark.parametrize(("fx", "name", "files"), CASES)
+def weights_only_with_other_activations(fx: FixtureLayer, name: str) -> bool:
+    """Weights-only files do not say which activations the layer used: defaults are assumed."""
+    return name in NO_CONFIG_FILES and non_default_activations(fx)
+
+
+ASSUMED_ACTIVATIONS = [case for case in CASES if weights_only_with_other_activations(*case.values[:2])]
+CONVERSIONS = [
+    pytest.param(*case.values, target, id=f"{case.id}->{target}")
+    for case in CASES
+    if not weights_only_with_other_activations(*case.values[:2])
+    for target in FRAMEWORKS
+]
+REFUSED = [case for case in CONVERSIONS if expected_refusals(case.values[0], case.values[3])]
+EXACT = [case for case in CONVERSIONS if not expected_refusals(case.values[0], case.values[3])]
+
+
+@pytest.mark.parametrize(("fx", "name", "files"), ASSUMED_ACTIVATIONS)
+def test_weights_only_files_say_the_activations_are_assumed(fx: FixtureLayer, name: str, files: list[Path]) -> None:
+    """These layers need a model file to be converted exactly; the metadata must say so."""
+    model = read(fx.id, name)
+    assert "activations" in layer_of(model, fx).config.assumed
+
+
+@pytest.mark.parametrize(("fx", "name", "files", "target"), REFUSED)
+def test_inexact_conversions_are_refused(fx: FixtureLayer, name: str, files: list[Path], target: str) -> None:
+    model = read(fx.id, name)
+    refusals = expected_refusals(fx, target)
+    with pytest.raises(InexactConversion) as refused:
+        pipeline.convert(model, target, layer=layer_name(fx), source_forget_bias=forget_bias(fx))
+    assert refused.value.code in refusals
+
+
+@pytest.mark.parametrize(("fx", "name", "files", "target"), EXACT)
 def test_convert_reproduces_the_source_framework(fx: FixtureLayer, name: str, files: list[Path], target: str) -> None:
     model = read(fx.id, name)
-    if name in NO_CONFIG_FILES and non_default_activations(fx):
-        # Weights-only files do not say which activations the layer used: defaults are
-        # assumed, and the metadata must say so (a model file is needed for these layers).
-        assert "activations" in layer_of(model, fx).config.assumed
-        return
-    refusals = expected_refusals(fx, target)
-    if refusals:
-        with pytest.raises(InexactConversion) as refused:
-            pipeline.convert(model, target, layer=layer_name(fx), source_forget_bias=forget_bias(fx))
-        assert refused.value.code in refusals
-        return
     result = pipeline.convert(model, target, layer=layer_name(fx), source_forget_bias=forget_bias(fx))
     converted = find_rnnbridge(WeightFile("npz", result.arrays, {"meta": result.meta})).layers[0]
     assert converted.convention.framework == target

@@ -154,8 +154,11 @@ def iter_chunks(
 
     Examples
     --------
-    >>> b"".join(iter_chunks({"x": np.zeros(2, np.float32)}))[:8]
-    b'@\\x00\\x00\\x00\\x00\\x00\\x00\\x00'
+    >>> data = b"".join(iter_chunks({"x": np.zeros(2, np.float32)}))
+    >>> data[8:64]  # the header: 54 bytes of JSON padded to 56
+    b'{"x":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}  '
+    >>> int.from_bytes(data[:8], "little"), len(data)
+    (56, 72)
     """
     if chunk_bytes < 1:
         raise ValueError(f"chunk_bytes must be positive, not {chunk_bytes}")
