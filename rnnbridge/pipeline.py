@@ -23,9 +23,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from rnnbridge import discovery, formats
+from rnnbridge import discovery, formats, readback
 from rnnbridge.describe import describe_config, describe_layer, module_recipe
-from rnnbridge.engine import canonical, exactness, naming, verify
+from rnnbridge.engine import canonical, exactness, facts, loading, naming, verify
 from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, Convention
 from rnnbridge.engine.model import CellKey, Layer, NativeLayer, cell_order
 from rnnbridge.errors import InvalidField, LayerNotFound
@@ -69,12 +69,15 @@ def read(
     direction: str | None = None,
     reset_after: bool | None = None,
     limits: Limits | None = None,
+    activations: str | Sequence[str] | None = None,
 ) -> Model:
     """Read an upload (one or several files) and find its recurrent layers.
 
     ``source`` (a framework of ``FRAMEWORKS``) is required for array-only inputs (npz,
-    JSON) and checked against the file otherwise; ``direction`` and ``reset_after`` give
-    what bare arrays cannot say (ONNX ``W`` of one direction, a Keras GRU bias).
+    JSON) and checked against the file otherwise; ``direction``, ``reset_after`` and
+    ``activations`` (``"gates,candidate[,cell]"``, names of ``rnnbridge.engine.facts``) state
+    what a file does not record (ONNX ``W`` of one direction, a weights-only Keras file);
+    one that contradicts what the file records is refused.
     """
     if source is not None and source not in FRAMEWORKS:
         raise InvalidField(f"source must be one of {list(FRAMEWORKS)}, not {source!r}", field="source")
@@ -83,7 +86,9 @@ def read(
     direction = "reverse" if direction == "backward" else direction
     inputs = [f if isinstance(f, InputFile) else InputFile(Path(f).name, Path(f)) for f in files]
     weights = formats.read(inputs, limits or Limits())
-    found = discovery.find_layers(weights, source=source, direction=direction, reset_after=reset_after)
+    found = discovery.find_layers(
+        weights, source=source, direction=direction, reset_after=reset_after, activations=_activations(activations)
+    )
     return Model(
         format=weights.format,
         layers=found.layers,
@@ -92,6 +97,14 @@ def read(
         unsupported=found.unsupported,
         bfloat16=weights.bfloat16,
     )
+
+
+def _activations(activations: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    if activations is None or activations == "":
+        return None
+    if isinstance(activations, str):
+        return facts.parse_activations(activations)
+    return facts.parse_activations(",".join(activations))
 
 
 def inspect(model: Model) -> dict[str, Any]:
@@ -111,6 +124,7 @@ def split(
     layer: str | None = None,
     source_forget_bias: float | None = None,
     orientation: Orientation = "out_in",
+    strict: bool = False,
 ) -> Result:
     """Per-gate arrays ``{layer}/l{k}/{direction}/{name}`` of the chosen layers.
 
@@ -132,7 +146,7 @@ def split(
                 arrays[f"{canon.name}/l{level}/{direction}/{name}"] = array
         return arrays, _split_meta(native, canon, orientation)
 
-    return _assemble(model, layer, source_forget_bias, split_layer)
+    return _assemble(model, layer, source_forget_bias, split_layer, strict)
 
 
 def convert(
@@ -146,6 +160,8 @@ def convert(
     prefix: str | None = None,
     order: Literal["C", "K"] = "C",
     consume: bool = False,
+    strict: bool = False,
+    encoding: str | None = None,
 ) -> Result:
     """Re-fuse the chosen layers in ``target``'s convention, refusing inexact conversions.
 
@@ -159,7 +175,16 @@ def convert(
     conversion: a large layer is then converted and verified one cell (level, direction) at
     a time, each source cell released as soon as its target exists, so that the source and
     the result are never both whole in memory. The model cannot be used again after that.
+
+    ``target_forget_bias`` sets a run-time constant of the target, accepted only where the
+    target framework has that argument (TF1 ``LSTMCell(forget_bias)``). ``strict=True``
+    refuses every assumption (422 ``assumption_required``). Verification runs the layer
+    the target framework builds from the result (``rnnbridge.engine.loading``): the
+    output arrays under their names with the module recipe; with ``encoding`` (the output
+    format the result will be written in), a layer of up to ``verify.SAMPLE_ABOVE`` weights
+    is encoded in that format and read back from the bytes with rnnbridge's own readers.
     """
+    target_forget_bias = facts.finite(target_forget_bias, "target_forget_bias")
     if target not in FRAMEWORKS:
         raise InvalidField(f"target must be one of {list(FRAMEWORKS)}, not {target!r}", field="target")
     if prefix is not None and target != "pytorch":
@@ -171,19 +196,37 @@ def convert(
         canon = canonical.to_canonical(native)
         conv = exactness.select_target(canon, target)
         exactness.check(canon, conv)
-        forget_bias = conv.forget_bias if target_forget_bias is None else target_forget_bias
+        forget_bias = _target_forget_bias(native, conv, target_forget_bias)
+        report = None
         if consume and _weights(native) > BY_CELL_ABOVE:
             del canon  # its views would keep every source cell alive
             out, folded, report = _convert_by_cell(native, conv, forget_bias, order, verify_result)
         else:
             out, folded = canonical.from_canonical(canon, conv, forget_bias, order=order)
-            report = verify.verify(native, out) if verify_result else None
         meta = _convert_meta(native, out, folded, report, naming.head(out.name, out.convention, prefix))
         arrays = naming.tensor_names(out, prefix, consume=consume)  # last: it may empty ``out``
         meta["tensors"] = list(arrays)
+        if verify_result and report is None:
+            meta["verification"] = readback.verify_output(native, arrays, meta, target, encoding)
         return arrays, meta
 
-    return _assemble(model, layer, source_forget_bias, convert_layer, target=target)
+    return _assemble(model, layer, source_forget_bias, convert_layer, strict, target=target)
+
+
+def _target_forget_bias(native: NativeLayer, conv: Convention, value: float | None) -> float:
+    """The run-time forget bias the target framework will add: its default, or ``value``
+    where the target has that argument (422 elsewhere: it would never be applied)."""
+    if value is None:
+        return conv.forget_bias
+    if "forget_bias" not in conv.runtime_constants:
+        raise InvalidField(
+            f"layer {native.name!r} converts to {conv.native}, which has no run-time forget bias: "
+            f"target_forget_bias={value:g} would be subtracted from the stored bias and never added "
+            "back; leave target_forget_bias out (only TF1 LSTMCell/BasicLSTMCell take one)",
+            field="target_forget_bias",
+            layer=native.name,
+        )
+    return value
 
 
 def _assemble(
@@ -191,14 +234,17 @@ def _assemble(
     layer: str | None,
     source_forget_bias: float | None,
     per_layer: Callable[[NativeLayer], tuple[dict[str, np.ndarray], dict[str, Any]]],
+    strict: bool = False,
     **head: Any,
 ) -> Result:
     """Run ``per_layer`` on each chosen layer and gather the arrays and the metadata."""
     arrays: dict[str, np.ndarray] = {}
     layers_meta = []
     bfloat16: list[str] = []
+    source_forget_bias = facts.finite(source_forget_bias, "source_forget_bias")
     for native in _select(model, layer):
         native = _with_forget_bias(native, source_forget_bias)
+        facts.required(native, strict)
         named, meta = per_layer(native)
         clash = sorted(arrays.keys() & named.keys())
         if clash:
@@ -233,8 +279,8 @@ def _convert_by_cell(
     for key in sorted(native.cells, key=cell_order):
         alone = NativeLayer(native.name, native.convention, native.config, {(0, key[1]): native.cells.pop(key)})
         out, notes = canonical.from_canonical(canonical.to_canonical(alone), conv, forget_bias, order=order)
-        if verify_result:
-            reports.append(verify.verify(alone, out))
+        if verify_result:  # the target as its framework builds it from the recipe, not ``out.config``
+            reports.append(verify.verify(alone, loading.as_loaded(out, module_recipe(out))))
         cells[key] = out.cells[(0, key[1])]
         folded.update(notes)
         del alone, out
@@ -243,6 +289,7 @@ def _convert_by_cell(
     if reports:
         report = {**reports[0], "max_abs_err": max(r["max_abs_err"] for r in reports), "cells_checked": len(reports)}
         report["tolerance"] = min(r["tolerance"] for r in reports)
+        report["target_from"] = "the converted arrays with the module recipe, cell by cell"
     return NativeLayer(native.name, conv, config, cells, notes=list(native.notes)), sorted(folded), report
 
 
@@ -261,15 +308,18 @@ def _select(model: Model, layer: str | None) -> list[NativeLayer]:
 def _with_forget_bias(native: NativeLayer, forget_bias: float | None) -> NativeLayer:
     if forget_bias is None:
         return native
-    if native.convention.framework != "tf1" or native.convention.cell != "lstm":
+    conv = native.convention
+    if "forget_bias" not in conv.runtime_constants and forget_bias != conv.forget_bias:
         raise InvalidField(
-            "source_forget_bias applies to TF1 LSTM cells only (other frameworks store every bias)",
+            f"source_forget_bias applies to TF1 LSTMCell/BasicLSTMCell only; {conv.native} has "
+            f"{'a fixed forget bias ' + format(conv.forget_bias, 'g') if conv.framework == 'tf1' else 'none'} "
+            "(other frameworks store every bias)",
             field="source_forget_bias",
             layer=native.name,
         )
-    return NativeLayer(
-        native.name, native.convention, native.config.with_(forget_bias=forget_bias), native.cells, native.notes
-    )
+    kept = tuple(a for a in native.config.assumed if a.fact != "forget_bias")
+    config = native.config.with_(forget_bias=forget_bias, assumed=kept)
+    return NativeLayer(native.name, conv, config, native.cells, native.notes, native.origin)
 
 
 def _layer_meta(native: NativeLayer) -> dict[str, Any]:
