@@ -34,6 +34,7 @@ from typing import IO, TextIO, get_args
 import numpy as np
 
 from rnnbridge import outputs, pipeline
+from rnnbridge.engine import facts
 from rnnbridge.errors import InvalidField, RnnBridgeError
 from rnnbridge.schemas import Direction, Framework, Orientation, OutputFormat
 from rnnbridge.service.settings import LogFormat, LogLevel, Settings
@@ -95,12 +96,17 @@ def _reading_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", choices=get_args(Framework), help="source framework (required for npz/JSON)")
     parser.add_argument("--direction", choices=get_args(Direction), help="direction of a one-direction array input")
     _option(parser, "reset_after", action=argparse.BooleanOptionalAction, help="GRU variant of an array input")
+    parser.add_argument(
+        "--activations",
+        help="activations the file does not record: gates,candidate[,cell] (e.g. hard_sigmoid_keras2,tanh)",
+    )
 
 
 def _output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layer", help="one layer by name (default: all)")
     parser.add_argument("--format", choices=get_args(OutputFormat), default="npz", help="output encoding (default npz)")
     _option(parser, "source_forget_bias", type=float, help="TF1 LSTM run-time forget_bias")
+    parser.add_argument("--strict", action="store_true", help="refuse every assumption (exit 1, assumption_required)")
     parser.add_argument("-o", "--output", metavar="OUT", help="output path; '-' for standard output")
     parser.add_argument("--json", action="store_true", help="print the metadata as JSON on standard output")
     parser.add_argument(
@@ -134,7 +140,7 @@ def _convert_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     _reading_options(convert)
     _output_options(convert)
     convert.add_argument("--target", required=True, choices=get_args(Framework), help="target framework")
-    _option(convert, "target_forget_bias", type=float, help="TF1 target run-time forget_bias")
+    _option(convert, "target_forget_bias", type=float, help="run-time forget_bias of a TF1 LSTMCell target")
     convert.add_argument(
         "--verify", action=argparse.BooleanOptionalAction, default=True, help="check the result (default: on)"
     )
@@ -207,12 +213,27 @@ def _read(args: argparse.Namespace, progress: Progress | None = None) -> pipelin
         source=args.source,
         direction=args.direction,
         reset_after=args.reset_after,
+        activations=args.activations,
         limits=_settings().limits(),
     )
 
 
+def _report_assumptions(layers: list[dict]) -> None:
+    """One stderr line per assumed fact, with the option that would state it."""
+    for item in facts.assumptions_of(layers):
+        option = "--" + item["field"].replace("_", "-")
+        value = item["value"]
+        value = str(value).lower() if isinstance(value, bool) else value
+        print(
+            f"{PROG}: assumed: layer {item['layer']!r}: {item['fact']} = {value} ({item['because']}); "
+            f"state it with {option}",
+            file=sys.stderr,
+        )
+
+
 def inspect_command(args: argparse.Namespace) -> int:
     document = outputs.jsonable(pipeline.inspect(_read(args)))
+    _report_assumptions(document["layers"])
     print(json.dumps(document, indent=2))
     return 0
 
@@ -223,9 +244,14 @@ def split_command(args: argparse.Namespace) -> int:
     model = _read(args, progress)
     progress.phase("splitting")
     result = pipeline.split(
-        model, layer=args.layer, source_forget_bias=args.source_forget_bias, orientation=args.orientation
+        model,
+        layer=args.layer,
+        source_forget_bias=args.source_forget_bias,
+        orientation=args.orientation,
+        strict=args.strict,
     )
     del model
+    _report_assumptions(result.meta["layers"])
     return _emit(args, result, outputs.output_name(args.files[0], args.format), progress)
 
 
@@ -244,8 +270,11 @@ def convert_command(args: argparse.Namespace) -> int:
         prefix=args.prefix,
         order="K" if args.format in outputs.ANY_ORDER else "C",
         consume=True,
+        strict=args.strict,
+        encoding=args.format,
     )
     del model
+    _report_assumptions(result.meta["layers"])
     return _emit(args, result, outputs.output_name(args.files[0], args.format, args.target), progress)
 
 

@@ -17,6 +17,7 @@ written to the workspace first and streamed from its open handle.
 from __future__ import annotations
 
 import io
+import json
 import os
 import tempfile
 from importlib import metadata
@@ -27,6 +28,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from rnnbridge import outputs, pipeline
+from rnnbridge.engine import facts
 from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, Convention
 from rnnbridge.errors import (
     InexactConversion,
@@ -100,6 +102,21 @@ DirectionField = Annotated[
     Direction | None, Form(description="Direction of a one-direction array-only input (e.g. ONNX W [1, ...]).")
 ]
 ResetAfter = Annotated[bool | None, Form(description="GRU variant of an array-only input the arrays cannot tell.")]
+Activations = Annotated[
+    str | None,
+    Form(
+        description=(
+            "Activations a file does not record: 'gates,candidate[,cell]' of sigmoid, tanh, relu, linear, "
+            "hard_sigmoid_keras2 (0.2x+0.5), hard_sigmoid_keras3 (x/6+0.5), hard_sigmoid(alpha,beta). "
+            "A value the file contradicts is refused."
+        )
+    ),
+]
+Strict = Annotated[
+    bool, Form(description="Refuse every assumption (422 assumption_required naming the field to send).")
+]
+#: the response header listing every assumed fact: a JSON array of {layer, fact, value, field}
+ASSUMED_HEADER = "RNNBridge-Assumed"
 Format = Annotated[OutputFormat, Form(description="Output encoding.")]
 
 #: results up to this many bytes of arrays are encoded in the endpoint's thread and sent with
@@ -117,12 +134,27 @@ def _read(
     source: str | None,
     direction: str | None,
     reset_after: bool | None,
+    activations: str | None = None,
 ) -> pipeline.Model:
     inputs = []
     for upload in files:
         assert isinstance(upload, SpooledUpload), "upload routes use SpoolingRoute"
         inputs.append(InputFile(upload.filename or upload.path.name, upload.path))
-    return pipeline.read(inputs, source=source, direction=direction, reset_after=reset_after, limits=settings.limits())
+    return pipeline.read(
+        inputs,
+        source=source,
+        direction=direction,
+        reset_after=reset_after,
+        activations=activations,
+        limits=settings.limits(),
+    )
+
+
+def _with_assumptions(response: Response, layers: list[dict]) -> Response:
+    """Set ``RNNBridge-Assumed``: every assumed fact of ``layers`` (metadata entries)."""
+    listed = [{k: item[k] for k in ("layer", "fact", "value", "field")} for item in facts.assumptions_of(layers)]
+    response.headers[ASSUMED_HEADER] = json.dumps(outputs.jsonable(listed), separators=(",", ":"))
+    return response
 
 
 def _respond(workspace: Workspace, result: pipeline.Result, fmt: str, filename: str) -> Response:
@@ -155,9 +187,11 @@ def inspect(
     source: Source = None,
     direction: DirectionField = None,
     reset_after: ResetAfter = None,
-) -> JSONResponse:
-    model = _read(file, settings, source, direction, reset_after)
-    return JSONResponse(outputs.jsonable(pipeline.inspect(model)))
+    activations: Activations = None,
+) -> Response:
+    model = _read(file, settings, source, direction, reset_after, activations)
+    document = outputs.jsonable(pipeline.inspect(model))
+    return _with_assumptions(JSONResponse(document), document["layers"])
 
 
 @router.post(
@@ -177,11 +211,16 @@ def split(
     source_forget_bias: SourceForgetBias = None,
     direction: DirectionField = None,
     reset_after: ResetAfter = None,
+    activations: Activations = None,
+    strict: Strict = False,
 ) -> Response:
     outputs.check_format(format)
-    model = _read(file, settings, source, direction, reset_after)
-    result = pipeline.split(model, layer=layer, source_forget_bias=source_forget_bias, orientation=orientation)
-    return _respond(workspace, result, format, outputs.output_name(file[0].filename or "", format))
+    model = _read(file, settings, source, direction, reset_after, activations)
+    result = pipeline.split(
+        model, layer=layer, source_forget_bias=source_forget_bias, orientation=orientation, strict=strict
+    )
+    response = _respond(workspace, result, format, outputs.output_name(file[0].filename or "", format))
+    return _with_assumptions(response, result.meta["layers"])
 
 
 @router.post(
@@ -204,16 +243,20 @@ def convert(
     layer: Layer = None,
     format: Format = "npz",
     source_forget_bias: SourceForgetBias = None,
-    target_forget_bias: Annotated[float | None, Form(description="TF1 target run-time forget_bias.")] = None,
+    target_forget_bias: Annotated[
+        float | None, Form(description="Run-time forget_bias of a TF1 LSTMCell target (422 for targets without one).")
+    ] = None,
     verify: Annotated[bool, Form(description="Check the result against the source on a random input.")] = True,
     prefix: Annotated[
         str | None, Form(description="PyTorch key prefix; default: the layer name + '.'; empty: bare keys.")
     ] = None,
     direction: DirectionField = None,
     reset_after: ResetAfter = None,
+    activations: Activations = None,
+    strict: Strict = False,
 ) -> Response:
     outputs.check_format(format, target)
-    model = _read(file, settings, source, direction, reset_after)
+    model = _read(file, settings, source, direction, reset_after, activations)
     result = pipeline.convert(
         model,
         target,
@@ -224,10 +267,13 @@ def convert(
         prefix=sent_prefix,  # ``prefix`` itself is declared for the OpenAPI document
         order="K" if format in outputs.ANY_ORDER else "C",
         consume=True,
+        strict=strict,
+        encoding=format,
     )
     del model  # the source arrays can go while the result streams out
     _count_conversion(registry, result, target)
-    return _respond(workspace, result, format, outputs.output_name(file[0].filename or "", format, target))
+    response = _respond(workspace, result, format, outputs.output_name(file[0].filename or "", format, target))
+    return _with_assumptions(response, result.meta["layers"])
 
 
 def _count_conversion(registry: metrics.Registry, result: pipeline.Result, target: str) -> None:
