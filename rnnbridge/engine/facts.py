@@ -101,7 +101,7 @@ _SPLIT = re.compile(r",(?![^()]*\))")  # commas outside parentheses
 
 def hard_sigmoid(alpha: float, beta: float) -> str:
     """The canonical name of clip(alpha·x + beta, 0, 1), parameters float32-rounded."""
-    return f"hard_sigmoid({np.float32(alpha)},{np.float32(beta)})"
+    return f"hard_sigmoid({str(np.float32(alpha))},{str(np.float32(beta))})"
 
 
 def hard_sigmoid_params(name: str) -> tuple[float, float] | None:
