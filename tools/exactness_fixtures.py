@@ -127,9 +127,7 @@ def onnx_lstm_reverse_bare(out: Path) -> None:
         "R": rng.uniform(-0.5, 0.5, (1, 4 * hidden, hidden)).astype(np.float32),
         "B": rng.uniform(-0.5, 0.5, (1, 8 * hidden)).astype(np.float32),
     }
-    node = helper.make_node(
-        "LSTM", ["X", "W", "R", "B"], ["Y", "Y_h", "Y_c"], hidden_size=hidden, direction="reverse"
-    )
+    node = helper.make_node("LSTM", ["X", "W", "R", "B"], ["Y", "Y_h", "Y_c"], hidden_size=hidden, direction="reverse")
     graph = helper.make_graph(
         [node],
         "lstm_reverse",
