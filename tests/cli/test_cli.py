@@ -195,3 +195,34 @@ def test_the_cli_and_the_api_give_the_same_error(keras_lstm, client, in_tmp, cap
     response = client.post("/split", files={"file": ("m.h5", keras_lstm.read_bytes())}, data={"layer": "decoder"})
     body = response.json()
     assert err == f"rnnbridge: error: {body['code']}: {body['detail']}"
+
+
+LOCAL = Path(__file__).resolve().parents[1] / "fixtures"
+W224 = LOCAL / "exactness" / "k2_lstm_hard_sigmoid_w224" / "w.h5"
+
+
+@pytest.mark.parametrize("command", [["inspect"], ["split"], ["convert", "--target", "onnx"]])
+def test_every_assumption_is_reported_on_stderr(command, in_tmp, capsys):
+    assert main([command[0], str(W224), *command[1:]]) == 0
+    err = capsys.readouterr().err
+    assert "rnnbridge: assumed: layer 'lstm_2': activations = hard_sigmoid_keras2,tanh,tanh" in err
+    assert "state it with --activations" in err
+    assert "rnnbridge: assumed: layer 'lstm_2': direction = forward" in err
+
+
+def test_strict_exits_1_naming_the_option(in_tmp, capsys):
+    assert main(["convert", str(W224), "--target", "onnx", "--strict"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("rnnbridge: error: assumption_required:") and "activations" in err
+
+
+def test_stated_activations_convert_without_assumptions(in_tmp, capsys):
+    argv = ["convert", str(W224), "--target", "pytorch", "--activations", "sigmoid,tanh", "--direction", "forward"]
+    assert main([*argv, "--strict", "-o", "out.npz"]) == 0
+    assert "assumed" not in capsys.readouterr().err
+
+
+def test_target_forget_bias_is_refused_where_the_target_has_none(in_tmp, capsys):
+    torch_lstm = LOCAL / "torch_lstm_no_bias" / "model.pt"
+    assert main(["convert", str(torch_lstm), "--target", "keras", "--target-forget-bias", "2"]) == 1
+    assert "target_forget_bias" in capsys.readouterr().err
