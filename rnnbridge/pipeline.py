@@ -244,7 +244,7 @@ def _assemble(
     source_forget_bias = facts.finite(source_forget_bias, "source_forget_bias")
     for native in _select(model, layer):
         native = _with_forget_bias(native, source_forget_bias)
-        facts.required(native, strict)
+        facts.required(native, strict, ambiguous="target" in head)
         named, meta = per_layer(native)
         clash = sorted(arrays.keys() & named.keys())
         if clash:

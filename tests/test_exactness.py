@@ -305,3 +305,15 @@ def test_the_verification_report_says_what_it_checked() -> None:
     buffer = io.BytesIO()
     outputs.write(result, "h5", buffer)
     assert buffer.getvalue()[:8] == b"\x89HDF\r\n\x1a\n"
+
+
+def test_an_ambiguous_default_is_listed_by_split_and_refused_by_convert(tmp_path: Path) -> None:
+    path = tmp_path / "w.h5"
+    shutil.copyfile(W224 / "w.h5", path)
+    with h5py.File(path, "r+") as h5:
+        h5.attrs["keras_version"] = b"2.1.6-tf"
+    split = pipeline.split(pipeline.read([path]))
+    (listed,) = assumed(split, "activations")
+    assert listed["ambiguous"] is True and "2.1.6-tf" in listed["because"]
+    with pytest.raises(InvalidField, match="no single documented default"):
+        pipeline.convert(pipeline.read([path]), "onnx")

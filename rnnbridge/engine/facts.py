@@ -337,10 +337,11 @@ def _settle_direction(layer: NativeLayer, direction: str, assumed: bool) -> Nati
     return replace(_without(layer, "direction"), cells=cells, origin=origin)
 
 
-def required(layer: NativeLayer, strict: bool) -> None:
-    """Refuse (422 ``assumption_required``) an ambiguous assumption, or any with ``strict``."""
+def required(layer: NativeLayer, strict: bool, *, ambiguous: bool = True) -> None:
+    """Refuse (422 ``assumption_required``) any assumption with ``strict``, and an ambiguous
+    one unless ``ambiguous=False`` (a split's arrays do not depend on the activations)."""
     for assumption in layer.config.assumed:
-        if strict or assumption.ambiguous:
+        if strict or (ambiguous and assumption.ambiguous):
             why = "strict=true forbids assumptions" if strict else "no single documented default exists"
             raise InvalidField(
                 f"layer {layer.name!r}: {assumption.fact} would be assumed ({assumption.because}) and {why}; "
