@@ -207,7 +207,8 @@ def convert(
         arrays = naming.tensor_names(out, prefix, consume=consume)  # last: it may empty ``out``
         meta["tensors"] = list(arrays)
         if verify_result and report is None:
-            meta["verification"] = readback.verify_output(native, arrays, meta, target, encoding)
+            bfloat16 = list(arrays) if model.stored_as_bfloat16(native) else []
+            meta["verification"] = readback.verify_output(native, arrays, meta, target, encoding, bfloat16)
         return arrays, meta
 
     return _assemble(model, layer, source_forget_bias, convert_layer, strict, target=target)

@@ -33,11 +33,16 @@ def verify_output(
     meta: Mapping[str, Any],
     target: str,
     encoding: str | None = None,
+    bfloat16: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Verify one converted layer (``arrays`` and ``meta`` of its result) against ``source``."""
+    """Verify one converted layer (``arrays`` and ``meta`` of its result) against ``source``.
+
+    ``bfloat16`` names the arrays the result stores as bfloat16 where the format has it,
+    as ``Result.meta["bfloat16"]`` does.
+    """
     small = sum(a.size for cell in source.cells.values() for a in cell.values()) <= verify.SAMPLE_ABOVE
     if encoding is not None and small:
-        arrays = _reread(arrays, meta, target, encoding)
+        arrays = _reread(arrays, meta, target, encoding, bfloat16 or [])
         how = f"re-read from the {encoding} bytes, with the module recipe"
     else:
         how = "the output arrays, with the module recipe"
@@ -47,9 +52,11 @@ def verify_output(
     return report
 
 
-def _reread(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], target: str, fmt: str) -> dict[str, np.ndarray]:
+def _reread(
+    arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], target: str, fmt: str, bfloat16: list[str]
+) -> dict[str, np.ndarray]:
     """``arrays`` encoded as ``fmt`` (one layer's result) and read back from the bytes."""
-    head = {"target": target, "layers": [meta], "notes": [], "bfloat16": []}
+    head = {"target": target, "layers": [meta], "notes": [], "bfloat16": bfloat16}
     result = _Encoded(dict(arrays), head)
     with tempfile.NamedTemporaryFile(prefix="rnnbridge-readback-", suffix=f".{outputs.EXTENSIONS[fmt]}") as file:
         outputs.WRITERS[fmt](result, file)  # type: ignore[arg-type]

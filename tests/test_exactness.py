@@ -317,3 +317,22 @@ def test_an_ambiguous_default_is_listed_by_split_and_refused_by_convert(tmp_path
     assert listed["ambiguous"] is True and "2.1.6-tf" in listed["because"]
     with pytest.raises(InvalidField, match="no single documented default"):
         pipeline.convert(pipeline.read([path]), "onnx")
+
+
+def test_a_recipe_naming_keras_2_hard_sigmoid_hard_sigmoid_fails_verification(monkeypatch) -> None:
+    """Observation 6 as it was: let Keras take Keras 2's hard_sigmoid and name it
+    ``hard_sigmoid``; Keras 3 loads clip(x/6 + 0.5, 0, 1), and verification says so."""
+    from dataclasses import replace
+
+    from rnnbridge import describe
+    from rnnbridge.engine import conventions
+
+    keras = conventions.CONVENTIONS["keras.lstm"]
+    allowed = replace(keras.activations, gate=keras.activations.gate | {HARD_SIGMOID_KERAS2})
+    monkeypatch.setitem(conventions.CONVENTIONS, "keras.lstm", replace(keras, activations=allowed))
+    monkeypatch.setitem(describe._KERAS3_NAMES, HARD_SIGMOID_KERAS2, "hard_sigmoid")
+    with pytest.raises(VerificationFailed, match="differs from the source"):
+        pipeline.convert(pipeline.read([K2_HARD_SIGMOID / "m.h5"]), "keras")
+    monkeypatch.delitem(describe._KERAS3_NAMES, HARD_SIGMOID_KERAS2)
+    with pytest.raises(VerificationFailed, match="no activation named"):
+        pipeline.convert(pipeline.read([K2_HARD_SIGMOID / "m.h5"]), "keras")

@@ -140,8 +140,9 @@ def _keras(recipe: Mapping[str, Any]) -> Loaded:
     else:
         conv = CONVENTIONS["keras.gru_reset_after" if kwargs.get("reset_after", True) else "keras.gru"]
     major = int(str(recipe.get("framework_version", "keras 3")).split()[-1].split(".")[0])
-    gate = keras_activation(kwargs.get("recurrent_activation", "sigmoid"), major)
-    act = keras_activation(kwargs.get("activation", "tanh"), major)
+    gate, act = (
+        _keras_name(kwargs.get(k, d), major) for k, d in (("recurrent_activation", "sigmoid"), ("activation", "tanh"))
+    )
     if recipe.get("wrapper"):
         directions: tuple[Direction, ...] = DIRECTIONS
     else:
@@ -150,10 +151,24 @@ def _keras(recipe: Mapping[str, Any]) -> Loaded:
     return Loaded(conv, LayerConfig(activations), int(recipe.get("layers", 1)), directions)
 
 
+#: activation names Keras defines, of those an LSTM/GRU recipe may carry
+_KERAS_NAMES = frozenset({"sigmoid", "tanh", "relu", "linear", "hard_sigmoid"})
+#: TF1 cells' ``activation`` arguments (``tf.tanh``, ``tf.nn.relu``, ...) by canonical name
+_TF1_NAMES = frozenset({"tanh", "relu", "linear", "sigmoid"})
+
+
+def _keras_name(name: Any, major: int) -> str:
+    if name not in _KERAS_NAMES:
+        raise ValueError(f"Keras {major} has no activation named {name!r}")
+    return keras_activation(name, major)
+
+
 def _tf1(recipe: Mapping[str, Any]) -> Loaded:
     conv = CONVENTIONS[_TF1_CLASSES[recipe["class"]]]
     kwargs = recipe["kwargs"]
     act = kwargs.get("activation", "tanh")
+    if act not in _TF1_NAMES:
+        raise ValueError(f"TF1 cells take no activation named {act!r}")
     forget_bias = float(kwargs.get("forget_bias", conv.forget_bias)) if "forget_bias" in conv.runtime_constants else 0.0
     wrapper = str(recipe.get("wrapper", ""))
     config = LayerConfig(
