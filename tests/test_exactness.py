@@ -336,3 +336,25 @@ def test_a_recipe_naming_keras_2_hard_sigmoid_hard_sigmoid_fails_verification(mo
     monkeypatch.delitem(describe._KERAS3_NAMES, HARD_SIGMOID_KERAS2)
     with pytest.raises(VerificationFailed, match="no activation named"):
         pipeline.convert(pipeline.read([K2_HARD_SIGMOID / "m.h5"]), "keras")
+
+
+STRICT_CASES = {
+    # fact: (files, read fields stating every *other* assumed fact)
+    "activations": ([W224 / "w.h5"], {"direction": "forward"}),
+    "direction": ([W224 / "w.h5"], {"activations": "hard_sigmoid_keras2,tanh"}),
+    "reset_after": ([GRU_BARE / "bare.npz"], {"source": "onnx", "activations": "sigmoid,tanh", "direction": "forward"}),
+    "forget_bias": (tf1_files(), {"activations": "sigmoid,tanh"}),
+}
+
+
+@pytest.mark.parametrize("fact", sorted(STRICT_CASES))
+def test_strict_refuses_each_assumed_fact_naming_its_field(fact: str) -> None:
+    files, read_fields = STRICT_CASES[fact]
+    model = pipeline.read(files, **read_fields)
+    (listed,) = model.layers[0].config.assumed
+    assert listed.fact == fact
+    for run in (lambda: pipeline.split(model, strict=True), lambda: pipeline.convert(model, "onnx", strict=True)):
+        with pytest.raises(InvalidField) as refused:
+            run()
+        assert (refused.value.code, refused.value.extra["field"]) == ("assumption_required", listed.field)
+    assert [a["fact"] for a in assumed(pipeline.convert(model, "onnx"), fact)] == [fact]  # without strict: listed

@@ -287,6 +287,16 @@ def _contradiction(layer: NativeLayer, field: str, stated: Any, recorded: Any, w
 
 def _settle_activations(layer: NativeLayer, names: tuple[str, ...], assumed: bool) -> NativeLayer:
     wanted = for_cell(names, layer.convention.cell, layer.name)
+    conv = layer.convention
+    fixed = [(conv.activations.gate, 0)] + [(conv.activations.cell, k) for k in range(1, len(wanted))]
+    for allowed, k in fixed:
+        if allowed is None and wanted[k] != conv.default_activations[k]:
+            raise InvalidField(
+                f"layer {layer.name!r}: {conv.native} always computes {conv.default_activations[k]} there, "
+                f"not {wanted[k]}; activations={stated_form(wanted)} cannot describe it",
+                field="activations",
+                layer=layer.name,
+            )
     if assumed:
         return _without(layer, "activations", activations=wanted)
     if wanted != layer.config.activations:

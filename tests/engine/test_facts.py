@@ -121,3 +121,17 @@ def test_strict_refuses_every_assumption_and_ambiguity_is_refused_always(strict:
     with pytest.raises(InvalidField, match="no single documented default") as refused:
         facts.required(ambiguous, strict=False)
     assert refused.value.extra["field"] == "activations"
+
+
+def test_stated_activations_a_framework_cannot_have_are_refused() -> None:
+    """TF1 cells always have sigmoid gates: a checkpoint cannot have hard_sigmoid ones."""
+    layer = NativeLayer(
+        "cell",
+        CONVENTIONS["tf1.lstm"],
+        LayerConfig(("sigmoid", "tanh", "tanh"), assumed=ASSUMED[:1]),
+        {(0, "forward"): {}},
+    )
+    with pytest.raises(InvalidField, match="always computes sigmoid") as refused:
+        settle(layer, Stated(activations=("hard_sigmoid(0.2,0.5)", "tanh")))
+    assert refused.value.extra["field"] == "activations"
+    assert settle(layer, Stated(activations=("sigmoid", "relu"))).config.activations == ("sigmoid", "relu", "relu")
