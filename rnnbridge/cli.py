@@ -100,6 +100,8 @@ def _reading_options(parser: argparse.ArgumentParser) -> None:
         "--activations",
         help="activations the file does not record: gates,candidate[,cell] (e.g. hard_sigmoid_keras2,tanh)",
     )
+    parser.add_argument("--clip", help="ONNX clip of an array input: 'none' or a number > 0")
+    _option(parser, "input_forget", action=argparse.BooleanOptionalAction, help="ONNX input_forget of an array input")
 
 
 def _output_options(parser: argparse.ArgumentParser) -> None:
@@ -214,6 +216,8 @@ def _read(args: argparse.Namespace, progress: Progress | None = None) -> pipelin
         direction=args.direction,
         reset_after=args.reset_after,
         activations=args.activations,
+        clip=args.clip,
+        input_forget=args.input_forget,
         limits=_settings().limits(),
     )
 

@@ -70,24 +70,34 @@ def read(
     reset_after: bool | None = None,
     limits: Limits | None = None,
     activations: str | Sequence[str] | None = None,
+    clip: str | float | None = None,
+    input_forget: bool | None = None,
 ) -> Model:
     """Read an upload (one or several files) and find its recurrent layers.
 
     ``source`` (a framework of ``FRAMEWORKS``) is required for array-only inputs (npz,
     JSON) and checked against the file otherwise; ``direction``, ``reset_after`` and
-    ``activations`` (``"gates,candidate[,cell]"``, names of ``rnnbridge.engine.facts``) state
-    what a file does not record (ONNX ``W`` of one direction, a weights-only Keras file);
-    one that contradicts what the file records is refused.
+    ``activations`` (``"gates,candidate[,cell]"``, names of ``rnnbridge.engine.facts``),
+    ``clip`` (``"none"`` or a number > 0) and ``input_forget`` state what a file does not
+    record (ONNX ``W`` of one direction, a weights-only Keras file); one that contradicts
+    what the file records is refused.
     """
     if source is not None and source not in FRAMEWORKS:
         raise InvalidField(f"source must be one of {list(FRAMEWORKS)}, not {source!r}", field="source")
     if direction not in (None, "forward", "reverse", "backward"):
         raise InvalidField(f"direction must be forward or reverse, not {direction!r}", field="direction")
     direction = "reverse" if direction == "backward" else direction
+    stated_activations, stated_clip = _activations(activations), facts.parse_clip(clip)
     inputs = [f if isinstance(f, InputFile) else InputFile(Path(f).name, Path(f)) for f in files]
     weights = formats.read(inputs, limits or Limits())
     found = discovery.find_layers(
-        weights, source=source, direction=direction, reset_after=reset_after, activations=_activations(activations)
+        weights,
+        source=source,
+        direction=direction,
+        reset_after=reset_after,
+        activations=stated_activations,
+        clip=stated_clip,
+        input_forget=input_forget,
     )
     return Model(
         format=weights.format,

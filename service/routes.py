@@ -112,6 +112,10 @@ Activations = Annotated[
         )
     ),
 ]
+Clip = Annotated[
+    str | None, Form(description="ONNX clip of an array-only input: 'none' or a number > 0 (a file's record wins).")
+]
+InputForget = Annotated[bool | None, Form(description="ONNX input_forget of an array-only LSTM input.")]
 Strict = Annotated[
     bool, Form(description="Refuse every assumption (422 assumption_required naming the field to send).")
 ]
@@ -135,6 +139,8 @@ def _read(
     direction: str | None,
     reset_after: bool | None,
     activations: str | None = None,
+    clip: str | None = None,
+    input_forget: bool | None = None,
 ) -> pipeline.Model:
     inputs = []
     for upload in files:
@@ -146,6 +152,8 @@ def _read(
         direction=direction,
         reset_after=reset_after,
         activations=activations,
+        clip=clip,
+        input_forget=input_forget,
         limits=settings.limits(),
     )
 
@@ -188,8 +196,10 @@ def inspect(
     direction: DirectionField = None,
     reset_after: ResetAfter = None,
     activations: Activations = None,
+    clip: Clip = None,
+    input_forget: InputForget = None,
 ) -> Response:
-    model = _read(file, settings, source, direction, reset_after, activations)
+    model = _read(file, settings, source, direction, reset_after, activations, clip, input_forget)
     document = outputs.jsonable(pipeline.inspect(model))
     return _with_assumptions(JSONResponse(document), document["layers"])
 
@@ -212,10 +222,12 @@ def split(
     direction: DirectionField = None,
     reset_after: ResetAfter = None,
     activations: Activations = None,
+    clip: Clip = None,
+    input_forget: InputForget = None,
     strict: Strict = False,
 ) -> Response:
     outputs.check_format(format)
-    model = _read(file, settings, source, direction, reset_after, activations)
+    model = _read(file, settings, source, direction, reset_after, activations, clip, input_forget)
     result = pipeline.split(
         model, layer=layer, source_forget_bias=source_forget_bias, orientation=orientation, strict=strict
     )
@@ -253,10 +265,12 @@ def convert(
     direction: DirectionField = None,
     reset_after: ResetAfter = None,
     activations: Activations = None,
+    clip: Clip = None,
+    input_forget: InputForget = None,
     strict: Strict = False,
 ) -> Response:
     outputs.check_format(format, target)
-    model = _read(file, settings, source, direction, reset_after, activations)
+    model = _read(file, settings, source, direction, reset_after, activations, clip, input_forget)
     result = pipeline.convert(
         model,
         target,

@@ -338,11 +338,14 @@ def test_a_recipe_naming_keras_2_hard_sigmoid_hard_sigmoid_fails_verification(mo
         pipeline.convert(pipeline.read([K2_HARD_SIGMOID / "m.h5"]), "keras")
 
 
+ONNX_STATED = {"source": "onnx", "activations": "sigmoid,tanh,tanh", "direction": "forward"}
 STRICT_CASES = {
     # fact: (files, read fields stating every *other* assumed fact)
     "activations": ([W224 / "w.h5"], {"direction": "forward"}),
     "direction": ([W224 / "w.h5"], {"activations": "hard_sigmoid_keras2,tanh"}),
-    "reset_after": ([GRU_BARE / "bare.npz"], {"source": "onnx", "activations": "sigmoid,tanh", "direction": "forward"}),
+    "reset_after": ([GRU_BARE / "bare.npz"], {**ONNX_STATED, "activations": "sigmoid,tanh", "clip": "none"}),
+    "clip": ([LSTM_REVERSE_BARE / "bare.npz"], {**ONNX_STATED, "direction": "reverse", "input_forget": False}),
+    "input_forget": ([LSTM_REVERSE_BARE / "bare.npz"], {**ONNX_STATED, "direction": "reverse", "clip": "none"}),
     "forget_bias": (tf1_files(), {"activations": "sigmoid,tanh"}),
 }
 
@@ -358,3 +361,28 @@ def test_strict_refuses_each_assumed_fact_naming_its_field(fact: str) -> None:
             run()
         assert (refused.value.code, refused.value.extra["field"]) == ("assumption_required", listed.field)
     assert [a["fact"] for a in assumed(pipeline.convert(model, "onnx"), fact)] == [fact]  # without strict: listed
+
+
+def test_clip_and_input_forget_of_bare_onnx_arrays_are_listed_and_can_be_stated() -> None:
+    model = pipeline.read([LSTM_REVERSE_BARE / "bare.npz"], source="onnx")
+    listed = {a.fact: a.value for a in model.layers[0].config.assumed}
+    assert (listed["clip"], listed["input_forget"]) == ("none", False)
+    stated = pipeline.read([LSTM_REVERSE_BARE / "bare.npz"], source="onnx", clip="0.5", input_forget=True)
+    config = stated.layers[0].config
+    assert (config.clip, config.input_forget) == (0.5, True)
+    assert {"clip", "input_forget"}.isdisjoint(a.fact for a in config.assumed)
+    with pytest.raises(InexactConversion, match="clip"):
+        pipeline.convert(stated, "pytorch")
+
+
+@pytest.mark.parametrize("clip", ["0", "-1", "nan", "inf", "big"])
+def test_clip_is_none_or_a_finite_positive_number(clip: str) -> None:
+    with pytest.raises(InvalidField) as refused:
+        pipeline.read([LSTM_REVERSE_BARE / "bare.npz"], source="onnx", clip=clip)
+    assert refused.value.extra["field"] == "clip"
+
+
+def test_a_stated_clip_contradicting_the_onnx_node_is_refused() -> None:
+    with pytest.raises(InvalidField, match="contradicts") as refused:
+        pipeline.read([FIXTURES / "onnx_lstm_clip" / "model.onnx"], clip="none")
+    assert refused.value.extra["recorded"] == 0.5

@@ -45,15 +45,18 @@ def find_layers(
     direction: str | None = None,
     reset_after: bool | None = None,
     activations: tuple[str, ...] | None = None,
+    clip: float | None = None,
+    input_forget: bool | None = None,
 ) -> Found:
     """The recurrent layers of ``weights`` as native layers, plus what was left over.
 
-    ``direction``, ``reset_after`` and ``activations`` are facts the user states: each
+    ``direction``, ``reset_after``, ``activations``, ``clip`` (``math.inf``: none) and
+    ``input_forget`` are facts the user states: each
     replaces what the file leaves to a default, and is refused where it contradicts what
     the file records (``rnnbridge.engine.facts.settle``).
     """
     found = _find(weights, source, direction, reset_after)
-    stated = Stated(activations=activations, reset_after=reset_after, direction=direction)
+    stated = Stated(activations, reset_after, direction, clip, input_forget)
     found.layers = [settle(layer, stated) for layer in found.layers]
     make_names_safe(found)
     return found

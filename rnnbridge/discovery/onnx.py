@@ -92,6 +92,9 @@ def _bare_assumptions(layer: NativeLayer, node: Mapping[str, Any]) -> tuple[Assu
         assumed.append(Assumption("direction", attributes["direction"], f"{_ONNX_DEFAULT} direction=forward"))
     if layer.convention.cell == "gru" and "linear_before_reset" not in attributes:
         assumed.append(Assumption("reset_after", False, f"{_ONNX_DEFAULT} linear_before_reset=0 (reset before)"))
+    assumed.append(Assumption("clip", "none", f"{_ONNX_DEFAULT}: no clip"))
+    if layer.convention.cell == "lstm":
+        assumed.append(Assumption("input_forget", False, f"{_ONNX_DEFAULT} input_forget=0"))
     return tuple(assumed)
 
 

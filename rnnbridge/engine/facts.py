@@ -58,6 +58,8 @@ FIELDS = {
     "reset_after": "reset_after",
     "direction": "direction",
     "forget_bias": "source_forget_bias",
+    "clip": "clip",
+    "input_forget": "input_forget",
 }
 
 
@@ -89,6 +91,8 @@ class Stated:
     activations: tuple[str, ...] | None = None
     reset_after: bool | None = None
     direction: str | None = None  # "forward" | "reverse"
+    clip: float | None = None  # math.inf: no clipping
+    input_forget: bool | None = None
 
 
 # --- activation names ---------------------------------------------------------------------
@@ -265,7 +269,37 @@ def settle(layer: NativeLayer, stated: Stated) -> NativeLayer:
         layer = _settle_variant(layer, stated.reset_after, "reset_after" in assumed)
     if stated.direction is not None:
         layer = _settle_direction(layer, stated.direction, "direction" in assumed)
+    if stated.clip is not None:
+        clip = None if math.isinf(stated.clip) else stated.clip
+        layer = _settle_value(layer, "clip", clip, "clip" in assumed, "none" if clip is None else clip)
+    if stated.input_forget is not None and layer.convention.cell == "lstm":
+        layer = _settle_value(layer, "input_forget", stated.input_forget, "input_forget" in assumed)
     return layer
+
+
+def _settle_value(layer: NativeLayer, fact: str, value: Any, assumed: bool, shown: Any = None) -> NativeLayer:
+    """A config value (``clip``, ``input_forget``) stated: replaces an assumption, must match a record."""
+    if assumed:
+        return _without(layer, fact, **{fact: value})
+    recorded = getattr(layer.config, fact)
+    if recorded != value:
+        raise _contradiction(layer, fact, shown if shown is not None else value, recorded, "its attributes")
+    return layer
+
+
+def parse_clip(text: str | float | None) -> float | None:
+    """The ``clip`` field: ``none`` (no clipping, returned as ``math.inf``) or a finite number > 0."""
+    if text is None or text == "":
+        return None
+    if isinstance(text, str) and text.strip().lower() == "none":
+        return math.inf
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise InvalidField(f"clip is 'none' or a finite number > 0, not {text!r}", field="clip")
+    return value
 
 
 def _without(layer: NativeLayer, fact: str, **config: Any) -> NativeLayer:

@@ -415,7 +415,8 @@ def test_a_field_contradicting_the_file_is_422_naming_both(client):
 def test_openapi_documents_the_fact_fields(client):
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     for body in ("Body_convert_convert_post", "Body_split_split_post"):
-        assert {"activations", "strict", "reset_after", "direction", "source_forget_bias"} <= set(
+        fields = {"activations", "clip", "input_forget", "strict", "reset_after", "direction", "source_forget_bias"}
+        assert fields <= set(
             schemas[body]["properties"]
         )
     assert "activations" in schemas["Body_inspect_inspect_post"]["properties"]
