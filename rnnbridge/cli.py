@@ -200,6 +200,12 @@ def _reading_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--direction", choices=DIRECTIONS, help="direction of a one-direction array input")
     _option(parser, "reset_after", action=argparse.BooleanOptionalAction, help="GRU variant of an array input")
     parser.add_argument("--json", action="store_true", help="print the result's document as JSON on standard output")
+    parser.add_argument(
+        "--activations",
+        help="activations the file does not record: gates,candidate[,cell] (e.g. hard_sigmoid_keras2,tanh)",
+    )
+    parser.add_argument("--clip", help="ONNX clip of an array input: 'none' or a number > 0")
+    _option(parser, "input_forget", action=argparse.BooleanOptionalAction, help="ONNX input_forget of an array input")
 
 
 def _output_options(parser: argparse.ArgumentParser) -> None:
@@ -211,6 +217,7 @@ def _output_options(parser: argparse.ArgumentParser) -> None:
         help="output encoding (default: npz; h5: Keras 3 .weights.h5, for --target keras)",
     )
     _option(parser, "source_forget_bias", type=float, metavar="BIAS", help="TF1 LSTM run-time forget_bias, source")
+    parser.add_argument("--strict", action="store_true", help="refuse every assumption (exit 1, assumption_required)")
     parser.add_argument(
         "-o",
         "--output",
@@ -244,7 +251,9 @@ def _convert_options(parser: argparse.ArgumentParser) -> None:
     required.add_argument("--target", required=True, choices=FRAMEWORKS, help="the framework to convert to")
     _reading_options(parser)
     _output_options(parser)
-    _option(parser, "target_forget_bias", type=float, metavar="BIAS", help="TF1 LSTM run-time forget_bias, target")
+    _option(
+        parser, "target_forget_bias", type=float, metavar="BIAS", help="run-time forget_bias of a TF1 LSTMCell target"
+    )
     parser.add_argument(
         "--verify", action=argparse.BooleanOptionalAction, default=True, help="check the result (default: on)"
     )
@@ -274,9 +283,17 @@ def inspect_command(args: argparse.Namespace) -> int:
 
     document = jsonable(
         pipeline.inspect(
-            args.files, source=args.source, direction=args.direction, reset_after=args.reset_after, limits=_limits()
+            args.files,
+            source=args.source,
+            direction=args.direction,
+            reset_after=args.reset_after,
+            limits=_limits(),
+            activations=args.activations,
+            clip=args.clip,
+            input_forget=args.input_forget,
         )
     )
+    _report_assumptions(document["layers"])
     if args.json:
         print(json.dumps(document, indent=2))
     else:
@@ -301,7 +318,12 @@ def split_command(args: argparse.Namespace) -> int:
             reset_after=args.reset_after,
             limits=_limits(),
             progress=progress.update,
+            strict=args.strict,
+            activations=args.activations,
+            clip=args.clip,
+            input_forget=args.input_forget,
         )
+        _report_assumptions(result.meta["layers"])
         return _emit(args, result, progress)
     finally:
         progress.finish()
@@ -327,7 +349,12 @@ def convert_command(args: argparse.Namespace) -> int:
             reset_after=args.reset_after,
             limits=_limits(),
             progress=progress.update,
+            strict=args.strict,
+            activations=args.activations,
+            clip=args.clip,
+            input_forget=args.input_forget,
         )
+        _report_assumptions(result.meta["layers"])
         return _emit(args, result, progress)
     finally:
         progress.finish()
@@ -510,6 +537,21 @@ def _entry(entry: object) -> str:
     if isinstance(entry, dict):
         return "; ".join(f"{key}: {value}" for key, value in entry.items())
     return str(entry)
+
+
+def _report_assumptions(layers: list[dict[str, Any]]) -> None:
+    """One stderr line per assumed fact, with the option that would state it."""
+    from rnnbridge.engine import facts
+
+    for item in facts.assumptions_of(layers):
+        option = "--" + item["field"].replace("_", "-")
+        value = item["value"]
+        value = str(value).lower() if isinstance(value, bool) else value
+        print(
+            f"{PROG}: assumed: layer {item['layer']!r}: {item['fact']} = {value} ({item['because']}); "
+            f"state it with {option}",
+            file=sys.stderr,
+        )
 
 
 class Progress:

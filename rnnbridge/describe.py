@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from rnnbridge.engine.canonical import to_canonical
+from rnnbridge.engine.conventions import HARD_SIGMOID_KERAS3
+from rnnbridge.engine.facts import hard_sigmoid_params
 from rnnbridge.engine.model import NativeLayer, cell_order
 
 _DIRECTION = {("forward",): "forward", ("backward",): "reverse", ("forward", "backward"): "bidirectional"}
@@ -70,17 +72,63 @@ def describe_config(native: NativeLayer) -> dict[str, Any]:
         },
         "flags": flags,
         "runtime_constants": runtime,
-        "assumed": list(config.assumed),
+        "assumed": [assumption.as_dict() for assumption in config.assumed],
         "notes": list(native.notes),
     }
 
 
-_ONNX_ACTIVATIONS = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu", "linear": "Affine"}
-_KERAS_ACTIVATIONS = {"hard_sigmoid(0.2,0.5)": "hard_sigmoid", "hard_sigmoid(0.16666667,0.5)": "hard_sigmoid"}
+#: the framework versions whose vocabulary a module recipe's names are in
+FRAMEWORK_VERSIONS = {
+    "pytorch": "torch 2",
+    "onnx": "onnx opset 14",
+    "keras": "keras 3",
+    "tf1": "tensorflow 1",
+}
+_ONNX_NAMES = {"sigmoid": "Sigmoid", "tanh": "Tanh", "relu": "Relu"}
+_KERAS3_NAMES = {HARD_SIGMOID_KERAS3: "hard_sigmoid"}
+
+
+def onnx_activation_attributes(activations: tuple[str, ...], directions: int) -> dict[str, list]:
+    """ONNX ``activations`` (+ ``activation_alpha``/``activation_beta``) computing ``activations``.
+
+    ``HardSigmoid`` and ``Affine`` take (alpha, beta), written out in full; the lists hold
+    one pair per such activation, in order, as ONNX reads them.
+    """
+    names: list[str] = []
+    alphas: list[float] = []
+    betas: list[float] = []
+    for name in activations * directions:
+        params = hard_sigmoid_params(name)
+        if params is not None:
+            names.append("HardSigmoid")
+        elif name == "linear":
+            names.append("Affine")
+            params = (1.0, 0.0)
+        else:
+            names.append(_ONNX_NAMES[name])
+            continue
+        alphas.append(params[0])
+        betas.append(params[1])
+    out: dict[str, list] = {"activations": names}
+    if alphas:
+        out.update(activation_alpha=alphas, activation_beta=betas)
+    return out
 
 
 def module_recipe(layer: NativeLayer) -> dict[str, Any]:
-    """How to build the module that loads these tensors, in the target framework's terms."""
+    """How to build the module that loads these tensors, in the target framework's terms.
+
+    Names are in the vocabulary of the framework version in ``framework_version`` (Keras
+    3's ``hard_sigmoid`` is clip(x/6 + 0.5, 0, 1); ONNX ``HardSigmoid`` comes with its
+    ``activation_alpha``/``activation_beta``). ``rnnbridge.engine.loading`` reads a recipe
+    back the way that framework would, and verification runs what it reads.
+    """
+    recipe = _recipe(layer)
+    recipe["framework_version"] = FRAMEWORK_VERSIONS[layer.convention.framework]
+    return recipe
+
+
+def _recipe(layer: NativeLayer) -> dict[str, Any]:
     conv, config = layer.convention, layer.config
     dims = to_canonical(layer).dims(0)
     bidirectional = len(layer.directions) == 2
@@ -94,12 +142,8 @@ def module_recipe(layer: NativeLayer) -> dict[str, Any]:
         kwargs["bias"] = "bias" in stored_groups(layer)
         return {"class": f"torch.nn.{conv.native.split('.')[-1]}", "kwargs": kwargs}
     if conv.framework == "onnx":
-        acts = [_ONNX_ACTIVATIONS.get(a, a) for a in config.activations] * len(layer.directions)
-        attrs: dict[str, Any] = {
-            "hidden_size": dims["H"],
-            "direction": _DIRECTION[layer.directions],
-            "activations": acts,
-        }
+        attrs: dict[str, Any] = {"hidden_size": dims["H"], "direction": _DIRECTION[layer.directions]}
+        attrs.update(onnx_activation_attributes(config.activations, len(layer.directions)))
         if conv.cell == "gru":
             attrs["linear_before_reset"] = int(bool(conv.reset_after))
         if config.clip is not None:
@@ -108,7 +152,7 @@ def module_recipe(layer: NativeLayer) -> dict[str, Any]:
             attrs["input_forget"] = 1
         return {"op_type": cell, "attributes": attrs, "nodes": layer.num_levels}
     if conv.framework == "keras":
-        gate, act = (_KERAS_ACTIVATIONS.get(a, a) for a in config.activations[:2])
+        gate, act = (_KERAS3_NAMES.get(a, a) for a in config.activations[:2])
         kwargs = {"units": dims["H"], "activation": act, "recurrent_activation": gate}
         kwargs["use_bias"] = "bias" in stored_groups(layer)
         if conv.cell == "gru":
@@ -120,8 +164,10 @@ def module_recipe(layer: NativeLayer) -> dict[str, Any]:
             recipe["wrapper"] = "keras.layers.Bidirectional(merge_mode='concat')"
         return recipe
     kwargs = {"num_units": dims["H"], "activation": config.activations[1]}
+    if "forget_bias" in conv.runtime_constants:
+        kwargs["forget_bias"] = config.forget_bias
     if conv.cell == "lstm":
-        kwargs.update(forget_bias=config.forget_bias, use_peepholes="peephole" in stored_groups(layer))
+        kwargs["use_peepholes"] = "peephole" in stored_groups(layer)
         if dims["P"]:
             kwargs["num_proj"] = dims["P"]
     recipe = {"class": conv.native.split(" / ")[0], "kwargs": kwargs, "levels": layer.num_levels}
@@ -129,6 +175,8 @@ def module_recipe(layer: NativeLayer) -> dict[str, Any]:
         recipe["wrapper"] = "MultiRNNCell (variable scope multi_rnn_cell/cell_{k})"
     if bidirectional:
         recipe["wrapper"] = "bidirectional_dynamic_rnn (scopes fw/, bw/)"
+    if config.independent_directions:
+        recipe["independent_directions"] = True
     return recipe
 
 

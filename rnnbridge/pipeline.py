@@ -17,15 +17,15 @@ HTTP. Errors are ``rnnbridge.errors.RnnBridgeError`` subclasses.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-from rnnbridge import discovery, formats, outputs
+from rnnbridge import discovery, formats, outputs, readback
 from rnnbridge.describe import describe_config, describe_layer, module_recipe
-from rnnbridge.engine import canonical, exactness, naming, verify
+from rnnbridge.engine import canonical, exactness, facts, loading, naming, verify
 from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, Convention
 from rnnbridge.engine.model import CellKey, Layer, NativeLayer, cell_order
 from rnnbridge.errors import InvalidField, LayerNotFound
@@ -66,25 +66,40 @@ def read(
     direction: str | None = None,
     reset_after: bool | None = None,
     limits: Limits | None = None,
+    activations: str | Sequence[str] | None = None,
+    clip: str | float | None = None,
+    input_forget: bool | None = None,
     progress: Progress | None = None,
 ) -> Model:
     """Read an upload (one or several files, paths or ``InputFile``) and find its recurrent layers.
 
     ``source`` (a framework of ``FRAMEWORKS``) is required for array-only inputs (npz,
-    JSON) and checked against the file otherwise; ``direction`` and ``reset_after`` give
-    what bare arrays cannot say (ONNX ``W`` of one direction, a Keras GRU bias).
+    JSON) and checked against the file otherwise; ``direction``, ``reset_after`` and
+    ``activations`` (``"gates,candidate[,cell]"``, names of ``rnnbridge.engine.facts``),
+    ``clip`` (``"none"`` or a number > 0) and ``input_forget`` state what a file does not
+    record (ONNX ``W`` of one direction, a weights-only Keras file); one that contradicts
+    what the file records is refused.
     """
     if source is not None and source not in FRAMEWORKS:
         raise InvalidField(f"source must be one of {list(FRAMEWORKS)}, not {source!r}", field="source")
     if direction is not None and direction not in DIRECTIONS:
         raise InvalidField(f"direction must be forward or reverse, not {direction!r}", field="direction")
     direction = "reverse" if direction == "backward" else direction
+    stated_activations, stated_clip = _activations(activations), facts.parse_clip(clip)
     inputs = input_files(files)
     size = sum(f.path.stat().st_size for f in inputs)
     if progress is not None:
         progress("reading", 0, size)
     weights = formats.read(inputs, limits or Limits())
-    found = discovery.find_layers(weights, source=source, direction=direction, reset_after=reset_after)
+    found = discovery.find_layers(
+        weights,
+        source=source,
+        direction=direction,
+        reset_after=reset_after,
+        activations=stated_activations,
+        clip=stated_clip,
+        input_forget=input_forget,
+    )
     model = Model(
         format=weights.format,
         layers=found.layers,
@@ -99,6 +114,14 @@ def read(
     return model
 
 
+def _activations(activations: str | Sequence[str] | None) -> tuple[str, ...] | None:
+    if activations is None or activations == "":
+        return None
+    if isinstance(activations, str):
+        return facts.parse_activations(activations)
+    return facts.parse_activations(",".join(activations))
+
+
 def inspect(
     model: Model | Inputs,
     *,
@@ -106,12 +129,13 @@ def inspect(
     direction: str | None = None,
     reset_after: bool | None = None,
     limits: Limits | None = None,
+    **facts_stated: Any,
 ) -> dict[str, Any]:
     """The ``/inspect`` document: every recurrent layer with its convention, sizes and tensors.
 
     ``model`` is a ``Model`` or the files to read (with the options of ``read``).
     """
-    model = _model(model, source, direction, reset_after, limits, None)
+    model = _model(model, source, direction, reset_after, limits, None, facts_stated)
     return {
         "format": model.format,
         "layers": [describe_layer(layer) for layer in model.layers],
@@ -133,6 +157,8 @@ def split(
     reset_after: bool | None = None,
     limits: Limits | None = None,
     progress: Progress | None = None,
+    strict: bool = False,
+    **facts_stated: Any,
 ) -> Result:
     """Per-gate arrays ``{layer}/l{k}/{direction}/{name}`` of the chosen layers.
 
@@ -150,7 +176,7 @@ def split(
         raise InvalidField(f"orientation must be 'out_in' or 'in_out', not {orientation!r}", field="orientation")
     if format is not None:
         outputs.check_format(format)
-    model = _model(model, source, direction, reset_after, limits, progress)
+    model = _model(model, source, direction, reset_after, limits, progress, facts_stated)
 
     def split_layer(native: NativeLayer) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         canon = canonical.to_canonical(native)
@@ -162,7 +188,7 @@ def split(
                 arrays[f"{canon.name}/l{level}/{direction}/{name}"] = array
         return arrays, _split_meta(native, canon, orientation)
 
-    result = _assemble(model, layer, source_forget_bias, split_layer, _ticker("splitting", model, progress))
+    result = _assemble(model, layer, source_forget_bias, split_layer, _ticker("splitting", model, progress), strict)
     result.format = format
     return result
 
@@ -184,6 +210,8 @@ def convert(
     reset_after: bool | None = None,
     limits: Limits | None = None,
     progress: Progress | None = None,
+    strict: bool = False,
+    **facts_stated: Any,
 ) -> Result:
     """Re-fuse the chosen layers in ``target``'s convention, refusing inexact conversions.
 
@@ -203,7 +231,16 @@ def convert(
     default. ``format`` (a key of ``rnnbridge.outputs.OUTPUTS``) is checked against the
     target before anything is read, chooses ``order`` unless it is given, and becomes the
     result's default for ``Result.save``.
+
+    ``target_forget_bias`` sets a run-time constant of the target, accepted only where the
+    target framework has that argument (TF1 ``LSTMCell(forget_bias)``). ``strict=True``
+    refuses every assumption (422 ``assumption_required``). Verification runs the layer
+    the target framework builds from the result (``rnnbridge.engine.loading``): the
+    output arrays under their names with the module recipe; with ``format`` (the output
+    format the result will be written in), a layer of up to ``verify.SAMPLE_ABOVE`` weights
+    is encoded in that format and read back from the bytes with rnnbridge's own readers.
     """
+    target_forget_bias = facts.finite(target_forget_bias, "target_forget_bias")
     if target not in FRAMEWORKS:
         raise InvalidField(f"target must be one of {list(FRAMEWORKS)}, not {target!r}", field="target")
     if prefix is not None and target != "pytorch":
@@ -215,26 +252,29 @@ def convert(
         order = "K" if output is not None and output.any_order else "C"
     if consume is None:
         consume = not isinstance(model, Model)
-    model = _model(model, source, direction, reset_after, limits, progress)
+    model = _model(model, source, direction, reset_after, limits, progress, facts_stated)
 
     def convert_layer(native: NativeLayer) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         canon = canonical.to_canonical(native)
         conv = exactness.select_target(canon, target)
         exactness.check(canon, conv)
-        forget_bias = conv.forget_bias if target_forget_bias is None else target_forget_bias
+        forget_bias = _target_forget_bias(native, conv, target_forget_bias)
+        report = None
         if consume and _weights(native) > BY_CELL_ABOVE:
             del canon  # its views would keep every source cell alive
             out, folded, report = _convert_by_cell(native, conv, forget_bias, order, verify_result)
         else:
             out, folded = canonical.from_canonical(canon, conv, forget_bias, order=order)
-            report = verify.verify(native, out) if verify_result else None
         meta = _convert_meta(native, out, folded, report, naming.head(out.name, out.convention, prefix))
         arrays = naming.tensor_names(out, prefix, consume=consume)  # last: it may empty ``out``
         meta["tensors"] = list(arrays)
+        if verify_result and report is None:
+            bfloat16 = list(arrays) if model.stored_as_bfloat16(native) else []
+            meta["verification"] = readback.verify_output(native, arrays, meta, target, format, bfloat16)
         return arrays, meta
 
     ticker = _ticker("converting", model, progress)
-    result = _assemble(model, layer, source_forget_bias, convert_layer, ticker, target=target)
+    result = _assemble(model, layer, source_forget_bias, convert_layer, ticker, strict, target=target)
     result.format = format
     return result
 
@@ -254,14 +294,23 @@ def _model(
     reset_after: bool | None,
     limits: Limits | None,
     progress: Progress | None,
+    facts_stated: dict[str, Any],
 ) -> Model:
-    """``model``, or the model read from the files ``model`` names."""
+    """``model``, or the model read from the files ``model`` names (``facts_stated``: the
+    ``activations``, ``clip`` and ``input_forget`` options of ``read``)."""
     if not isinstance(model, Model):
         return read(
-            model, source=source, direction=direction, reset_after=reset_after, limits=limits, progress=progress
+            model,
+            source=source,
+            direction=direction,
+            reset_after=reset_after,
+            limits=limits,
+            progress=progress,
+            **facts_stated,
         )
-    if (source, direction, reset_after, limits) != (None, None, None, None):
-        raise TypeError("source, direction, reset_after and limits apply to files; the model is already read")
+    stated = (source, direction, reset_after, limits, *facts_stated.values())
+    if any(value is not None for value in stated):
+        raise TypeError("source, direction, reset_after, limits and stated facts apply to files; the model is read")
     return model
 
 
@@ -281,12 +330,29 @@ def _ticker(phase: str, model: Model, progress: Progress | None) -> Callable[[Na
     return tick
 
 
+def _target_forget_bias(native: NativeLayer, conv: Convention, value: float | None) -> float:
+    """The run-time forget bias the target framework will add: its default, or ``value``
+    where the target has that argument (422 elsewhere: it would never be applied)."""
+    if value is None:
+        return conv.forget_bias
+    if "forget_bias" not in conv.runtime_constants:
+        raise InvalidField(
+            f"layer {native.name!r} converts to {conv.native}, which has no run-time forget bias: "
+            f"target_forget_bias={value:g} would be subtracted from the stored bias and never added "
+            "back; leave target_forget_bias out (only TF1 LSTMCell/BasicLSTMCell take one)",
+            field="target_forget_bias",
+            layer=native.name,
+        )
+    return value
+
+
 def _assemble(
     model: Model,
     layer: str | None,
     source_forget_bias: float | None,
     per_layer: Callable[[NativeLayer], tuple[dict[str, np.ndarray], dict[str, Any]]],
     tick: Callable[[NativeLayer], None],
+    strict: bool = False,
     **head: Any,
 ) -> Result:
     """Run ``per_layer`` on each chosen layer and gather the arrays and the metadata."""
@@ -294,8 +360,10 @@ def _assemble(
     layers_meta = []
     layers = []
     bfloat16: list[str] = []
+    source_forget_bias = facts.finite(source_forget_bias, "source_forget_bias")
     for chosen in _select(model, layer):
         native = _with_forget_bias(chosen, source_forget_bias)
+        facts.required(native, strict, ambiguous="target" in head)
         named, meta = per_layer(native)
         tick(chosen)
         clash = sorted(arrays.keys() & named.keys())
@@ -334,8 +402,8 @@ def _convert_by_cell(
     for key in sorted(native.cells, key=cell_order):
         alone = NativeLayer(native.name, native.convention, native.config, {(0, key[1]): native.cells.pop(key)})
         out, notes = canonical.from_canonical(canonical.to_canonical(alone), conv, forget_bias, order=order)
-        if verify_result:
-            reports.append(verify.verify(alone, out))
+        if verify_result:  # the target as its framework builds it from the recipe, not ``out.config``
+            reports.append(verify.verify(alone, loading.as_loaded(out, module_recipe(out))))
         cells[key] = out.cells[(0, key[1])]
         folded.update(notes)
         del alone, out
@@ -344,6 +412,7 @@ def _convert_by_cell(
     if reports:
         report = {**reports[0], "max_abs_err": max(r["max_abs_err"] for r in reports), "cells_checked": len(reports)}
         report["tolerance"] = min(r["tolerance"] for r in reports)
+        report["target_from"] = "the converted arrays with the module recipe, cell by cell"
     return NativeLayer(native.name, conv, config, cells, notes=list(native.notes)), sorted(folded), report
 
 
@@ -362,15 +431,18 @@ def _select(model: Model, layer: str | None) -> list[NativeLayer]:
 def _with_forget_bias(native: NativeLayer, forget_bias: float | None) -> NativeLayer:
     if forget_bias is None:
         return native
-    if native.convention.framework != "tf1" or native.convention.cell != "lstm":
+    conv = native.convention
+    if "forget_bias" not in conv.runtime_constants and forget_bias != conv.forget_bias:
         raise InvalidField(
-            "source_forget_bias applies to TF1 LSTM cells only (other frameworks store every bias)",
+            f"source_forget_bias applies to TF1 LSTMCell/BasicLSTMCell only; {conv.native} has "
+            f"{'a fixed forget bias ' + format(conv.forget_bias, 'g') if conv.framework == 'tf1' else 'none'} "
+            "(other frameworks store every bias)",
             field="source_forget_bias",
             layer=native.name,
         )
-    return NativeLayer(
-        native.name, native.convention, native.config.with_(forget_bias=forget_bias), native.cells, native.notes
-    )
+    kept = tuple(a for a in native.config.assumed if a.fact != "forget_bias")
+    config = native.config.with_(forget_bias=forget_bias, assumed=kept)
+    return NativeLayer(native.name, conv, config, native.cells, native.notes, native.origin)
 
 
 def _layer_meta(native: NativeLayer) -> dict[str, Any]:

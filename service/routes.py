@@ -17,6 +17,7 @@ written to the workspace first and streamed from its open handle.
 from __future__ import annotations
 
 import io
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -26,6 +27,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from rnnbridge import pipeline, version
+from rnnbridge.engine import facts
 from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, Convention
 from rnnbridge.errors import (
     InexactConversion,
@@ -101,6 +103,25 @@ DirectionField = Annotated[
     Direction | None, Form(description="Direction of a one-direction array-only input (e.g. ONNX W [1, ...]).")
 ]
 ResetAfter = Annotated[bool | None, Form(description="GRU variant of an array-only input the arrays cannot tell.")]
+Activations = Annotated[
+    str | None,
+    Form(
+        description=(
+            "Activations a file does not record: 'gates,candidate[,cell]' of sigmoid, tanh, relu, linear, "
+            "hard_sigmoid_keras2 (0.2x+0.5), hard_sigmoid_keras3 (x/6+0.5), hard_sigmoid(alpha,beta). "
+            "A value the file contradicts is refused."
+        )
+    ),
+]
+Clip = Annotated[
+    str | None, Form(description="ONNX clip of an array-only input: 'none' or a number > 0 (a file's record wins).")
+]
+InputForget = Annotated[bool | None, Form(description="ONNX input_forget of an array-only LSTM input.")]
+Strict = Annotated[
+    bool, Form(description="Refuse every assumption (422 assumption_required naming the field to send).")
+]
+#: the response header listing every assumed fact: a JSON array of {layer, fact, value, field}
+ASSUMED_HEADER = "RNNBridge-Assumed"
 Format = Annotated[OutputFormat, Form(description="Output encoding.")]
 
 #: results up to this many bytes of arrays are encoded in the endpoint's thread and sent with
@@ -118,6 +139,13 @@ def _inputs(files: list[UploadFile]) -> list[InputFile]:
         assert isinstance(upload, SpooledUpload), "upload routes use SpoolingRoute"
         inputs.append(InputFile(upload.filename or upload.path.name, upload.path))
     return inputs
+
+
+def _with_assumptions(response: Response, layers: list[dict]) -> Response:
+    """Set ``RNNBridge-Assumed``: every assumed fact of ``layers`` (metadata entries)."""
+    listed = [{k: item[k] for k in ("layer", "fact", "value", "field")} for item in facts.assumptions_of(layers)]
+    response.headers[ASSUMED_HEADER] = json.dumps(jsonable(listed), separators=(",", ":"))
+    return response
 
 
 def _respond(workspace: Workspace, result: Result) -> Response:
@@ -153,11 +181,22 @@ def inspect(
     source: Source = None,
     direction: DirectionField = None,
     reset_after: ResetAfter = None,
-) -> JSONResponse:
+    activations: Activations = None,
+    clip: Clip = None,
+    input_forget: InputForget = None,
+) -> Response:
     document = pipeline.inspect(
-        _inputs(file), source=source, direction=direction, reset_after=reset_after, limits=settings.limits()
+        _inputs(file),
+        source=source,
+        direction=direction,
+        reset_after=reset_after,
+        limits=settings.limits(),
+        activations=activations,
+        clip=clip,
+        input_forget=input_forget,
     )
-    return JSONResponse(jsonable(document))
+    document = jsonable(document)
+    return _with_assumptions(JSONResponse(document), document["layers"])
 
 
 @router.post(
@@ -177,6 +216,10 @@ def split(
     source_forget_bias: SourceForgetBias = None,
     direction: DirectionField = None,
     reset_after: ResetAfter = None,
+    activations: Activations = None,
+    clip: Clip = None,
+    input_forget: InputForget = None,
+    strict: Strict = False,
 ) -> Response:
     result = pipeline.split(
         _inputs(file),
@@ -188,8 +231,12 @@ def split(
         direction=direction,
         reset_after=reset_after,
         limits=settings.limits(),
+        strict=strict,
+        activations=activations,
+        clip=clip,
+        input_forget=input_forget,
     )
-    return _respond(workspace, result)
+    return _with_assumptions(_respond(workspace, result), result.meta["layers"])
 
 
 @router.post(
@@ -212,13 +259,19 @@ def convert(
     layer: Layer = None,
     format: Format = "npz",
     source_forget_bias: SourceForgetBias = None,
-    target_forget_bias: Annotated[float | None, Form(description="TF1 target run-time forget_bias.")] = None,
+    target_forget_bias: Annotated[
+        float | None, Form(description="Run-time forget_bias of a TF1 LSTMCell target (422 for targets without one).")
+    ] = None,
     verify: Annotated[bool, Form(description="Check the result against the source on a random input.")] = True,
     prefix: Annotated[
         str | None, Form(description="PyTorch key prefix; default: the layer name + '.'; empty: bare keys.")
     ] = None,
     direction: DirectionField = None,
     reset_after: ResetAfter = None,
+    activations: Activations = None,
+    clip: Clip = None,
+    input_forget: InputForget = None,
+    strict: Strict = False,
 ) -> Response:
     result = pipeline.convert(
         _inputs(file),  # read and consumed here: the source arrays go while the result streams out
@@ -233,9 +286,13 @@ def convert(
         direction=direction,
         reset_after=reset_after,
         limits=settings.limits(),
+        strict=strict,
+        activations=activations,
+        clip=clip,
+        input_forget=input_forget,
     )
     _count_conversion(registry, result, target)
-    return _respond(workspace, result)
+    return _with_assumptions(_respond(workspace, result), result.meta["layers"])
 
 
 def _count_conversion(registry: metrics.Registry, result: Result, target: str) -> None:

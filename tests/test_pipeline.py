@@ -9,7 +9,7 @@ service's registry, and must come with the right code.
 from __future__ import annotations
 
 import io
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +46,7 @@ def uploads(fx: FixtureLayer) -> list[tuple[str, list[Path]]]:
 CASES = [pytest.param(fx, name, files, id=f"{fx.id}:{name}") for fx in FIXTURE_LAYERS for name, files in uploads(fx)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def read(fx_id: str, name: str) -> pipeline.Model:
     fx = next(f for f in FIXTURE_LAYERS if f.id == fx_id)
     files = dict(uploads(fx))[name]
@@ -94,6 +94,9 @@ def expected_refusals(fx: FixtureLayer, target: str) -> set[str]:
     gate = flags.get("recurrent_activation", "sigmoid")
     if (gate != "sigmoid" or "HardSigmoid" in str(flags.get("activations"))) and target in ("pytorch", "tf1"):
         codes.add("activation_unsupported")
+    keras2_hard_sigmoid = gate == "hard_sigmoid" and fx.fixture["source"] != "keras3"
+    if (keras2_hard_sigmoid or "HardSigmoid" in str(flags.get("activations"))) and target == "keras":
+        codes.add("activation_unsupported")  # Keras 3 (what rnnbridge writes) has no clip(0.2x + 0.5, 0, 1)
     if flags.get("activation", "tanh") != "tanh" and target == "pytorch":
         codes.add("activation_unsupported")
     if layer.get("wrapper") == "tf1.bidirectional_dynamic_rnn" and layer["num_layers"] > 1 and target != "tf1":
@@ -174,7 +177,7 @@ EXACT = [case for case in CONVERSIONS if not expected_refusals(case.values[0], c
 def test_weights_only_files_say_the_activations_are_assumed(fx: FixtureLayer, name: str, files: list[Path]) -> None:
     """These layers need a model file to be converted exactly; the metadata must say so."""
     model = read(fx.id, name)
-    assert "activations" in layer_of(model, fx).config.assumed
+    assert "activations" in {a.fact for a in layer_of(model, fx).config.assumed}
 
 
 @pytest.mark.parametrize(("fx", "name", "files", "target"), REFUSED)

@@ -2031,11 +2031,15 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("ids", nargs="*", help="fixture ids (default: all)")
     ap.add_argument("--list", action="store_true", help="list fixture ids and exit")
+    ap.add_argument("--exactness", action="store_true", help="write tests/fixtures/exactness (issue 10) and exit")
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         return run_child(args.child, args.ids, args.out)
+    if args.exactness:  # self-contained: tools/exactness_fixtures.py
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        return __import__("exactness_fixtures").main(args.ids)
     if args.list:
         print("\n".join(f"{GROUP_OF[i]:7} {i}" for i in ORDER))
         return 0

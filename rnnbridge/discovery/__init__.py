@@ -17,6 +17,7 @@ from rnnbridge.discovery.onnx import find_onnx
 from rnnbridge.discovery.pytorch import find_pytorch
 from rnnbridge.discovery.rnnbridge import find_rnnbridge, is_rnnbridge_output
 from rnnbridge.discovery.tf1 import find_tf1
+from rnnbridge.engine.facts import Stated, settle
 from rnnbridge.errors import InvalidField
 from rnnbridge.formats.base import WeightFile
 
@@ -43,9 +44,20 @@ def find_layers(
     source: str | None = None,
     direction: str | None = None,
     reset_after: bool | None = None,
+    activations: tuple[str, ...] | None = None,
+    clip: float | None = None,
+    input_forget: bool | None = None,
 ) -> Found:
-    """The recurrent layers of ``weights`` as native layers, plus what was left over."""
+    """The recurrent layers of ``weights`` as native layers, plus what was left over.
+
+    ``direction``, ``reset_after``, ``activations``, ``clip`` (``math.inf``: none) and
+    ``input_forget`` are facts the user states: each
+    replaces what the file leaves to a default, and is refused where it contradicts what
+    the file records (``rnnbridge.engine.facts.settle``).
+    """
     found = _find(weights, source, direction, reset_after)
+    stated = Stated(activations, reset_after, direction, clip, input_forget)
+    found.layers = [settle(layer, stated) for layer in found.layers]
     make_names_safe(found)
     return found
 

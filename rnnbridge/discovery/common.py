@@ -8,8 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from rnnbridge.engine.conventions import HARD_SIGMOID_KERAS2, HARD_SIGMOID_KERAS3, LINEAR, RELU, SIGMOID, TANH
+from rnnbridge.engine.facts import keras_activation
 from rnnbridge.engine.model import NativeLayer
+
+__all__ = ["Found", "count_other", "keras_activation", "make_names_safe", "safe_name"]
 
 
 @dataclass
@@ -22,24 +24,6 @@ class Found:
     def refuse(self, name: str, kind: str, reason: str) -> None:
         """List a recurrent layer rnnbridge finds but does not convert, with the reason."""
         self.unsupported.append({"name": name, "kind": kind, "reason": reason})
-
-
-_KERAS_ACTIVATIONS = {"sigmoid": SIGMOID, "tanh": TANH, "relu": RELU, "linear": LINEAR, None: LINEAR}
-
-
-def keras_activation(spec: Any, keras_major: int) -> str:
-    """The canonical name of a Keras activation setting (a string, or a Keras 3 dict).
-
-    ``hard_sigmoid`` is 0.2·x + 0.5 in Keras 2 and x/6 + 0.5 in Keras 3; unknown names are
-    kept as they are, so that conversions which cannot express them are refused.
-    """
-    if isinstance(spec, dict):
-        spec = spec.get("config", spec.get("class_name"))
-        if isinstance(spec, dict):
-            spec = spec.get("name")
-    if spec == "hard_sigmoid":
-        return HARD_SIGMOID_KERAS3 if keras_major >= 3 else HARD_SIGMOID_KERAS2
-    return _KERAS_ACTIVATIONS.get(spec, str(spec))
 
 
 _MAX_NAME = 128

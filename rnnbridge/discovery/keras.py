@@ -35,9 +35,10 @@ from typing import Any
 
 import numpy as np
 
-from rnnbridge.discovery.common import Found, count_other, keras_activation
+from rnnbridge.discovery.common import Found, count_other
 from rnnbridge.discovery.object_graph import structured_keys
-from rnnbridge.engine.conventions import CONVENTIONS, GRU_DEFAULT_ACTIVATIONS, LSTM_DEFAULT_ACTIVATIONS
+from rnnbridge.engine.conventions import CONVENTIONS, TANH
+from rnnbridge.engine.facts import Assumption, KerasDefaults, keras_activation, keras_defaults, stated_form
 from rnnbridge.engine.model import Direction, LayerConfig, NativeLayer
 from rnnbridge.formats.base import WeightFile
 
@@ -64,6 +65,7 @@ def find_keras(
     for name, layer_config in _layer_configs(weights.attrs.get("model_config")):
         configs.setdefault(name, layer_config)  # outer layers first: a wrapper wins over its inner layer
     major = _keras_major(weights.attrs)
+    defaults = keras_defaults(_keras_version(weights.attrs))
     tensors, file_names = _object_keys(weights, found)
     used: set[str] = set()
     for group in _groups(tensors):
@@ -71,7 +73,9 @@ def find_keras(
         config = configs.get(name)
         if direction == "reverse" and config is None:
             config = {"config": {"go_backwards": True}}
-        layer = _layer(name, group, tensors, config, major, reset_after, found)
+        layer = _layer(name, group, tensors, config, (major, defaults), reset_after, found)
+        if layer is not None and config is None and direction is None and len(layer.cells) == 1:
+            layer.config = layer.config.with_(assumed=layer.config.assumed + (_FORWARD,))
         if layer is not None:
             layer.origin = {key: file_names.get(t, t) for key, t in layer.origin.items()}
             found.layers.append(layer)
@@ -174,7 +178,7 @@ def _layer(
     group: _Group,
     tensors: Mapping[str, np.ndarray],
     config: dict[str, Any] | None,
-    major: int,
+    version: tuple[int, KerasDefaults],
     reset_after: bool | None,
     found: Found,
 ) -> NativeLayer | None:
@@ -191,6 +195,10 @@ def _layer(
         return None
     cell_config = _cell_config(config)
     first = next(iter(group.cells.values()))
+    major, defaults = version
+    variant_assumed = reset_after is None and "reset_after" not in cell_config and "bias" not in first
+    if variant_assumed:
+        reset_after = defaults.reset_after
     key = _convention(name, {r: tensors[t] for r, t in first.items()}, cell_config, reset_after, found)
     if key is None:
         return None
@@ -200,7 +208,10 @@ def _layer(
         directions = {"backward": directions["forward"]}
     cells = {(0, d): {role: tensors[t] for role, t in roles.items()} for d, roles in directions.items()}
     origin = {(0, d, role): t for d, roles in directions.items() for role, t in roles.items()}
-    config_ = _config(conv.cell, cell_config, major)
+    config_ = _config(conv.cell, cell_config, major, defaults)
+    if variant_assumed and conv.cell == "gru":
+        because = f"a GRU without bias does not show its variant; {defaults.because}"
+        config_ = config_.with_(assumed=config_.assumed + (Assumption("reset_after", reset_after, because),))
     layer = NativeLayer(name, conv, config_, cells, origin=origin)
     if cell_config.get("go_backwards") and len(directions) == 1:
         layer.notes.append(
@@ -244,10 +255,12 @@ def _convention(
     return None
 
 
-def _config(cell: str, config: Mapping[str, Any], major: int) -> LayerConfig:
-    if not config:
-        defaults = LSTM_DEFAULT_ACTIVATIONS if cell == "lstm" else GRU_DEFAULT_ACTIVATIONS
-        return LayerConfig(defaults, assumed=("activations",))
+def _config(cell: str, config: Mapping[str, Any], major: int, defaults: KerasDefaults) -> LayerConfig:
+    if not config or not ({"activation", "recurrent_activation"} & config.keys()):
+        names = (defaults.gate, TANH, TANH) if cell == "lstm" else (defaults.gate, TANH)
+        because = f"the file has no layer configuration; {defaults.because}"
+        assumed = Assumption("activations", stated_form(names), because, defaults.ambiguous)
+        return LayerConfig(names, assumed=(assumed,))
     gate = keras_activation(config.get("recurrent_activation", "sigmoid"), major)
     act = keras_activation(config.get("activation", "tanh"), major)
     return LayerConfig((gate, act, act) if cell == "lstm" else (gate, act))
@@ -280,6 +293,21 @@ def _layer_configs(model_config: Any) -> Iterator[tuple[str, dict[str, Any]]]:
             queue.extend(node.values())
         elif isinstance(node, list):
             queue.extend(node)
+
+
+#: a weights-only file does not record ``go_backwards``; Keras's default is False
+_FORWARD = Assumption(
+    "direction", "forward", "a weights-only file does not record go_backwards; Keras's default go_backwards=False"
+)
+
+
+def _keras_version(attrs: Mapping[str, Any]) -> str | None:
+    version = attrs.get("keras_version")
+    if isinstance(version, bytes):
+        version = version.decode("utf-8", "replace")
+    if version:
+        return str(version)
+    return "3" if attrs.get("layout") == "keras3" else None
 
 
 def _keras_major(attrs: Mapping[str, Any]) -> int:

@@ -22,6 +22,7 @@ from rnnbridge.engine.conventions import (
     SIGMOID,
     TANH,
 )
+from rnnbridge.engine.facts import Assumption, stated_form
 from rnnbridge.engine.model import CellKey, Direction, LayerConfig, NativeLayer, Origin
 from rnnbridge.errors import InvalidField, MalformedFile
 from rnnbridge.formats.base import WeightFile
@@ -50,10 +51,13 @@ def find_onnx(
     found = Found()
     used: set[str] = set()
     nodes = weights.attrs.get("nodes")
-    if nodes is None:  # bare arrays (npz / JSON)
+    bare = nodes is None
+    if bare:  # bare arrays (npz / JSON)
         nodes = [_bare_node(weights.tensors, direction, reset_after)]
     for node in nodes:
         layer = _node_layer(node, weights.tensors, found)
+        if layer is not None and bare:
+            layer.config = layer.config.with_(assumed=_bare_assumptions(layer, node))
         if layer is not None:
             found.layers.append(layer)
             used.update(layer.origin.values())
@@ -73,7 +77,25 @@ def _bare_node(tensors: Mapping[str, np.ndarray], direction: str | None, reset_a
         attributes["linear_before_reset"] = int(reset_after)
     inputs = ["X"] + [slot if slot in tensors else "" for slot in ("W", "R", "B")] + ["", "", ""]
     inputs.append("P" if "P" in tensors else "")
-    return {"name": "onnx", "op_type": op, "inputs": inputs, "attributes": attributes}
+    assumed = direction is None and r.shape[0] == 1
+    return {"name": "onnx", "op_type": op, "inputs": inputs, "attributes": attributes, "direction_assumed": assumed}
+
+
+_ONNX_DEFAULT = "bare arrays record no ONNX node attributes; the ONNX operator's documented default"
+
+
+def _bare_assumptions(layer: NativeLayer, node: Mapping[str, Any]) -> tuple[Assumption, ...]:
+    """What bare W/R/B arrays do not say and ONNX's LSTM/GRU defaults supply (listed)."""
+    attributes = node["attributes"]
+    assumed = [Assumption("activations", stated_form(layer.config.activations), f"{_ONNX_DEFAULT} (activations)")]
+    if node.get("direction_assumed"):
+        assumed.append(Assumption("direction", attributes["direction"], f"{_ONNX_DEFAULT} direction=forward"))
+    if layer.convention.cell == "gru" and "linear_before_reset" not in attributes:
+        assumed.append(Assumption("reset_after", False, f"{_ONNX_DEFAULT} linear_before_reset=0 (reset before)"))
+    assumed.append(Assumption("clip", "none", f"{_ONNX_DEFAULT}: no clip"))
+    if layer.convention.cell == "lstm":
+        assumed.append(Assumption("input_forget", False, f"{_ONNX_DEFAULT} input_forget=0"))
+    return tuple(assumed)
 
 
 def _node_layer(node: Mapping[str, Any], tensors: Mapping[str, np.ndarray], found: Found) -> NativeLayer | None:

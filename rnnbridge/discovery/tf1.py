@@ -29,6 +29,7 @@ import numpy as np
 
 from rnnbridge.discovery.common import Found, count_other
 from rnnbridge.engine.conventions import CONVENTIONS, GRU_DEFAULT_ACTIVATIONS, LSTM_DEFAULT_ACTIVATIONS
+from rnnbridge.engine.facts import Assumption, stated_form
 from rnnbridge.engine.model import CellKey, Direction, LayerConfig, NativeLayer, Origin
 from rnnbridge.errors import MalformedFile
 from rnnbridge.formats.base import WeightFile
@@ -186,6 +187,9 @@ def _locate(name: str) -> _Place | None:
     return _Place(layer or segments[cell_at], segments[cell_at], level, direction, tensor, independent)
 
 
+_NO_CONFIG = "TF1 checkpoints store no cell arguments; the cell's documented default"
+
+
 def _layer(layer_name: str, places: dict[_Place, str], variables: dict[str, np.ndarray]) -> NativeLayer:
     scopes = {CELL_SCOPES[p.scope] for p in places}
     if len(scopes) > 1:
@@ -201,10 +205,13 @@ def _layer(layer_name: str, places: dict[_Place, str], variables: dict[str, np.n
         cells.setdefault((place.level, place.direction), {})[place.tensor] = variables[name]
         origin[(place.level, place.direction, place.tensor)] = name
     activations = LSTM_DEFAULT_ACTIVATIONS if conv.cell == "lstm" else GRU_DEFAULT_ACTIVATIONS
+    assumed = [Assumption("activations", stated_form(activations), _NO_CONFIG + " activation=tanh")]
+    if "forget_bias" in conv.runtime_constants:
+        assumed.append(Assumption("forget_bias", conv.forget_bias, _NO_CONFIG + f" forget_bias={conv.forget_bias:g}"))
     config = LayerConfig(
         activations=activations,
         forget_bias=conv.forget_bias,
         independent_directions=any(p.independent for p in places),
-        assumed=("activations", "forget_bias") if conv.cell == "lstm" else ("activations",),
+        assumed=tuple(assumed),
     )
     return NativeLayer(layer_name, conv, config, cells, origin=origin)

@@ -53,6 +53,8 @@ class Convention:
     naming: str  # output name of a tensor at one level and direction
     reset_after: bool | None = None
     forget_bias: float = 0.0  # run-time constant the framework adds to the forget gate
+    #: run-time constants the framework takes as arguments (a ``target_<name>`` field may set them)
+    runtime_constants: frozenset[str] = frozenset()
     features: frozenset[str] = frozenset()
     activations: Activations = Activations()
     stack_directions: bool = False  # directions stacked on a leading axis (ONNX)
@@ -72,7 +74,8 @@ def _t(name: str, gates: str, *parts: str, **kw: Any) -> Tensor:
 
 
 _COMMON = frozenset({SIGMOID, TANH, RELU, LINEAR})
-_KERAS_ACTIVATIONS = Activations(gate=_COMMON | {HARD_SIGMOID_KERAS2, HARD_SIGMOID_KERAS3}, cell=_COMMON, tied=True)
+# Keras output is for Keras 3, whose hard_sigmoid is x/6 + 0.5; it has no 0.2x + 0.5 activation
+_KERAS_ACTIVATIONS = Activations(gate=_COMMON | {HARD_SIGMOID_KERAS3}, cell=_COMMON, tied=True)
 _ONNX_ACTIVATIONS = Activations(gate=_COMMON | {ANY_HARD_SIGMOID}, cell=_COMMON | {ANY_HARD_SIGMOID})
 _TF1_ACTIVATIONS = Activations(cell=_COMMON, tied=True)
 
@@ -123,6 +126,7 @@ _CONVENTION_LIST = (
         tensors=_TF1_LSTM + _TF1_PEEPHOLES + (_t("projection/kernel", "", "W_proj", gate_axis=1, group="projection"),),
         naming=_PER_DIRECTION,
         forget_bias=1.0,
+        runtime_constants=frozenset({"forget_bias"}),
         features=frozenset({"peepholes", "projection", "independent_directions", "nonuniform_levels"}),
         activations=_TF1_ACTIVATIONS,
         source="tensorflow/python/ops/rnn_cell_impl.py LSTMCell.build/call (kernel [I+P, 4H], split i, j, f, o)",

@@ -120,7 +120,7 @@ def _activations(layer: Layer, conv: Convention) -> None:
                 layer,
                 "activation_unsupported",
                 f"its {slot} activation is {name}, which {conv.native} cannot express "
-                f"(it allows {sorted(allowed or {default})})",
+                f"(it allows {sorted(allowed or {default})}); targets that can: {_expressing(layer, slot, name)}",
             )
     if rule.tied and len(acts) == 3 and acts[1] != acts[2]:
         _refuse(
@@ -129,6 +129,15 @@ def _activations(layer: Layer, conv: Convention) -> None:
             f"its cell candidate and cell output activations differ ({acts[1]}, {acts[2]}), and "
             f"{conv.native} has one setting for both",
         )
+
+
+def _expressing(layer: Layer, slot: str, name: str) -> str:
+    found = {
+        c.framework
+        for c in CONVENTIONS.values()
+        if c.cell == layer.cell and not c.source_only and _allowed(name, getattr(c.activations, slot))
+    }
+    return ", ".join(sorted(found)) or "none"
 
 
 def _allowed(name: str, allowed: frozenset[str] | None) -> bool:

@@ -20,11 +20,14 @@ concatenated forward | backward output of level k − 1, unless ``independent_di
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
 from rnnbridge.engine.conventions import Convention
+
+if TYPE_CHECKING:
+    from rnnbridge.engine.facts import Assumption
 
 Direction = Literal["forward", "backward"]
 DIRECTIONS: tuple[Direction, ...] = ("forward", "backward")
@@ -46,8 +49,8 @@ class LayerConfig:
     by canonical name (``rnnbridge.engine.conventions``). ``forget_bias``: the run-time
     constant the framework adds to the forget gate (TF1 cells); 0 in a canonical ``Layer``.
     ``clip``: ONNX ``clip``. ``input_forget``: ONNX coupled input-forget gate.
-    ``assumed``: settings that came from framework defaults because the file had no
-    model config, for the metadata.
+    ``assumed``: the facts taken from a documented default of the framework version that
+    wrote the file (``rnnbridge.engine.facts.Assumption``), listed in the metadata.
     """
 
     activations: tuple[str, ...]
@@ -55,7 +58,7 @@ class LayerConfig:
     clip: float | None = None
     input_forget: bool = False
     independent_directions: bool = False
-    assumed: tuple[str, ...] = ()
+    assumed: tuple[Assumption, ...] = ()
 
     def with_(self, **changes: Any) -> LayerConfig:
         return replace(self, **changes)

@@ -53,9 +53,11 @@ def verify(source: NativeLayer, target: NativeLayer, *, seed: int = 0, steps: in
         output shapes, or if either has a NaN/Inf where the other has a finite value.
     """
     _check_shape(source, target)
+    large = sum(a.size for cell in source.cells.values() for a in cell.values()) > SAMPLE_ABOVE
+    _check_finite(source, target, whole=not large)
     rng = np.random.default_rng(seed)
     report: dict = {"seed": seed, "steps": steps, "batch": batch}
-    if sum(a.size for cell in source.cells.values() for a in cell.values()) > SAMPLE_ABOVE:
+    if large:
         pairs, report["steps"], report["sampled_units"] = _sampled(source, target, rng, batch)
     else:
         pairs = _full(source, target, rng, steps, batch)
@@ -76,6 +78,25 @@ def _check_shape(source: NativeLayer, target: NativeLayer) -> None:
         raise _failed(source, f"the target is a {target.convention.cell}, the source a {source.convention.cell}")
     if set(source.cells) != set(target.cells):
         raise _failed(source, f"the target has cells {sorted(target.cells)}, the source {sorted(source.cells)}")
+
+
+def _check_finite(source: NativeLayer, target: NativeLayer, *, whole: bool) -> None:
+    """A result whose source is finite must be finite: its run-time constants, and every
+    array (``whole``) or every vector (biases, peepholes; the sampled run reads the rest)."""
+    for layer in (source, target):
+        constants = (layer.config.forget_bias, 0.0 if layer.config.clip is None else layer.config.clip)
+        if not all(np.isfinite(constants)):
+            raise _failed(source, f"the {'source' if layer is source else 'target'} has a non-finite constant")
+    checked = [(name, a) for cell in source.cells.values() for name, a in cell.items() if whole or a.ndim < 2]
+    if not all(np.isfinite(a).all() for _, a in checked):
+        return
+    for (level, direction), cell in target.cells.items():
+        for name, array in cell.items():
+            if (whole or array.ndim < 2) and not np.isfinite(array).all():
+                raise _failed(
+                    source,
+                    f"NaN/Inf in the target's {name} (level {level}, {direction}) where the source is finite",
+                )
 
 
 def _failed(layer: NativeLayer, detail: str, **extra: Any) -> VerificationFailed:

@@ -348,3 +348,75 @@ def test_routes_are_plain_functions_run_in_the_threadpool():
     endpoints = {route.path: route.endpoint for route in routes if isinstance(route, APIRoute)}
     assert set(endpoints) == {"/inspect", "/split", "/convert", "/conventions", "/healthz", "/readyz", "/metrics"}
     assert not [path for path, endpoint in endpoints.items() if iscoroutinefunction(endpoint)]
+
+
+# Issue 10: facts a file does not record, target constants, assumptions in a header.
+
+LOCAL = Path(__file__).resolve().parents[1] / "fixtures"
+W224 = LOCAL / "exactness" / "k2_lstm_hard_sigmoid_w224" / "w.h5"
+GRU_BARE = LOCAL / "exactness" / "torch_onnx_gru_bare" / "bare.npz"
+TORCH_LSTM = LOCAL / "torch_lstm_no_bias" / "model.pt"
+
+
+@pytest.mark.parametrize("path", ["/inspect", "/split", "/convert"])
+def test_every_assumption_is_listed_in_the_header(client, path):
+    response = client.post(path, files=_files(W224), data={"target": "onnx"})
+    assert response.status_code == 200, response.text
+    listed = json.loads(response.headers[routes.ASSUMED_HEADER])
+    assert {(a["layer"], a["fact"], a["field"]) for a in listed} == {
+        ("lstm_2", "activations", "activations"),
+        ("lstm_2", "direction", "direction"),
+    }
+    assert next(a["value"] for a in listed if a["fact"] == "activations") == "hard_sigmoid_keras2,tanh,tanh"
+
+
+def test_stated_facts_leave_nothing_assumed(client):
+    data = {"target": "onnx", "activations": "hard_sigmoid_keras2,tanh", "direction": "forward", "strict": "true"}
+    response = client.post("/convert", files=_files(W224), data=data)
+    assert response.status_code == 200, response.text
+    assert json.loads(response.headers[routes.ASSUMED_HEADER]) == []
+
+
+@pytest.mark.parametrize("path", ["/split", "/convert"])
+def test_strict_turns_an_assumption_into_a_422_naming_the_field(client, path):
+    data = {"target": "onnx", "source": "onnx", "strict": "true", "activations": "sigmoid,tanh", "direction": "forward"}
+    response = client.post(path, files=_files(GRU_BARE), data=data)
+    assert response.status_code == 422
+    problem = response.json()
+    assert (problem["code"], problem["field"]) == ("assumption_required", "reset_after")
+    assert response.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("target", ["pytorch", "keras", "onnx"])
+def test_a_target_forget_bias_the_target_cannot_apply_is_422(client, target):
+    response = client.post("/convert", files=_files(TORCH_LSTM), data={"target": target, "target_forget_bias": "2"})
+    assert response.status_code == 422
+    assert response.json()["field"] == "target_forget_bias"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e309"])
+def test_a_non_finite_forget_bias_is_422(client, value):
+    tf1 = sorted((LOCAL / "tf1_lstm_forget_bias_half").glob("model.ckpt.*"))
+    files = [("file", (p.name, p.read_bytes())) for p in tf1 if not p.name.endswith(".meta")]
+    response = client.post("/convert", files=files, data={"target": "tf1", "source_forget_bias": value})
+    assert response.status_code == 422, response.text
+    assert response.json()["field"] == "source_forget_bias"
+
+
+def test_a_field_contradicting_the_file_is_422_naming_both(client):
+    data = {"target": "onnx", "activations": "sigmoid,tanh"}
+    response = client.post("/convert", files=_files(LOCAL / "k2_lstm_hard_sigmoid" / "m.h5"), data=data)
+    assert response.status_code == 422
+    problem = response.json()
+    assert problem["code"] == "field_contradicts_file"
+    assert (problem["stated"], problem["recorded"]) == ("sigmoid,tanh,tanh", "hard_sigmoid(0.2,0.5),tanh,tanh")
+
+
+def test_openapi_documents_the_fact_fields(client):
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    for body in ("Body_convert_convert_post", "Body_split_split_post"):
+        fields = {"activations", "clip", "input_forget", "strict", "reset_after", "direction", "source_forget_bias"}
+        assert fields <= set(
+            schemas[body]["properties"]
+        )
+    assert "activations" in schemas["Body_inspect_inspect_post"]["properties"]

@@ -297,29 +297,41 @@ def test_output_files_get_the_permissions_of_new_files(umask, in_tmp):
 
 
 def _on_a_terminal(argv: list[str], cwd: Path) -> tuple[int, str, bytes]:
-    """Run the command with standard output on a pseudo-terminal: exit code, stderr, what the terminal got."""
+    """Run the command with standard output on a pseudo-terminal: exit code, stderr, what the terminal got.
+
+    The terminal is drained while the command runs: a pty holds a few KiB, and a command
+    that fills it waits for a reader."""
     import pty
+    import threading
 
     leader, follower = pty.openpty()
+    chunks: list[bytes] = []
+
+    def drain() -> None:
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal has no writer left
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     try:
         run = subprocess.run(
             [sys.executable, "-m", "rnnbridge", *argv], stdout=follower, stderr=subprocess.PIPE, cwd=cwd, timeout=120
         )
         os.close(follower)
         follower = -1
-        seen = b""
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the terminal has no writer left
-                break
-            if not chunk:
-                break
-            seen += chunk
+        reader.join(timeout=30)
+        seen = b"".join(chunks)
     finally:
-        os.close(leader)
         if follower >= 0:
             os.close(follower)
+        reader.join(timeout=30)
+        os.close(leader)
     return run.returncode, run.stderr.decode(), seen
 
 
@@ -380,3 +392,34 @@ def test_messages_use_the_cli_s_terms(argv, says, never, in_tmp, capsys):
 def test_a_missing_file_is_one_line(in_tmp, capsys):
     assert main(["inspect", "nowhere.h5"]) == 1
     assert capsys.readouterr().err == "rnnbridge: error: invalid_field: no such file: nowhere.h5\n"
+
+
+LOCAL = Path(__file__).resolve().parents[1] / "fixtures"
+W224 = LOCAL / "exactness" / "k2_lstm_hard_sigmoid_w224" / "w.h5"
+
+
+@pytest.mark.parametrize("command", [["inspect"], ["split"], ["convert", "--target", "onnx"]])
+def test_every_assumption_is_reported_on_stderr(command, in_tmp, capsys):
+    assert main([command[0], str(W224), *command[1:]]) == 0
+    err = capsys.readouterr().err
+    assert "rnnbridge: assumed: layer 'lstm_2': activations = hard_sigmoid_keras2,tanh,tanh" in err
+    assert "state it with --activations" in err
+    assert "rnnbridge: assumed: layer 'lstm_2': direction = forward" in err
+
+
+def test_strict_exits_1_naming_the_option(in_tmp, capsys):
+    assert main(["convert", str(W224), "--target", "onnx", "--strict"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("rnnbridge: error: assumption_required:") and "activations" in err
+
+
+def test_stated_activations_convert_without_assumptions(in_tmp, capsys):
+    argv = ["convert", str(W224), "--target", "pytorch", "--activations", "sigmoid,tanh", "--direction", "forward"]
+    assert main([*argv, "--strict", "-o", "out.npz"]) == 0
+    assert "assumed" not in capsys.readouterr().err
+
+
+def test_target_forget_bias_is_refused_where_the_target_has_none(in_tmp, capsys):
+    torch_lstm = LOCAL / "torch_lstm_no_bias" / "model.pt"
+    assert main(["convert", str(torch_lstm), "--target", "keras", "--target-forget-bias", "2"]) == 1
+    assert "target_forget_bias" in capsys.readouterr().err
