@@ -243,6 +243,8 @@ def convert(
     target_forget_bias = facts.finite(target_forget_bias, "target_forget_bias")
     if target not in FRAMEWORKS:
         raise InvalidField(f"target must be one of {list(FRAMEWORKS)}, not {target!r}", field="target")
+    if encoding is not None:
+        outputs.check_format(encoding, target)
     if prefix is not None and target != "pytorch":
         raise InvalidField("prefix applies to target=pytorch only", field="prefix")
     if prefix and (any(c in prefix for c in "/\\") or any(ord(c) < 32 for c in prefix) or len(prefix) > 256):

@@ -386,3 +386,10 @@ def test_a_stated_clip_contradicting_the_onnx_node_is_refused() -> None:
     with pytest.raises(InvalidField, match="contradicts") as refused:
         pipeline.read([FIXTURES / "onnx_lstm_clip" / "model.onnx"], clip="none")
     assert refused.value.extra["recorded"] == 0.5
+
+
+@pytest.mark.parametrize(("encoding", "target"), [("xml", "onnx"), ("h5", "onnx")])
+def test_an_encoding_the_target_cannot_have_is_refused_before_the_work(encoding: str, target: str) -> None:
+    with pytest.raises(InvalidField) as refused:
+        pipeline.convert(pipeline.read([K3_HARD_SIGMOID / "m.keras"]), target, encoding=encoding)
+    assert refused.value.extra["field"] == "format"
