@@ -541,9 +541,9 @@ def _entry(entry: object) -> str:
 
 def _report_assumptions(layers: list[dict[str, Any]]) -> None:
     """One stderr line per assumed fact, with the option that would state it."""
-    from rnnbridge.engine import facts
+    from rnnbridge.pipeline import assumptions_of
 
-    for item in facts.assumptions_of(layers):
+    for item in assumptions_of(layers):
         option = "--" + item["field"].replace("_", "-")
         value = item["value"]
         value = str(value).lower() if isinstance(value, bool) else value

@@ -27,6 +27,7 @@ from rnnbridge import discovery, formats, outputs, readback
 from rnnbridge.describe import describe_config, describe_layer, module_recipe
 from rnnbridge.engine import canonical, exactness, facts, loading, naming, verify
 from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, Convention
+from rnnbridge.engine.facts import assumptions_of
 from rnnbridge.engine.model import CellKey, Layer, NativeLayer, cell_order
 from rnnbridge.errors import InvalidField, LayerNotFound
 from rnnbridge.formats.base import InputFile, Limits
@@ -243,8 +244,6 @@ def convert(
     target_forget_bias = facts.finite(target_forget_bias, "target_forget_bias")
     if target not in FRAMEWORKS:
         raise InvalidField(f"target must be one of {list(FRAMEWORKS)}, not {target!r}", field="target")
-    if encoding is not None:
-        outputs.check_format(encoding, target)
     if prefix is not None and target != "pytorch":
         raise InvalidField("prefix applies to target=pytorch only", field="prefix")
     if prefix and (any(c in prefix for c in "/\\") or any(ord(c) < 32 for c in prefix) or len(prefix) > 256):
@@ -503,4 +502,5 @@ __all__ = [
     "prepare",
     "read",
     "split",
+    "assumptions_of",
 ]

@@ -27,7 +27,6 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from rnnbridge import pipeline, version
-from rnnbridge.engine import facts
 from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, Convention
 from rnnbridge.errors import (
     InexactConversion,
@@ -143,7 +142,7 @@ def _inputs(files: list[UploadFile]) -> list[InputFile]:
 
 def _with_assumptions(response: Response, layers: list[dict]) -> Response:
     """Set ``RNNBridge-Assumed``: every assumed fact of ``layers`` (metadata entries)."""
-    listed = [{k: item[k] for k in ("layer", "fact", "value", "field")} for item in facts.assumptions_of(layers)]
+    listed = [{k: item[k] for k in ("layer", "fact", "value", "field")} for item in pipeline.assumptions_of(layers)]
     response.headers[ASSUMED_HEADER] = json.dumps(jsonable(listed), separators=(",", ":"))
     return response
 

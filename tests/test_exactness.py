@@ -9,6 +9,7 @@ Each ``test_observation_*`` reproduces one of the issue's observations with real
 
 from __future__ import annotations
 
+import importlib
 import io
 import shutil
 from pathlib import Path
@@ -285,22 +286,23 @@ def _swap_first_two_gate_blocks(array: np.ndarray) -> np.ndarray:
     ("target", "fmt"), [("onnx", "npz"), ("pytorch", "safetensors"), ("keras", "h5"), ("tf1", "json")]
 )
 def test_a_writer_that_swaps_two_gate_blocks_is_caught(monkeypatch, target: str, fmt: str) -> None:
-    real = outputs.WRITERS[fmt]
+    module_name, function = outputs.OUTPUTS[fmt].writer.split(":")
+    module = importlib.import_module(module_name)
+    real = getattr(module, function)
 
-    def broken(result, stream):
-        swapped = {name: _swap_first_two_gate_blocks(a) for name, a in result.arrays.items()}
-        real(pipeline.Result(swapped, result.meta), stream)
+    def broken(arrays, meta, stream):
+        real({name: _swap_first_two_gate_blocks(a) for name, a in arrays.items()}, meta, stream)
 
     plain = target in ("pytorch", "tf1")  # targets with sigmoid gates only get a plain LSTM
     model = pipeline.read([FIXTURES / "torch_lstm_no_bias" / "model.pt" if plain else K3_HARD_SIGMOID / "m.keras"])
-    pipeline.convert(model, target, encoding=fmt)  # the real writer passes
-    monkeypatch.setitem(outputs.WRITERS, fmt, broken)
+    pipeline.convert(model, target, format=fmt)  # the real writer passes
+    monkeypatch.setattr(module, function, broken)
     with pytest.raises(VerificationFailed):
-        pipeline.convert(model, target, encoding=fmt)
+        pipeline.convert(model, target, format=fmt)
 
 
 def test_the_verification_report_says_what_it_checked() -> None:
-    result = pipeline.convert(pipeline.read([K3_HARD_SIGMOID / "m.keras"]), "keras", encoding="h5")
+    result = pipeline.convert(pipeline.read([K3_HARD_SIGMOID / "m.keras"]), "keras", format="h5")
     assert result.meta["layers"][0]["verification"]["target_from"].startswith("re-read from the h5 bytes")
     buffer = io.BytesIO()
     outputs.write(result, "h5", buffer)
@@ -391,5 +393,5 @@ def test_a_stated_clip_contradicting_the_onnx_node_is_refused() -> None:
 @pytest.mark.parametrize(("encoding", "target"), [("xml", "onnx"), ("h5", "onnx")])
 def test_an_encoding_the_target_cannot_have_is_refused_before_the_work(encoding: str, target: str) -> None:
     with pytest.raises(InvalidField) as refused:
-        pipeline.convert(pipeline.read([K3_HARD_SIGMOID / "m.keras"]), target, encoding=encoding)
+        pipeline.convert(pipeline.read([K3_HARD_SIGMOID / "m.keras"]), target, format=encoding)
     assert refused.value.extra["field"] == "format"
