@@ -13,6 +13,10 @@ format           layout
 ``safetensors``  the tensors, with the metadata JSON under ``__metadata__["rnnbridge"]``.
 ``h5``           ``/convert`` to Keras only: the Keras 3 ``.weights.h5`` layout that
                  ``model.load_weights`` reads (``rnnbridge.formats.hdf5.keras_weights``).
+``onnx``         ``/convert`` to ONNX only: a model onnxruntime runs as it is, the metadata
+                 in ``metadata_props["rnnbridge"]`` (``rnnbridge.formats.onnx.writer``).
+``tf_checkpoint`` ``/convert`` to TF1 only: a tar of a tensor bundle (``.index``, ``.data``)
+                 and its ``checkpoint`` file (``rnnbridge.formats.tf.writer``).
 ===============  ============================================================================
 
 Arrays keep their dtype. Nothing here knows about HTTP or files on disk: encoders write
@@ -38,13 +42,15 @@ if TYPE_CHECKING:  # the encoders only read ``.arrays`` and ``.meta``
 META_KEY = "__meta__"
 
 #: file extension of every output format
-EXTENSIONS = {"npz": "npz", "json": "json", "safetensors": "safetensors", "h5": "h5"}
+EXTENSIONS = {"npz": "npz", "json": "json", "safetensors": "safetensors", "h5": "h5", "onnx": "onnx", "tf_checkpoint": "tar"}
 
 MEDIA_TYPES = {
     "npz": "application/octet-stream",
     "json": "application/json",
     "safetensors": "application/octet-stream",
     "h5": "application/x-hdf5",
+    "onnx": "application/octet-stream",
+    "tf_checkpoint": "application/x-tar",
 }
 
 _NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
@@ -160,13 +166,34 @@ def write_h5(result: Result, stream: IO[bytes]) -> None:
     stream.write(buffer.getbuffer())
 
 
+def write_onnx(result: Result, stream: IO[bytes]) -> None:
+    """Write an ONNX ``/convert`` result as a runnable ONNX model."""
+    from rnnbridge.formats.onnx import writer
+
+    writer.write(result.arrays, result.meta, meta_json(result), stream)
+
+
+def write_tf_checkpoint(result: Result, stream: IO[bytes]) -> None:
+    """Write a TF1 ``/convert`` result as a tar of a tensor-bundle checkpoint."""
+    from rnnbridge.formats.tf import writer
+
+    writer.write(result.arrays, result.meta, meta_json(result), stream)
+
+
 #: formats whose arrays may be in either memory order (``.npy`` records it; JSON lists values)
 ANY_ORDER = frozenset({"npz", "json"})
 
-WRITERS = {"npz": write_npz, "json": write_json, "safetensors": write_safetensors, "h5": write_h5}
+WRITERS = {
+    "npz": write_npz,
+    "json": write_json,
+    "safetensors": write_safetensors,
+    "h5": write_h5,
+    "onnx": write_onnx,
+    "tf_checkpoint": write_tf_checkpoint,
+}
 FORMATS = tuple(WRITERS)
 #: formats only some targets have
-TARGETS_OF = {"h5": ("keras",)}
+TARGETS_OF = {"h5": ("keras",), "onnx": ("onnx",), "tf_checkpoint": ("tf1",)}
 
 
 def check_format(fmt: str, target: str | None = None) -> None:
@@ -176,7 +203,7 @@ def check_format(fmt: str, target: str | None = None) -> None:
         raise InvalidField(f"format must be one of {list(WRITERS)}, not {fmt!r}", field="format")
     allowed = TARGETS_OF.get(fmt)
     if allowed is not None and target not in allowed:
-        raise InvalidField(f"format {fmt} holds Keras weights: use it with /convert and target=keras", field="format")
+        raise InvalidField(f"format {fmt} is a file of {allowed[0]}: use it with /convert and target={allowed[0]}", field="format")
 
 
 def write(result: Result, fmt: str, stream: IO[bytes]) -> None:

@@ -3,6 +3,7 @@
 Fields read (``onnx/onnx.proto``)::
 
     ModelProto      ir_version=1  producer_name=2  graph=7  opset_import=8 {domain=1, version=2}
+                    metadata_props=14 {key=1, value=2}
     GraphProto      node=1  initializer=5  sparse_initializer=15
     NodeProto       input=1  output=2  name=3  op_type=4  attribute=5  domain=7
     AttributeProto  name=1  f=2  i=3  s=4  t=5  floats=7  ints=8  strings=9  type=20
@@ -38,6 +39,7 @@ class Header:
     ir_version: int = 0
     producer: str = ""
     opset_imports: dict[str, int] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 class GraphParts(NamedTuple):
@@ -79,6 +81,9 @@ def parse_model(buf: Any) -> Header:
             elif number == 8:
                 domain, version = _parse_opset(buf, value)
                 header.opset_imports[domain] = version
+            elif number == 14:
+                key, text = _parse_entry(buf, value)
+                header.metadata[key] = text
     if graphs != 1:
         raise MalformedFile(f"ONNX: the ModelProto has {graphs} graphs, not one")
     return header
@@ -94,6 +99,15 @@ def _parse_opset(buf: Any, sl: slice) -> tuple[str, int]:
             value = pb.expect_varint(wire, value, "OperatorSetIdProto.version")
             version = pb.as_int64(value)
     return domain, version
+
+
+def _parse_entry(buf: Any, sl: slice) -> tuple[str, str]:
+    """A ``StringStringEntryProto`` (``metadata_props``) as ``(key, value)``."""
+    texts = {1: "", 2: ""}
+    for number, wire, value in pb.iter_fields(buf, sl.start, sl.stop):
+        if number in texts:
+            texts[number] = pb.as_text(buf, pb.expect_bytes(wire, value, "metadata_props"), "metadata_props")
+    return texts[1], texts[2]
 
 
 def parse_graph(buf: bytes, sl: slice) -> GraphParts:

@@ -120,6 +120,7 @@ def _read_model(buf: bytes, files: Sequence[InputFile], limits: Limits) -> Weigh
         "opset_imports": opsets,
         "ir_version": header.ir_version,
         "producer": header.producer,
+        "metadata": header.metadata,
     }
     return WeightFile(format=NAME, tensors=tensors, attrs=attrs, notes=ctx.notes, bfloat16=ctx.bfloat16)
 
