@@ -16,6 +16,7 @@ Nothing here knows about HTTP. Errors are ``rnnbridge.errors.RnnBridgeError`` su
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,9 @@ from rnnbridge.errors import InvalidField, LayerNotFound
 from rnnbridge.formats.base import InputFile, Limits
 
 Orientation = Literal["out_in", "in_out"]
-OutputFormat = Literal["npz", "json", "safetensors", "h5"]
+OutputFormat = Literal["npz", "json", "safetensors", "h5", "onnx", "tf_checkpoint"]
+
+_SCOPE = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\-]*(/[A-Za-z0-9_.\-]+)*")
 
 #: ``convert(..., consume=True)`` converts layers of more weights than this one cell at a time
 BY_CELL_ABOVE = 2**22
@@ -146,6 +149,7 @@ def convert(
     prefix: str | None = None,
     order: Literal["C", "K"] = "C",
     consume: bool = False,
+    scope: str | None = None,
 ) -> Result:
     """Re-fuse the chosen layers in ``target``'s convention, refusing inexact conversions.
 
@@ -159,6 +163,7 @@ def convert(
     conversion: a large layer is then converted and verified one cell (level, direction) at
     a time, each source cell released as soon as its target exists, so that the source and
     the result are never both whole in memory. The model cannot be used again after that.
+    ``scope`` (TF1 only) is the variable scope of the layer in a ``tf_checkpoint`` output.
     """
     if target not in FRAMEWORKS:
         raise InvalidField(f"target must be one of {list(FRAMEWORKS)}, not {target!r}", field="target")
@@ -166,6 +171,7 @@ def convert(
         raise InvalidField("prefix applies to target=pytorch only", field="prefix")
     if prefix and (any(c in prefix for c in "/\\") or any(ord(c) < 32 for c in prefix) or len(prefix) > 256):
         raise InvalidField("prefix is a state_dict key prefix: no '/', '\\' or control characters", field="prefix")
+    head = {"target": target} if scope is None else {"target": target, "scope": _checked_scope(scope, target)}
 
     def convert_layer(native: NativeLayer) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         canon = canonical.to_canonical(native)
@@ -183,7 +189,19 @@ def convert(
         meta["tensors"] = list(arrays)
         return arrays, meta
 
-    return _assemble(model, layer, source_forget_bias, convert_layer, target=target)
+    return _assemble(model, layer, source_forget_bias, convert_layer, **head)
+
+
+def _checked_scope(scope: str, target: str) -> str:
+    """A TF variable scope: what ``tf.compat.v1.variable_scope`` accepts, without a leading or trailing ``/``."""
+    if target != "tf1":
+        raise InvalidField("scope applies to target=tf1 only", field="scope")
+    if not _SCOPE.fullmatch(scope):
+        raise InvalidField(
+            f"scope {scope[:100]!r} is not a TF variable scope: letters, digits and . _ - separated by '/'",
+            field="scope",
+        )
+    return scope
 
 
 def _assemble(

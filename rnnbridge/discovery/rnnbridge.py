@@ -103,13 +103,14 @@ def _layer(entry: dict[str, Any], weights: WeightFile) -> NativeLayer:
 def _checkpoint_layers(weights: WeightFile, meta: dict[str, Any]) -> Found:
     """A checkpoint rnnbridge wrote: the TF1 finder, then each layer's name and configuration."""
     found = find_tf1(weights)
-    scopes = meta["checkpoint"].get("scopes", {})
+    layer_of = meta["checkpoint"].get("variables", {})
     entries = {str(entry["name"]): entry for entry in meta["layers"]}
     for layer in found.layers:
-        name = next((n for n, scope in scopes.items() if scope == layer.name), None)
-        if name in entries:
+        names = {layer_of.get(variable) for variable in layer.origin.values()}
+        if len(names) == 1 and (name := names.pop()) in entries:
             layer.name = name
             layer.config = _config(entries[name]["target"]["config"])
+    found.notes = [f"read back with the configuration rnnbridge wrote it with ({len(entries)} layer(s))"]
     return found
 
 
