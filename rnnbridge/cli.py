@@ -139,6 +139,7 @@ def _convert_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--verify", action=argparse.BooleanOptionalAction, default=True, help="check the result (default: on)"
     )
     convert.add_argument("--prefix", help="PyTorch key prefix (default: layer name + '.'; '' for bare keys)")
+    convert.add_argument("--scope", help="TF1 variable scope of the layer in a tf_checkpoint (default: rnn, ...)")
     convert.set_defaults(command=convert_command)
 
 
@@ -244,6 +245,7 @@ def convert_command(args: argparse.Namespace) -> int:
         prefix=args.prefix,
         order="K" if args.format in outputs.ANY_ORDER else "C",
         consume=True,
+        scope=args.scope,
     )
     del model
     return _emit(args, result, outputs.output_name(args.files[0], args.format, args.target), progress)
@@ -260,7 +262,7 @@ def _emit(args: argparse.Namespace, result: pipeline.Result, default_name: str, 
     total = sum(np.asarray(array).nbytes for array in result.arrays.values())
 
     def write(stream: IO[bytes]) -> None:
-        counted = stream if args.format == "h5" else _Counted(stream, lambda done: progress.bar(done, total))
+        counted = stream if args.format in ("h5", "onnx", "tf_checkpoint") else _Counted(stream, lambda done: progress.bar(done, total))
         progress.phase("writing")
         outputs.write(result, args.format, counted)  # type: ignore[arg-type]
 

@@ -211,6 +211,7 @@ def convert(
     ] = None,
     direction: DirectionField = None,
     reset_after: ResetAfter = None,
+    scope: Annotated[str | None, Form(description="TF1 variable scope of the layer in a tf_checkpoint.")] = None,
 ) -> Response:
     outputs.check_format(format, target)
     model = _read(file, settings, source, direction, reset_after)
@@ -224,6 +225,7 @@ def convert(
         prefix=sent_prefix,  # ``prefix`` itself is declared for the OpenAPI document
         order="K" if format in outputs.ANY_ORDER else "C",
         consume=True,
+        scope=scope,
     )
     del model  # the source arrays can go while the result streams out
     _count_conversion(registry, result, target)
