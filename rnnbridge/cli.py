@@ -95,6 +95,9 @@ def _reading_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--source", choices=get_args(Framework), help="source framework (required for npz/JSON)")
     parser.add_argument("--direction", choices=get_args(Direction), help="direction of a one-direction array input")
     _option(parser, "reset_after", action=argparse.BooleanOptionalAction, help="GRU variant of an array input")
+    parser.add_argument(
+        "--names", help="rename the file's arrays first: a JSON object or old=new pairs (enc_w_ih=encoder.weight_ih_l0)"
+    )
 
 
 def _output_options(parser: argparse.ArgumentParser) -> None:
@@ -209,6 +212,7 @@ def _read(args: argparse.Namespace, progress: Progress | None = None) -> pipelin
         direction=args.direction,
         reset_after=args.reset_after,
         limits=_settings().limits(),
+        names=args.names,
     )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from rnnbridge import discovery, formats
+from rnnbridge.discovery.renames import HOW_TO_NAME, apply_names, fused_candidates, parse_names
 from rnnbridge.describe import describe_config, describe_layer, module_recipe
 from rnnbridge.engine import canonical, exactness, naming, verify
 from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, Convention
@@ -51,6 +52,8 @@ class Model:
     notes: list[str] = field(default_factory=list)
     unsupported: list[dict[str, Any]] = field(default_factory=list)
     bfloat16: set[str] = field(default_factory=set)  # file tensors stored as bfloat16
+    #: when no layer was found: arrays whose shapes look like fused gate tensors (``renames``)
+    fused_looking: list[dict[str, Any]] = field(default_factory=list)
 
     def stored_as_bfloat16(self, layer: NativeLayer) -> bool:
         """Whether every tensor of ``layer`` was bfloat16 in the file (now widened to float32)."""
@@ -72,12 +75,15 @@ def read(
     direction: str | None = None,
     reset_after: bool | None = None,
     limits: Limits | None = None,
+    names: str | Mapping[str, str] | None = None,
 ) -> Model:
     """Read an upload (one or several files) and find its recurrent layers.
 
     ``source`` (a framework of ``FRAMEWORKS``) is required for array-only inputs (npz,
     JSON) and checked against the file otherwise; ``direction`` and ``reset_after`` give
-    what bare arrays cannot say (ONNX ``W`` of one direction, a Keras GRU bias).
+    what bare arrays cannot say (ONNX ``W`` of one direction, a Keras GRU bias). ``names``
+    renames the file's arrays first (``{"enc_w_ih": "encoder.weight_ih_l0"}`` or
+    ``"old=new, ..."``; see ``rnnbridge.discovery.renames``).
     """
     if source is not None and source not in FRAMEWORKS:
         raise InvalidField(f"source must be one of {list(FRAMEWORKS)}, not {source!r}", field="source")
@@ -85,7 +91,10 @@ def read(
         raise InvalidField(f"direction must be forward or reverse, not {direction!r}", field="direction")
     direction = "reverse" if direction == "backward" else direction
     inputs = [f if isinstance(f, InputFile) else InputFile(Path(f).name, Path(f)) for f in files]
+    renames = None if names is None or names == "" else parse_names(names)
     weights = formats.read(inputs, limits or Limits())
+    if renames:
+        apply_names(weights, renames)
     found = discovery.find_layers(weights, source=source, direction=direction, reset_after=reset_after)
     return Model(
         format=weights.format,
@@ -94,18 +103,23 @@ def read(
         notes=weights.notes + found.notes,
         unsupported=found.unsupported,
         bfloat16=weights.bfloat16,
+        fused_looking=[] if found.layers else fused_candidates(weights.tensors),
     )
 
 
 def inspect(model: Model) -> dict[str, Any]:
     """The ``/inspect`` document: every recurrent layer with its convention, sizes and tensors."""
-    return {
+    document = {
         "format": model.format,
         "layers": [describe_layer(layer) for layer in model.layers],
         "unsupported_layers": model.unsupported,
         "other_tensors": model.other_tensors,
         "notes": model.notes,
     }
+    if model.fused_looking:
+        document["fused_looking_arrays"] = model.fused_looking
+        document["how_to_name"] = HOW_TO_NAME
+    return document
 
 
 def split(

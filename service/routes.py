@@ -100,6 +100,10 @@ DirectionField = Annotated[
     Direction | None, Form(description="Direction of a one-direction array-only input (e.g. ONNX W [1, ...]).")
 ]
 ResetAfter = Annotated[bool | None, Form(description="GRU variant of an array-only input the arrays cannot tell.")]
+Names = Annotated[
+    str | None,
+    Form(description='Rename the file\'s arrays first: a JSON object {"enc_w_ih": "encoder.weight_ih_l0"} or old=new pairs.'),
+]
 Format = Annotated[OutputFormat, Form(description="Output encoding.")]
 
 #: results up to this many bytes of arrays are encoded in the endpoint's thread and sent with
@@ -117,12 +121,15 @@ def _read(
     source: str | None,
     direction: str | None,
     reset_after: bool | None,
+    names: str | None = None,
 ) -> pipeline.Model:
     inputs = []
     for upload in files:
         assert isinstance(upload, SpooledUpload), "upload routes use SpoolingRoute"
         inputs.append(InputFile(upload.filename or upload.path.name, upload.path))
-    return pipeline.read(inputs, source=source, direction=direction, reset_after=reset_after, limits=settings.limits())
+    return pipeline.read(
+        inputs, source=source, direction=direction, reset_after=reset_after, limits=settings.limits(), names=names
+    )
 
 
 def _respond(workspace: Workspace, result: pipeline.Result, fmt: str, filename: str) -> Response:
@@ -155,8 +162,9 @@ def inspect(
     source: Source = None,
     direction: DirectionField = None,
     reset_after: ResetAfter = None,
+    names: Names = None,
 ) -> JSONResponse:
-    model = _read(file, settings, source, direction, reset_after)
+    model = _read(file, settings, source, direction, reset_after, names)
     return JSONResponse(outputs.jsonable(pipeline.inspect(model)))
 
 
@@ -177,9 +185,10 @@ def split(
     source_forget_bias: SourceForgetBias = None,
     direction: DirectionField = None,
     reset_after: ResetAfter = None,
+    names: Names = None,
 ) -> Response:
     outputs.check_format(format)
-    model = _read(file, settings, source, direction, reset_after)
+    model = _read(file, settings, source, direction, reset_after, names)
     result = pipeline.split(model, layer=layer, source_forget_bias=source_forget_bias, orientation=orientation)
     return _respond(workspace, result, format, outputs.output_name(file[0].filename or "", format))
 
@@ -212,9 +221,10 @@ def convert(
     direction: DirectionField = None,
     reset_after: ResetAfter = None,
     scope: Annotated[str | None, Form(description="TF1 variable scope of the layer in a tf_checkpoint.")] = None,
+    names: Names = None,
 ) -> Response:
     outputs.check_format(format, target)
-    model = _read(file, settings, source, direction, reset_after)
+    model = _read(file, settings, source, direction, reset_after, names)
     result = pipeline.convert(
         model,
         target,

@@ -12,7 +12,10 @@ where ``<key>`` is the snake_case class name made unique in order of appearance 
 ``lstm_1``, ``gru``, ``bidirectional``, ...). Each level of a converted layer becomes one
 Keras layer, so the model that loads the file is a ``keras.Sequential`` holding, in order,
 one ``LSTM``/``GRU`` (or ``Bidirectional`` of one) per level with the arguments given in
-the metadata's ``target.module``, and no other layer with weights.
+the metadata's ``target.module``, and no other layer with weights. Layers of one result
+must chain (each reads what the one before it gives, ``units × directions``): a result
+whose layers do not (an encoder and a decoder) is refused with a 422 asking for
+``layer=``, one loadable file per layer.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ def write(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], stream: IO[
     """Write the Keras layers of a ``/convert`` result (``meta["target"] == "keras"``)."""
     if meta.get("target") != "keras":
         raise InvalidField("format=h5 writes Keras weights: use it with target=keras", field="format")
+    _check_chain(arrays, meta["layers"])
     keys: Counter[str] = Counter()
     with h5py.File(stream, "w") as h5:
         h5.create_group("vars").attrs["name"] = "sequential"
@@ -52,6 +56,23 @@ def write(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], stream: IO[
                 else:
                     (tensors,) = cells.values()
                     _write_rnn(layers.create_group(_unique(cell, keys)), name, cell, tensors)
+
+
+def _check_chain(arrays: Mapping[str, np.ndarray], layers: list[dict[str, Any]]) -> None:
+    """Refuse layers that cannot follow one another in one Sequential."""
+    for before, after in zip(layers, layers[1:]):
+        first, last = after["target"], before["target"]
+        reads = _cell(arrays, first["names_start"], 0, first["directions"][0])[0].shape[0]
+        top = _cell(arrays, last["names_start"], last["num_layers"] - 1, last["directions"][0])[1]
+        gives = top.shape[0] * len(last["directions"])
+        if reads != gives:
+            names = [layer["name"] for layer in layers]
+            raise InvalidField(
+                f"format=h5 holds one keras.Sequential, but layer {after['name']!r} reads {reads} inputs and "
+                f"{before['name']!r} before it gives {gives}: these layers do not chain. Convert one at a time "
+                f"with layer= (one of {names}) to get one loadable file per layer",
+                field="layer",
+            )
 
 
 def _cell(arrays: Mapping[str, np.ndarray], start: str, level: int, direction: str) -> list[np.ndarray]:

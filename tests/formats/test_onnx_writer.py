@@ -1,0 +1,114 @@
+"""``format=onnx``: the model rnnbridge writes, read back by rnnbridge's own ONNX reader.
+
+(onnxruntime and onnx run and check the same bytes in ``tests/interop``.) Here: the
+graph's structure (one node per level, the reshape between bidirectional levels, the
+inputs and outputs), the exact node attributes, the metadata, and the encoder.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from rnnbridge import outputs, pipeline
+from rnnbridge.engine.conventions import HARD_SIGMOID_KERAS2
+from rnnbridge.errors import InvalidField
+from rnnbridge.formats.base import InputFile, Limits
+from rnnbridge.formats.onnx import model as onnx_model
+from rnnbridge.formats.onnx import writer
+from rnnbridge.formats.wire import encoder, protobuf
+
+from ..fixtures_index import FIXTURE_LAYERS
+from ..test_round_trips import source_model
+
+
+def written(fixture_id: str, tmp_path):
+    fx = next(f for f in FIXTURE_LAYERS if f.id == fixture_id)
+    result = pipeline.convert(source_model(fx), "onnx")
+    path = tmp_path / "model.onnx"
+    with path.open("wb") as stream:
+        outputs.write(result, "onnx", stream)
+    return result, onnx_model.read([InputFile("model.onnx", path)], Limits())
+
+
+def ops(weights) -> list[str]:
+    return [node["op_type"] for node in weights.attrs["nodes"]]
+
+
+def test_a_two_level_bidirectional_lstm_is_two_nodes_chained_by_a_reshape(tmp_path):
+    result, back = written("torch_lstm_2l_bi:rnn0", tmp_path)
+    assert ops(back) == ["LSTM", "LSTM"]
+    first, second = back.attrs["nodes"]
+    assert first["inputs"][:4] == ["X", "encoder.rnn/l0/W", "encoder.rnn/l0/R", "encoder.rnn/l0/B"]
+    assert second["inputs"][0] == "encoder.rnn/l0/Y_flat"  # [T, D, B, H] -> [T, B, D·H]
+    np.testing.assert_array_equal(back.tensors["encoder.rnn/l0/Y_shape"], [0, 0, -1])
+    assert first["attributes"]["direction"] == "bidirectional"
+    assert first["attributes"]["activations"] == ["Sigmoid", "Tanh", "Tanh"] * 2
+    assert first["attributes"]["layout"] == 0 and first["attributes"]["input_forget"] == 0
+    for name, array in result.arrays.items():
+        assert back.tensors[name].tobytes() == array.tobytes() and back.tensors[name].dtype == array.dtype
+
+
+@pytest.mark.parametrize(
+    ("fixture", "attribute", "value"),
+    [
+        ("onnx_lstm_clip:rnn0", "clip", pytest.approx(0.75)),
+        ("onnx_lstm_input_forget:rnn0", "input_forget", 1),
+        ("onnx_gru_lbr1:rnn0", "linear_before_reset", 1),
+        ("onnx_gru_lbr0:rnn0", "linear_before_reset", 0),
+        ("onnx_lstm_reverse:rnn0", "direction", "reverse"),
+    ],
+)
+def test_node_attributes_are_the_source_s(fixture, attribute, value, tmp_path):
+    fx = next(f for f in FIXTURE_LAYERS if f.id == fixture)
+    _, back = written(fixture, tmp_path)
+    (node,) = back.attrs["nodes"]
+    if attribute == "clip":
+        value = pytest.approx(fx.native.config.clip)
+    assert node["attributes"][attribute] == value
+
+
+def test_hard_sigmoid_is_written_in_onnx_s_words(tmp_path):
+    """Issue 10, observation 5: ONNX spells it HardSigmoid with activation_alpha / _beta."""
+    result, back = written("onnx_lstm_hard_sigmoid:rnn0", tmp_path)
+    (node,) = back.attrs["nodes"]
+    names = node["attributes"]["activations"]
+    assert set(names) <= {"HardSigmoid", "Sigmoid", "Tanh", "Relu", "Affine"}
+    assert writer.onnx_activations([HARD_SIGMOID_KERAS2, "tanh", "tanh"]) == (
+        ["HardSigmoid", "Tanh", "Tanh"],
+        [0.2],
+        [0.5],
+    )
+
+
+def test_the_metadata_rides_in_metadata_props_and_the_opset_is_14(tmp_path):
+    result, back = written("torch_gru_in1:rnn0", tmp_path)
+    assert back.attrs["opset"] == writer.OPSET == 14 and back.attrs["ir_version"] == writer.IR_VERSION
+    assert back.attrs["metadata"]["rnnbridge"] == outputs.meta_json(result)
+    assert back.attrs["producer"] == "rnnbridge"
+
+
+def test_onnx_is_for_target_onnx_only():
+    fx = next(f for f in FIXTURE_LAYERS if f.id == "torch_gru_in1:rnn0")
+    result = pipeline.convert(source_model(fx), "pytorch")
+    with pytest.raises(InvalidField, match="target=onnx"):
+        outputs.write(result, "onnx", io.BytesIO())
+
+
+@pytest.mark.parametrize("value", [0, 1, 127, 128, 300, 2**32, 2**63 - 1, -1, -(2**63)])
+def test_the_encoder_s_varints_decode_back(value):
+    data = encoder.field_varint(3, value)
+    ((number, wire, decoded),) = list(protobuf.iter_fields(data))
+    assert (number, wire, protobuf.as_int64(decoded)) == (3, protobuf.VARINT, value)
+
+
+def test_the_encoder_s_nested_messages_and_packed_runs_decode_back():
+    inner = encoder.field_text(1, "W") + encoder.packed_varints(2, [4, 12, 3]) + encoder.field_float(3, 0.5)
+    data = encoder.field_bytes(7, inner)
+    ((_, _, where),) = list(protobuf.iter_fields(data))
+    fields = list(protobuf.iter_fields(data, where.start, where.stop))
+    assert protobuf.as_text(data, fields[0][2], "") == "W"
+    assert protobuf.packed_varints(data, fields[1][2]) == [4, 12, 3]
+    assert protobuf.as_float(data, fields[2][2]) == 0.5
