@@ -266,7 +266,11 @@ def _emit(args: argparse.Namespace, result: pipeline.Result, default_name: str, 
     total = sum(np.asarray(array).nbytes for array in result.arrays.values())
 
     def write(stream: IO[bytes]) -> None:
-        counted = stream if args.format in ("h5", "onnx", "tf_checkpoint") else _Counted(stream, lambda done: progress.bar(done, total))
+        counted = (
+            stream
+            if args.format in ("h5", "onnx", "tf_checkpoint")
+            else _Counted(stream, lambda done: progress.bar(done, total))
+        )
         progress.phase("writing")
         outputs.write(result, args.format, counted)  # type: ignore[arg-type]
 

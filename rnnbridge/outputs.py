@@ -42,7 +42,14 @@ if TYPE_CHECKING:  # the encoders only read ``.arrays`` and ``.meta``
 META_KEY = "__meta__"
 
 #: file extension of every output format
-EXTENSIONS = {"npz": "npz", "json": "json", "safetensors": "safetensors", "h5": "h5", "onnx": "onnx", "tf_checkpoint": "tar"}
+EXTENSIONS = {
+    "npz": "npz",
+    "json": "json",
+    "safetensors": "safetensors",
+    "h5": "h5",
+    "onnx": "onnx",
+    "tf_checkpoint": "tar",
+}
 
 MEDIA_TYPES = {
     "npz": "application/octet-stream",
@@ -203,7 +210,9 @@ def check_format(fmt: str, target: str | None = None) -> None:
         raise InvalidField(f"format must be one of {list(WRITERS)}, not {fmt!r}", field="format")
     allowed = TARGETS_OF.get(fmt)
     if allowed is not None and target not in allowed:
-        raise InvalidField(f"format {fmt} is a file of {allowed[0]}: use it with /convert and target={allowed[0]}", field="format")
+        raise InvalidField(
+            f"format {fmt} is a file of {allowed[0]}: use it with /convert and target={allowed[0]}", field="format"
+        )
 
 
 def write(result: Result, fmt: str, stream: IO[bytes]) -> None:

@@ -25,8 +25,8 @@ from typing import Any, Literal
 import numpy as np
 
 from rnnbridge import discovery, formats
-from rnnbridge.discovery.renames import HOW_TO_NAME, apply_names, fused_candidates, parse_names
 from rnnbridge.describe import describe_config, describe_layer, module_recipe
+from rnnbridge.discovery.renames import HOW_TO_NAME, apply_names, fused_candidates, parse_names
 from rnnbridge.engine import canonical, exactness, naming, verify
 from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, Convention
 from rnnbridge.engine.model import CellKey, Layer, NativeLayer, cell_order

@@ -102,7 +102,7 @@ DirectionField = Annotated[
 ResetAfter = Annotated[bool | None, Form(description="GRU variant of an array-only input the arrays cannot tell.")]
 Names = Annotated[
     str | None,
-    Form(description='Rename the file\'s arrays first: a JSON object {"enc_w_ih": "encoder.weight_ih_l0"} or old=new pairs.'),
+    Form(description='Rename the arrays first: a JSON object {"enc_w_ih": "encoder.weight_ih_l0"} or old=new pairs.'),
 ]
 Format = Annotated[OutputFormat, Form(description="Output encoding.")]
 

@@ -31,8 +31,8 @@ def export(folder: Path) -> None:
     from rnnbridge import outputs, pipeline
     from rnnbridge.errors import InexactConversion
     from tests.fixtures_index import FIXTURE_LAYERS
-    from tests.test_round_trips import source_model
     from tests.test_pipeline import forget_bias, layer_name
+    from tests.test_round_trips import source_model
 
     for fx in FIXTURE_LAYERS:
         try:

@@ -83,7 +83,9 @@ KERAS2_HARD_SIGMOID = pytest.mark.xfail(
 
 def keras_params() -> list:
     return [
-        pytest.param(f, id=f.id, marks=[KERAS2_HARD_SIGMOID] if HARD_SIGMOID_KERAS2 in f.native.config.activations else [])
+        pytest.param(
+            f, id=f.id, marks=[KERAS2_HARD_SIGMOID] if HARD_SIGMOID_KERAS2 in f.native.config.activations else []
+        )
         for f in FIXTURE_LAYERS
     ]
 

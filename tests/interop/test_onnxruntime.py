@@ -68,7 +68,9 @@ def test_onnxruntime_runs_the_model_and_reproduces_the_source_outputs(fx: Fixtur
     data, result = model_bytes(fx)
     dtype = next(iter(result.arrays.values())).dtype
     if dtype != np.float32:
-        pytest.skip(f"onnxruntime's CPU GRU/LSTM kernels take float32 only, not {dtype} (the reference evaluator runs it)")
+        pytest.skip(
+            f"onnxruntime's CPU GRU/LSTM kernels take float32 only, not {dtype} (the reference evaluator runs it)"
+        )
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]
     assert names == (["Y", "Y_h", "Y_c"] if fx.c_n is not None else ["Y", "Y_h"])

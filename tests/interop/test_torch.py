@@ -1,7 +1,8 @@
 """PyTorch itself loads rnnbridge's output and reproduces the source framework's outputs.
 
-Marked ``interop`` and ``torch``: runs where ``torch==2.13.0`` and ``safetensors`` are
-installed (the ``interop`` extra, which ``.ci/run`` installs) and is skipped elsewhere. The result travels as a real safetensors file and is loaded with
+Marked ``interop`` and ``torch``: runs where ``torch==2.13.0`` and ``safetensors``
+are installed (the ``interop`` extra, which ``.ci/run`` installs), skipped elsewhere.
+The result travels as a real safetensors file and is loaded with
 ``safetensors.torch.load_file`` + ``load_state_dict(strict=True)`` into a module built
 from the metadata's recipe.
 """
@@ -74,7 +75,11 @@ def run(module, fx: FixtureLayer):
 
 def run_cell(module, fx: FixtureLayer, x):
     batch = x.shape[1]
-    h = torch.zeros(batch, module.hidden_size, dtype=torch.float64) if fx.h0 is None else torch.from_numpy(fx.h0[0]).double()
+    h = (
+        torch.zeros(batch, module.hidden_size, dtype=torch.float64)
+        if fx.h0 is None
+        else torch.from_numpy(fx.h0[0]).double()
+    )
     c = torch.zeros_like(h) if fx.c0 is None else torch.from_numpy(fx.c0[0]).double()
     ys = []
     for x_t in x:

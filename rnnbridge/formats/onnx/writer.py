@@ -120,8 +120,11 @@ def tensor_proto(name: str, array: np.ndarray) -> bytes:
     if data_type is None:
         raise InvalidField(f"ONNX RNN weights cannot be {array.dtype} (float16, float32 or float64)", field="format")
     raw = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
-    return pb.packed_varints(1, array.shape) + pb.field_varint(2, data_type) + pb.field_text(8, name) + pb.field_bytes(
-        9, raw
+    return (
+        pb.packed_varints(1, array.shape)
+        + pb.field_varint(2, data_type)
+        + pb.field_text(8, name)
+        + pb.field_bytes(9, raw)
     )
 
 
