@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from rnnbridge.errors import LimitExceeded, MalformedFile, RnnBridgeError, UnsafeInput, UnsupportedFormat
+from rnnbridge.formats.onnx import graph as onnx_graph
 from rnnbridge.formats.onnx import model as onnx_model
 from rnnbridge.formats.base import InputFile, Limits
 
@@ -320,11 +321,7 @@ def test_hand_built_model_reads(tmp_path):
     ],
 )
 def test_raw_data_of_every_numeric_type(tmp_path, data_type, dtype):
-    expected = (
-        (np.arange(6) * 3 - 5 if np.dtype(dtype).kind != "u" else np.arange(6) * 40)
-        .astype(dtype)
-        .reshape(2, 3)
-    )
+    expected = (np.arange(6) * 3 - 5 if np.dtype(dtype).kind != "u" else np.arange(6) * 40).astype(dtype).reshape(2, 3)
     found = read_bytes(tmp_path, lstm_model(tensor("t", [2, 3], data_type, expected.tobytes()))).tensors["t"]
     assert found.dtype == np.dtype(dtype).newbyteorder("=")
     np.testing.assert_array_equal(found, expected)
@@ -422,16 +419,24 @@ def test_constant_nodes_become_tensors(tmp_path):
     assert tensors["eps"].dtype == np.float32 and float(tensors["eps"]) == 0.5
 
 
-def test_subgraphs_are_not_searched_but_do_not_break_the_read(tmp_path):
+def test_subgraphs_are_searched_for_recurrent_nodes(tmp_path):
     body = graph([node("LSTM", ["a", "W", "R"], ["b"], name="inner")], [float_tensor("inner_w", W)])
     loop = node("Loop", ["M", "", "v"], ["out"], name="loop", attrs=[attr("body", g=body)])
     result = read_bytes(
         tmp_path,
         model(graph([loop, LSTM], [float_tensor("W", W), float_tensor("R", R), float_tensor("B", W)])),
     )
-    assert [n["name"] for n in result.attrs["nodes"]] == ["rnn"]
-    assert "inner_w" not in result.tensors
-    assert any("Loop" in note for note in result.notes)
+    assert [n["name"] for n in result.attrs["nodes"]] == ["rnn", "inner"]
+    assert "inner_w" in result.tensors
+    assert any("subgraph" in note for note in result.notes)
+
+
+def test_subgraphs_nested_too_deep_are_refused(tmp_path):
+    body = graph([LSTM])
+    for _ in range(onnx_graph.MAX_SUBGRAPH_DEPTH + 1):
+        body = graph([node("Loop", ["M", "", "v"], ["out"], attrs=[attr("body", g=body)])])
+    with pytest.raises(MalformedFile, match="nested"):
+        read_bytes(tmp_path, model(body))
 
 
 @pytest.mark.parametrize("feeds_rnn", [False, True], ids=["unused", "rnn_weight"])
@@ -453,9 +458,7 @@ def test_sparse_initializer(tmp_path, feeds_rnn):
         assert any("sparse" in note and "unused" in note for note in result.notes)
 
 
-@pytest.mark.parametrize(
-    "data_type", [8, 14, 17, 0], ids=["STRING", "COMPLEX64", "FLOAT8E4M3FN", "UNDEFINED"]
-)
+@pytest.mark.parametrize("data_type", [8, 14, 17, 0], ids=["STRING", "COMPLEX64", "FLOAT8E4M3FN", "UNDEFINED"])
 @pytest.mark.parametrize("feeds_rnn", [False, True], ids=["unused", "rnn_weight"])
 def test_unreadable_data_types(tmp_path, data_type, feeds_rnn):
     name = "B" if feeds_rnn else "odd"
@@ -720,17 +723,13 @@ def test_external_data_at_an_absolute_path_is_not_opened(tmp_path, monkeypatch):
 )
 def test_external_data_ranges_are_checked(tmp_path, offset, length, side_size, message):
     with pytest.raises(MalformedFile, match=message) as info:
-        read_bytes(
-            tmp_path, external_model("w.bin", offset, length), Limits(), ("w.bin", b"\x00" * side_size)
-        )
+        read_bytes(tmp_path, external_model("w.bin", offset, length), Limits(), ("w.bin", b"\x00" * side_size))
     assert info.value.tensor == "W"
 
 
 @pytest.mark.parametrize("offset", ["-1", "0x10", "12abc", "１"])
 def test_external_data_offset_must_be_a_byte_count(tmp_path, offset):
-    extra = b"".join(
-        f_len(13, f_len(1, k) + f_len(2, v)) for k, v in [("location", "w.bin"), ("offset", offset)]
-    )
+    extra = b"".join(f_len(13, f_len(1, k) + f_len(2, v)) for k, v in [("location", "w.bin"), ("offset", offset)])
     data = model(graph([LSTM], [tensor("W", [1, 8, 3], 1, None, extra + f_int(14, 1)), float_tensor("R", R)]))
     with pytest.raises(MalformedFile, match="not a byte count"):
         read_bytes(tmp_path, data, Limits(), ("w.bin", W.tobytes()))

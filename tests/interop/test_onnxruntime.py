@@ -11,6 +11,7 @@ onnxruntime's GRU and LSTM kernels do not).
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,3 +106,28 @@ def test_the_onnx_reference_evaluator_reproduces_the_source_outputs(fx: FixtureL
     dtype = next(iter(result.arrays.values())).dtype
     got = evaluator.run(None, feeds(fx, result, dtype))
     assert_reproduces(fx, dict(zip(evaluator.output_names, got)))
+
+
+GRAPHS = Path(__file__).resolve().parents[1] / "fixtures" / "onnx_graphs"
+
+
+@pytest.mark.parametrize("name", ["folded_weights", "gru_in_if"])
+def test_layers_found_in_subgraphs_or_folded_run_in_onnxruntime_as_recorded(name: str) -> None:
+    """The weights rnnbridge folded (or found inside an If) reproduce what onnxruntime computed
+    from the original model, once written as rnnbridge's own model."""
+    result = pipeline.convert(pipeline.read([GRAPHS / f"{name}.onnx"]), "onnx")
+    buffer = io.BytesIO()
+    outputs.write(result, "onnx", buffer)
+    with np.load(GRAPHS / f"{name}.io.npz") as npz:
+        recorded = dict(npz)
+    target = result.meta["layers"][0]["target"]
+    rows, batch = len(target["directions"]), recorded["x"].shape[1]
+    hidden = recorded["y"].shape[-1]
+    feeds = {"X": recorded["x"], "initial_h": np.zeros((rows, batch, hidden), np.float32)}
+    if target["convention"] == "onnx.lstm":
+        feeds["initial_c"] = feeds["initial_h"]
+    session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+    got = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
+    np.testing.assert_allclose(got["Y"], recorded["y"], rtol=0, atol=1e-6)
+    if "y_h" in recorded:
+        np.testing.assert_allclose(got["Y_h"], recorded["y_h"], rtol=0, atol=1e-6)
