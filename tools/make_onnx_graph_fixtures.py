@@ -27,7 +27,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 OUT = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "onnx_graphs"
-T, B, I, H = 4, 2, 3, 5
+T, B, I, H = 4, 2, 3, 5  # noqa: E741  (steps, batch, inputs, units: the ONNX spec's letters)
 OPSET = [helper.make_opsetid("", 14)]
 
 

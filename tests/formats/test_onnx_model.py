@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from rnnbridge.errors import LimitExceeded, MalformedFile, RnnBridgeError, UnsafeInput, UnsupportedFormat
+from rnnbridge.formats.base import InputFile, Limits
 from rnnbridge.formats.onnx import graph as onnx_graph
 from rnnbridge.formats.onnx import model as onnx_model
-from rnnbridge.formats.base import InputFile, Limits
 
 from ..fixtures_index import SHARED_FIXTURES as FIXTURES
 from ..fixtures_index import SHARED_MANIFEST as MANIFEST
