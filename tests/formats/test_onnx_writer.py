@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from rnnbridge import outputs, pipeline
+from rnnbridge.cli import main
 from rnnbridge.engine.conventions import HARD_SIGMOID_KERAS2
 from rnnbridge.errors import InvalidField
 from rnnbridge.formats.base import InputFile, Limits
@@ -112,3 +113,18 @@ def test_the_encoder_s_nested_messages_and_packed_runs_decode_back():
     assert protobuf.as_text(data, fields[0][2], "") == "W"
     assert protobuf.packed_varints(data, fields[1][2]) == [4, 12, 3]
     assert protobuf.as_float(data, fields[2][2]) == 0.5
+
+
+def test_the_cli_writes_model_onnx_and_the_service_answers_it(tmp_path, client):
+    fx = next(f for f in FIXTURE_LAYERS if f.id == "torch_lstm_1l:rnn0")
+    out = tmp_path / "model.onnx"
+    assert main(["convert", str(fx.dir / "model.pt"), "--target", "onnx", "--format", "onnx", "-o", str(out)]) == 0
+    back = pipeline.read([out])
+    assert [layer.name for layer in back.layers] == ["encoder.rnn"] and back.format == "onnx"
+    with open(fx.dir / "model.pt", "rb") as upload:
+        response = client.post(
+            "/convert", files={"file": ("model.pt", upload)}, data={"target": "onnx", "format": "onnx"}
+        )
+    assert response.status_code == 200, response.text
+    assert response.content == out.read_bytes()  # the same bytes, whichever way it is asked for
+    assert response.headers["content-disposition"].endswith('model.onnx.onnx"')
