@@ -128,3 +128,19 @@ def test_the_cli_writes_model_onnx_and_the_service_answers_it(tmp_path, client):
     assert response.status_code == 200, response.text
     assert response.content == out.read_bytes()  # the same bytes, whichever way it is asked for
     assert response.headers["content-disposition"].endswith('model.onnx.onnx"')
+
+
+def test_several_layers_sit_side_by_side_with_their_own_inputs_and_outputs(tmp_path):
+    rng = np.random.default_rng(1)
+    arrays = {}
+    for module, inputs in (("enc", 3), ("dec", 5)):
+        arrays[f"{module}.weight_ih_l0"] = rng.uniform(-0.5, 0.5, (12, inputs)).astype(np.float32)
+        arrays[f"{module}.weight_hh_l0"] = rng.uniform(-0.5, 0.5, (12, 4)).astype(np.float32)
+    np.savez(tmp_path / "two.npz", **arrays)
+    result = pipeline.convert(pipeline.read([tmp_path / "two.npz"], source="pytorch"), "onnx")
+    path = tmp_path / "two.onnx"
+    with path.open("wb") as stream:
+        outputs.write(result, "onnx", stream)
+    back = onnx_model.read([InputFile("two.onnx", path)], Limits())
+    assert [node["inputs"][0] for node in back.attrs["nodes"]] == ["enc/X", "dec/X"]
+    assert [layer.name for layer in pipeline.read([path]).layers] == ["enc", "dec"]

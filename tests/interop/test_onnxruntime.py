@@ -131,3 +131,29 @@ def test_layers_found_in_subgraphs_or_folded_run_in_onnxruntime_as_recorded(name
     np.testing.assert_allclose(got["Y"], recorded["y"], rtol=0, atol=1e-6)
     if "y_h" in recorded:
         np.testing.assert_allclose(got["Y_h"], recorded["y_h"], rtol=0, atol=1e-6)
+
+
+def test_a_model_of_several_layers_runs_each_layer_on_its_own_inputs(tmp_path) -> None:
+    from rnnbridge.engine import reference
+
+    rng = np.random.default_rng(2)
+    arrays = {}
+    for module, inputs in (("enc", 3), ("dec", 5)):
+        arrays[f"{module}.weight_ih_l0"] = rng.uniform(-0.5, 0.5, (16, inputs)).astype(np.float32)
+        arrays[f"{module}.weight_hh_l0"] = rng.uniform(-0.5, 0.5, (16, 4)).astype(np.float32)
+        arrays[f"{module}.bias_ih_l0"] = rng.uniform(-0.5, 0.5, 16).astype(np.float32)
+    np.savez(tmp_path / "two.npz", **arrays)
+    model = pipeline.read([tmp_path / "two.npz"], source="pytorch")
+    result = pipeline.convert(model, "onnx")
+    buffer = io.BytesIO()
+    outputs.write(result, "onnx", buffer)
+    session = ort.InferenceSession(buffer.getvalue(), providers=["CPUExecutionProvider"])
+    feeds, expected = {}, {}
+    for layer in model.layers:
+        x = rng.normal(size=(6, 2, layer.cells[(0, "forward")]["weight_ih"].shape[1])).astype(np.float32)
+        zeros = np.zeros((1, 2, 4), np.float32)
+        feeds.update({f"{layer.name}/X": x, f"{layer.name}/initial_h": zeros, f"{layer.name}/initial_c": zeros})
+        expected[f"{layer.name}/Y"] = reference.run(layer, x, None, None)[0]
+    got = dict(zip([o.name for o in session.get_outputs()], session.run(None, feeds)))
+    for name, y in expected.items():
+        np.testing.assert_allclose(got[name][:, 0], y, rtol=0, atol=1e-5)
