@@ -44,6 +44,8 @@ OPSET = 14
 #: the IR version released with opset 14 (ONNX 1.9)
 IR_VERSION = 7
 METADATA_KEY = "rnnbridge"
+#: protobuf's limit on one message: a larger model needs ONNX external data
+MAX_MODEL_BYTES = 2**31
 
 _DATA_TYPES = {np.dtype("float32"): 1, np.dtype("float16"): 10, np.dtype("float64"): 11}
 _INT64 = 7
@@ -56,31 +58,43 @@ _ONNX_NAMES = {"hard_sigmoid": "HardSigmoid"}
 _DIRECTION = {("forward",): "forward", ("backward",): "reverse", ("forward", "backward"): "bidirectional"}
 
 
+#: a piece of the encoded model: message bytes, or an array's own memory (never copied)
+Chunk = bytes | memoryview
+
+
 def write(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], meta_json: str, stream: IO[bytes]) -> None:
-    """Write the ONNX layers of a ``/convert`` result (``meta["target"] == "onnx"``) as one model."""
+    """Write the ONNX layers of a ``/convert`` result (``meta["target"] == "onnx"``) as one model.
+
+    The weights go to ``stream`` from the arrays' own memory: the encoder lays out the
+    small messages around them and never copies a tensor.
+    """
     if meta.get("target") != "onnx":
         raise InvalidField("format=onnx writes ONNX models: use it with target=onnx", field="format")
     layers = meta["layers"]
     graph = _Graph()
     for layer in layers:
         _add_layer(graph, arrays, layer, prefix="" if len(layers) == 1 else f"{layer['name']}/")
-    stream.write(model_bytes(graph.encode("rnnbridge"), meta_json))
+    chunks = model_chunks(graph.encode("rnnbridge"), meta_json)
+    if _size(chunks) >= MAX_MODEL_BYTES:
+        raise InvalidField(
+            "the weights make an ONNX model of 2 GiB or more, which protobuf cannot parse without external "
+            "data (not written here): convert to npz or safetensors instead",
+            field="format",
+        )
+    for chunk in chunks:
+        stream.write(chunk)
 
 
-def model_bytes(graph: bytes, meta_json: str, producer_version: str = "") -> bytes:
+def model_chunks(graph: list[Chunk], meta_json: str) -> list[Chunk]:
     """A ModelProto around an encoded GraphProto, with rnnbridge's metadata."""
     opset = pb.field_text(1, "") + pb.field_varint(2, OPSET)
     entry = pb.field_text(1, METADATA_KEY) + pb.field_text(2, meta_json)
-    return b"".join(
-        [
-            pb.field_varint(1, IR_VERSION),
-            pb.field_text(2, "rnnbridge"),
-            pb.field_text(3, producer_version) if producer_version else b"",
-            pb.field_bytes(7, graph),
-            pb.field_bytes(8, opset),
-            pb.field_bytes(14, entry),
-        ]
-    )
+    head = pb.field_varint(1, IR_VERSION) + pb.field_text(2, "rnnbridge") + pb.field_head(7, _size(graph))
+    return [head, *graph, pb.field_bytes(8, opset) + pb.field_bytes(14, entry)]
+
+
+def _size(chunks: list[Chunk]) -> int:
+    return sum(memoryview(c).nbytes for c in chunks)
 
 
 class _Graph:
@@ -88,15 +102,18 @@ class _Graph:
 
     def __init__(self) -> None:
         self.nodes: list[bytes] = []
-        self.initializers: list[bytes] = []
+        self.initializers: list[list[Chunk]] = []
         self.inputs: list[bytes] = []
         self.outputs: list[bytes] = []
 
-    def encode(self, name: str) -> bytes:
-        fields = [pb.field_bytes(1, n) for n in self.nodes] + [pb.field_text(2, name)]
-        fields += [pb.field_bytes(5, t) for t in self.initializers]
-        fields += [pb.field_bytes(11, v) for v in self.inputs] + [pb.field_bytes(12, v) for v in self.outputs]
-        return b"".join(fields)
+    def encode(self, name: str) -> list[Chunk]:
+        chunks: list[Chunk] = [b"".join(pb.field_bytes(1, n) for n in self.nodes) + pb.field_text(2, name)]
+        for tensor in self.initializers:
+            chunks += [pb.field_head(5, _size(tensor)), *tensor]
+        chunks.append(
+            b"".join(pb.field_bytes(11, v) for v in self.inputs) + b"".join(pb.field_bytes(12, v) for v in self.outputs)
+        )
+        return chunks
 
     def node(self, op: str, inputs: list[str], outputs: list[str], name: str, attributes: list[bytes] = ()) -> None:
         while inputs and not inputs[-1]:
@@ -113,19 +130,16 @@ class _Graph:
         return name
 
 
-def tensor_proto(name: str, array: np.ndarray) -> bytes:
-    """A TensorProto with the values in ``raw_data`` (little-endian, C order)."""
+def tensor_proto(name: str, array: np.ndarray) -> list[Chunk]:
+    """A TensorProto with the values in ``raw_data`` (little-endian, C order): its header,
+    then the array's memory itself (copied only if it is not C-ordered little-endian)."""
     array = np.asarray(array)
     data_type = _INT64 if array.dtype == np.int64 else _DATA_TYPES.get(array.dtype)
     if data_type is None:
         raise InvalidField(f"ONNX RNN weights cannot be {array.dtype} (float16, float32 or float64)", field="format")
-    raw = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
-    return (
-        pb.packed_varints(1, array.shape)
-        + pb.field_varint(2, data_type)
-        + pb.field_text(8, name)
-        + pb.field_bytes(9, raw)
-    )
+    raw = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).reshape(-1).view(np.uint8)
+    head = pb.packed_varints(1, array.shape) + pb.field_varint(2, data_type) + pb.field_text(8, name)
+    return [head + pb.field_head(9, raw.nbytes), memoryview(raw)]
 
 
 def value_info(name: str, dtype: np.dtype, dims: list[int | str]) -> bytes:

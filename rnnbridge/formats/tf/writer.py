@@ -71,12 +71,37 @@ def write(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], meta_json: 
     full = json.loads(meta_json)
     full["checkpoint"] = {"variables": layer_of}
     index, data = bundle(variables, json.dumps(full, separators=(",", ":")).encode())
-    members = {f"{PREFIX}.index": index, f"{PREFIX}.data-00000-of-00001": data, "checkpoint": _state_file()}
-    with tarfile.open(fileobj=stream, mode="w|", format=tarfile.USTAR_FORMAT) as tar:
-        for name, payload in members.items():
+    members = {f"{PREFIX}.index": [index], f"{PREFIX}.data-00000-of-00001": data, "checkpoint": [_state_file()]}
+    with tarfile.open(fileobj=stream, mode="w|", format=tarfile.GNU_FORMAT) as tar:
+        for name, chunks in members.items():
             info = tarfile.TarInfo(name)
-            info.size, info.mode = len(payload), 0o644
-            tar.addfile(info, io.BytesIO(payload))
+            info.size, info.mode = sum(memoryview(c).nbytes for c in chunks), 0o644
+            tar.addfile(info, _ChunkReader(chunks))
+
+
+class _ChunkReader(io.RawIOBase):
+    """A readable stream over byte chunks, so the tensors go into the tar from their own memory."""
+
+    def __init__(self, chunks: list[bytes | memoryview]) -> None:
+        super().__init__()
+        self._chunks = [memoryview(c).cast("B") for c in chunks if memoryview(c).nbytes]
+        self._at = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` as far as the chunks go (``tarfile`` takes a short read for the end)."""
+        view, filled = memoryview(buffer).cast("B"), 0
+        while filled < len(view) and self._chunks:
+            chunk = self._chunks[0]
+            n = min(len(view) - filled, len(chunk) - self._at)
+            view[filled : filled + n] = chunk[self._at : self._at + n]
+            filled, self._at = filled + n, self._at + n
+            if self._at == len(chunk):
+                self._chunks.pop(0)
+                self._at = 0
+        return filled
 
 
 def _state_file() -> bytes:
@@ -131,22 +156,27 @@ def _cell_path(level: int, direction: str, levels: int, num_directions: int, ind
 # ---------------------------------------------------------------------- the bundle
 
 
-def bundle(variables: Mapping[str, np.ndarray], metadata: bytes | None = None) -> tuple[bytes, bytes]:
-    """The ``.index`` and ``.data-00000-of-00001`` bytes of a one-shard tensor bundle."""
-    data = bytearray()
+def bundle(
+    variables: Mapping[str, np.ndarray], metadata: bytes | None = None
+) -> tuple[bytes, list[bytes | memoryview]]:
+    """The ``.index`` bytes of a one-shard tensor bundle, and its ``.data-00000-of-00001`` as
+    chunks: each tensor's own memory (copied only if not C-ordered little-endian)."""
+    data: list[bytes | memoryview] = []
+    offset = 0
     entries: dict[bytes, bytes] = {b"": _header()}
     for name, array in variables.items():
         dtype = _DT.get(np.asarray(array).dtype)
         if dtype is None:
             raise InvalidField(f"a TF checkpoint cannot hold {array.dtype} variable {name!r}", field="format")
-        raw = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).view(np.uint8).reshape(-1)
-        entries[name.encode()] = _entry(dtype, array.shape, len(data), raw.size, mask(crc32c_array(raw)))
-        data += raw.tobytes()
+        raw = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).reshape(-1).view(np.uint8)
+        entries[name.encode()] = _entry(dtype, array.shape, offset, raw.size, mask(crc32c_array(raw)))
+        data.append(memoryview(raw))
+        offset += raw.size
     if metadata is not None:
         payload, checksum = _scalar_string(metadata)
-        entries[METADATA_TENSOR.encode()] = _entry(_DT_STRING, (), len(data), len(payload), checksum)
-        data += payload
-    return table(entries), bytes(data)
+        entries[METADATA_TENSOR.encode()] = _entry(_DT_STRING, (), offset, len(payload), checksum)
+        data.append(payload)
+    return table(entries), data
 
 
 def _header() -> bytes:

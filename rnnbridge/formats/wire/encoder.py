@@ -49,6 +49,12 @@ def field_bytes(number: int, value: bytes | bytearray | memoryview) -> bytes:
     return tag(number, LEN) + varint(len(value)) + bytes(value)
 
 
+def field_head(number: int, size: int) -> bytes:
+    """The tag and length of a ``LEN`` field whose ``size`` bytes are written separately
+    (large payloads go to the stream as they are, never copied into the message)."""
+    return tag(number, LEN) + varint(size)
+
+
 def field_text(number: int, value: str) -> bytes:
     return field_bytes(number, value.encode("utf-8"))
 
