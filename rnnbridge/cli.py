@@ -102,7 +102,11 @@ def _reading_options(parser: argparse.ArgumentParser) -> None:
 
 def _output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--layer", help="one layer by name (default: all)")
-    parser.add_argument("--format", choices=get_args(OutputFormat), default="npz", help="output encoding (default npz)")
+    parser.add_argument(
+        "--format",
+        choices=get_args(OutputFormat),
+        help="output encoding (default: the one -o's extension names, e.g. model.onnx; else npz)",
+    )
     _option(parser, "source_forget_bias", type=float, help="TF1 LSTM run-time forget_bias")
     parser.add_argument("-o", "--output", metavar="OUT", help="output path; '-' for standard output")
     parser.add_argument("--json", action="store_true", help="print the metadata as JSON on standard output")
@@ -256,9 +260,19 @@ def convert_command(args: argparse.Namespace) -> int:
 
 
 def _check_output_options(args: argparse.Namespace) -> None:
+    if args.format is None:
+        args.format = _format_of(args.output)
     if args.output == "-" and args.json:
         raise InvalidField("--json and -o - both write to standard output; choose one", field="json")
     outputs.check_format(args.format, getattr(args, "target", None))
+
+
+def _format_of(output: str | None) -> str:
+    """The output format an output file name asks for by its extension (``model.onnx``,
+    ``ckpt.tar``, ``lstm.weights.h5``), else npz."""
+    suffix = Path(output or "").suffix.lstrip(".").lower()
+    by_extension = {extension: fmt for fmt, extension in outputs.EXTENSIONS.items()}
+    return by_extension.get(suffix, "npz")
 
 
 def _emit(args: argparse.Namespace, result: pipeline.Result, default_name: str, progress: Progress) -> int:

@@ -144,3 +144,10 @@ def test_several_layers_sit_side_by_side_with_their_own_inputs_and_outputs(tmp_p
     back = onnx_model.read([InputFile("two.onnx", path)], Limits())
     assert [node["inputs"][0] for node in back.attrs["nodes"]] == ["enc/X", "dec/X"]
     assert [layer.name for layer in pipeline.read([path]).layers] == ["enc", "dec"]
+
+
+@pytest.mark.parametrize(("output", "target", "fmt"), [("model.onnx", "onnx", "onnx"), ("ckpt.tar", "tf1", None)])
+def test_the_cli_takes_the_format_from_the_output_s_extension(tmp_path, output, target, fmt):
+    fx = next(f for f in FIXTURE_LAYERS if f.id == "torch_lstm_1l:rnn0")
+    assert main(["convert", str(fx.dir / "model.pt"), "--target", target, "-o", str(tmp_path / output)]) == 0
+    assert pipeline.read([tmp_path / output]).format == (fmt or "tf_checkpoint")
