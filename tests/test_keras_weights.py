@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from rnnbridge import pipeline
-from rnnbridge.errors import InvalidField
 from rnnbridge.formats.hdf5 import keras_weights
+from rnnbridge.errors import InvalidField
 
 from .fixtures_index import FIXTURE_LAYERS, SHARED_FIXTURES
 
@@ -56,9 +56,7 @@ def test_the_service_answers_format_h5(client) -> None:
     if not path.is_file():
         pytest.skip(f"{path} is not here")
     with path.open("rb") as upload:
-        response = client.post(
-            "/convert", files={"file": ("m.keras", upload)}, data={"target": "keras", "format": "h5"}
-        )
+        response = client.post("/convert", files={"file": ("m.keras", upload)}, data={"target": "keras", "format": "h5"})
     assert response.status_code == 200, response.text
     with h5py.File(io.BytesIO(response.content), "r") as h5, h5py.File(path.with_name("m.weights.h5"), "r") as keras:
         assert datasets(h5).keys() == datasets(keras).keys()
@@ -105,11 +103,8 @@ def test_layers_that_chain_go_into_one_file(tmp_path) -> None:
 
 
 def test_the_service_answers_422_for_layers_that_do_not_chain(client, tmp_path) -> None:
+    data = {"source": "pytorch", "target": "keras", "format": "h5"}
     with open(two_torch_layers(tmp_path, 5), "rb") as upload:
-        response = client.post(
-            "/convert",
-            files={"file": ("two.npz", upload)},
-            data={"source": "pytorch", "target": "keras", "format": "h5"},
-        )
+        response = client.post("/convert", files={"file": ("two.npz", upload)}, data=data)
     assert response.status_code == 422
     assert "layer=" in response.json()["detail"]

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from rnnbridge.errors import LimitExceeded, MalformedFile, RnnBridgeError, UnsafeInput, UnsupportedFormat
-from rnnbridge.formats.base import InputFile, Limits
-from rnnbridge.formats.onnx import graph as onnx_graph
 from rnnbridge.formats.onnx import model as onnx_model
+from rnnbridge.formats.onnx import graph as onnx_graph
+from rnnbridge.formats.base import InputFile, Limits
 
 from ..fixtures_index import SHARED_FIXTURES as FIXTURES
 from ..fixtures_index import SHARED_MANIFEST as MANIFEST
@@ -321,7 +321,11 @@ def test_hand_built_model_reads(tmp_path):
     ],
 )
 def test_raw_data_of_every_numeric_type(tmp_path, data_type, dtype):
-    expected = (np.arange(6) * 3 - 5 if np.dtype(dtype).kind != "u" else np.arange(6) * 40).astype(dtype).reshape(2, 3)
+    expected = (
+        (np.arange(6) * 3 - 5 if np.dtype(dtype).kind != "u" else np.arange(6) * 40)
+        .astype(dtype)
+        .reshape(2, 3)
+    )
     found = read_bytes(tmp_path, lstm_model(tensor("t", [2, 3], data_type, expected.tobytes()))).tensors["t"]
     assert found.dtype == np.dtype(dtype).newbyteorder("=")
     np.testing.assert_array_equal(found, expected)
@@ -458,7 +462,9 @@ def test_sparse_initializer(tmp_path, feeds_rnn):
         assert any("sparse" in note and "unused" in note for note in result.notes)
 
 
-@pytest.mark.parametrize("data_type", [8, 14, 17, 0], ids=["STRING", "COMPLEX64", "FLOAT8E4M3FN", "UNDEFINED"])
+@pytest.mark.parametrize(
+    "data_type", [8, 14, 17, 0], ids=["STRING", "COMPLEX64", "FLOAT8E4M3FN", "UNDEFINED"]
+)
 @pytest.mark.parametrize("feeds_rnn", [False, True], ids=["unused", "rnn_weight"])
 def test_unreadable_data_types(tmp_path, data_type, feeds_rnn):
     name = "B" if feeds_rnn else "odd"
@@ -723,13 +729,17 @@ def test_external_data_at_an_absolute_path_is_not_opened(tmp_path, monkeypatch):
 )
 def test_external_data_ranges_are_checked(tmp_path, offset, length, side_size, message):
     with pytest.raises(MalformedFile, match=message) as info:
-        read_bytes(tmp_path, external_model("w.bin", offset, length), Limits(), ("w.bin", b"\x00" * side_size))
+        read_bytes(
+            tmp_path, external_model("w.bin", offset, length), Limits(), ("w.bin", b"\x00" * side_size)
+        )
     assert info.value.tensor == "W"
 
 
 @pytest.mark.parametrize("offset", ["-1", "0x10", "12abc", "１"])
 def test_external_data_offset_must_be_a_byte_count(tmp_path, offset):
-    extra = b"".join(f_len(13, f_len(1, k) + f_len(2, v)) for k, v in [("location", "w.bin"), ("offset", offset)])
+    extra = b"".join(
+        f_len(13, f_len(1, k) + f_len(2, v)) for k, v in [("location", "w.bin"), ("offset", offset)]
+    )
     data = model(graph([LSTM], [tensor("W", [1, 8, 3], 1, None, extra + f_int(14, 1)), float_tensor("R", R)]))
     with pytest.raises(MalformedFile, match="not a byte count"):
         read_bytes(tmp_path, data, Limits(), ("w.bin", W.tobytes()))
