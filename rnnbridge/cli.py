@@ -206,6 +206,9 @@ def _reading_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--clip", help="ONNX clip of an array input: 'none' or a number > 0")
     _option(parser, "input_forget", action=argparse.BooleanOptionalAction, help="ONNX input_forget of an array input")
+    parser.add_argument(
+        "--names", help="rename the file's arrays first: a JSON object or old=new pairs (enc_w_ih=encoder.weight_ih_l0)"
+    )
 
 
 def _output_options(parser: argparse.ArgumentParser) -> None:
@@ -213,8 +216,7 @@ def _output_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
         choices=FORMATS,
-        default="npz",
-        help="output encoding (default: npz; h5: Keras 3 .weights.h5, for --target keras)",
+        help="output encoding (default: the one -o's extension names, e.g. model.onnx; else npz)",
     )
     _option(parser, "source_forget_bias", type=float, metavar="BIAS", help="TF1 LSTM run-time forget_bias, source")
     parser.add_argument("--strict", action="store_true", help="refuse every assumption (exit 1, assumption_required)")
@@ -258,6 +260,7 @@ def _convert_options(parser: argparse.ArgumentParser) -> None:
         "--verify", action=argparse.BooleanOptionalAction, default=True, help="check the result (default: on)"
     )
     parser.add_argument("--prefix", help="PyTorch key prefix (default: the layer name + '.'; '' for bare keys)")
+    parser.add_argument("--scope", help="TF1 variable scope of the layer in a tf_checkpoint (default: rnn, ...)")
 
 
 def _serve_options(parser: argparse.ArgumentParser) -> None:
@@ -284,13 +287,7 @@ def inspect_command(args: argparse.Namespace) -> int:
     document = jsonable(
         pipeline.inspect(
             args.files,
-            source=args.source,
-            direction=args.direction,
-            reset_after=args.reset_after,
-            limits=_limits(),
-            activations=args.activations,
-            clip=args.clip,
-            input_forget=args.input_forget,
+            **_reading(args),
         )
     )
     _report_assumptions(document["layers"])
@@ -313,15 +310,9 @@ def split_command(args: argparse.Namespace) -> int:
             source_forget_bias=args.source_forget_bias,
             orientation=args.orientation,
             format=args.format,
-            source=args.source,
-            direction=args.direction,
-            reset_after=args.reset_after,
-            limits=_limits(),
+            **_reading(args),
             progress=progress.update,
             strict=args.strict,
-            activations=args.activations,
-            clip=args.clip,
-            input_forget=args.input_forget,
         )
         _report_assumptions(result.meta["layers"])
         return _emit(args, result, progress)
@@ -343,16 +334,11 @@ def convert_command(args: argparse.Namespace) -> int:
             target_forget_bias=args.target_forget_bias,
             verify_result=args.verify,
             prefix=args.prefix,
+            scope=args.scope,
             format=args.format,
-            source=args.source,
-            direction=args.direction,
-            reset_after=args.reset_after,
-            limits=_limits(),
+            **_reading(args),
             progress=progress.update,
             strict=args.strict,
-            activations=args.activations,
-            clip=args.clip,
-            input_forget=args.input_forget,
         )
         _report_assumptions(result.meta["layers"])
         return _emit(args, result, progress)
@@ -360,7 +346,23 @@ def convert_command(args: argparse.Namespace) -> int:
         progress.finish()
 
 
+def _reading(args: argparse.Namespace) -> dict[str, Any]:
+    """The reading options of ``args``, as keyword arguments of the verbs."""
+    return {
+        "source": args.source,
+        "direction": args.direction,
+        "reset_after": args.reset_after,
+        "limits": _limits(),
+        "activations": args.activations,
+        "clip": args.clip,
+        "input_forget": args.input_forget,
+        "names": args.names,
+    }
+
+
 def _check_output_options(args: argparse.Namespace) -> None:
+    if args.format is None:
+        args.format = _format_of(args.output)
     if args.output != "-":
         return
     if args.json:
@@ -371,6 +373,16 @@ def _check_output_options(args: argparse.Namespace) -> None:
             "(-o - > FILE, or | another command), or name a file with -o",
             field="output",
         )
+
+
+def _format_of(output: str | None) -> str:
+    """The output format an output file name asks for by its extension (``model.onnx``,
+    ``ckpt.tar``, ``lstm.weights.h5``), else npz."""
+    from rnnbridge.outputs import OUTPUTS
+
+    name = (output or "").lower()
+    by_extension = sorted(OUTPUTS.values(), key=lambda f: -len(f.extension))
+    return next((f.name for f in by_extension if name.endswith("." + f.extension)), "npz")
 
 
 def _emit(args: argparse.Namespace, result: Result, progress: Progress) -> int:

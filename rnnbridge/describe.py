@@ -175,6 +175,12 @@ def _recipe(layer: NativeLayer) -> dict[str, Any]:
         recipe["wrapper"] = "MultiRNNCell (variable scope multi_rnn_cell/cell_{k})"
     if bidirectional:
         recipe["wrapper"] = "bidirectional_dynamic_rnn (scopes fw/, bw/)"
+        if layer.num_levels > 1:
+            recipe["wrapper"] = (
+                "bidirectional_dynamic_rnn of two MultiRNNCell stacks (scopes fw/multi_rnn_cell/cell_{k}, bw/...)"
+                if config.independent_directions
+                else "stack_bidirectional_dynamic_rnn (scopes cell_{k}/bidirectional_rnn/fw/, bw/)"
+            )
     if config.independent_directions:
         recipe["independent_directions"] = True
     return recipe

@@ -13,6 +13,10 @@ format           layout
                  (``formats.safetensors.writer``)
 ``h5``           conversions to Keras only: the Keras 3 ``.weights.h5`` layout that
                  ``model.load_weights`` reads. (``formats.hdf5.keras_weights``)
+``onnx``         conversions to ONNX only: a model onnxruntime runs as it is, the metadata
+                 in ``metadata_props["rnnbridge"]``. (``formats.onnx.writer``)
+``tf_checkpoint`` conversions to TF1 only: a tar of a tensor bundle (``.index``, ``.data``)
+                 and its ``checkpoint`` file. (``formats.tf.writer``)
 ===============  ============================================================================
 
 Every format but h5 reads back into rnnbridge without ``source`` (``formats.meta``). Arrays
@@ -104,6 +108,22 @@ OUTPUTS: dict[str, OutputFormat] = {
             "Keras 3 .weights.h5 for model.load_weights (Keras targets only)",
             targets=("keras",),
             seeks=True,
+        ),
+        OutputFormat(
+            "onnx",
+            "onnx",
+            "application/octet-stream",
+            "rnnbridge.formats.onnx.writer:write",
+            "ONNX model that onnxruntime runs as it is (ONNX targets only)",
+            targets=("onnx",),
+        ),
+        OutputFormat(
+            "tf_checkpoint",
+            "tar",
+            "application/x-tar",
+            "rnnbridge.formats.tf.writer:write",
+            "tar of a TF tensor-bundle checkpoint (.index, .data, checkpoint; TF1 targets only)",
+            targets=("tf1",),
         ),
     )
 }

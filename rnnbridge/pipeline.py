@@ -17,7 +17,8 @@ HTTP. Errors are ``rnnbridge.errors.RnnBridgeError`` subclasses.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -25,6 +26,7 @@ import numpy as np
 
 from rnnbridge import discovery, formats, outputs, readback
 from rnnbridge.describe import describe_config, describe_layer, module_recipe
+from rnnbridge.discovery.renames import HOW_TO_NAME, apply_names, fused_candidates, parse_names
 from rnnbridge.engine import canonical, exactness, facts, loading, naming, verify
 from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, Convention
 from rnnbridge.engine.facts import assumptions_of
@@ -38,6 +40,8 @@ from rnnbridge.result import LayerResult, Result
 #: ``progress(phase, done, total)``: phase ``"reading"`` (bytes), ``"splitting"`` or
 #: ``"converting"`` (weights of the layers done)
 Progress = Callable[[str, int, int], None]
+
+_SCOPE = re.compile(r"[A-Za-z0-9.][A-Za-z0-9_.\-]*(/[A-Za-z0-9_.\-]+)*")
 
 #: ``convert(..., consume=True)`` converts layers of more weights than this one cell at a time
 BY_CELL_ABOVE = 2**22
@@ -54,6 +58,8 @@ class Model:
     unsupported: list[dict[str, Any]] = field(default_factory=list)
     bfloat16: set[str] = field(default_factory=set)  # file tensors stored as bfloat16
     input_name: str = "weights"  # the (first) file read, for default output names
+    #: when no layer was found: arrays whose shapes look like fused gate tensors (``renames``)
+    fused_looking: list[dict[str, Any]] = field(default_factory=list)
 
     def stored_as_bfloat16(self, layer: NativeLayer) -> bool:
         """Whether every tensor of ``layer`` was bfloat16 in the file (now widened to float32)."""
@@ -70,6 +76,7 @@ def read(
     activations: str | Sequence[str] | None = None,
     clip: str | float | None = None,
     input_forget: bool | None = None,
+    names: str | Mapping[str, str] | None = None,
     progress: Progress | None = None,
 ) -> Model:
     """Read an upload (one or several files, paths or ``InputFile``) and find its recurrent layers.
@@ -80,6 +87,8 @@ def read(
     ``clip`` (``"none"`` or a number > 0) and ``input_forget`` state what a file does not
     record (ONNX ``W`` of one direction, a weights-only Keras file); one that contradicts
     what the file records is refused.
+    ``names`` renames the file's arrays first (``{"enc_w_ih": "encoder.weight_ih_l0"}`` or
+    ``"old=new, ..."``; see ``rnnbridge.discovery.renames``).
     """
     if source is not None and source not in FRAMEWORKS:
         raise InvalidField(f"source must be one of {list(FRAMEWORKS)}, not {source!r}", field="source")
@@ -91,7 +100,10 @@ def read(
     size = sum(f.path.stat().st_size for f in inputs)
     if progress is not None:
         progress("reading", 0, size)
+    renames = None if names is None or names == "" else parse_names(names)
     weights = formats.read(inputs, limits or Limits())
+    if renames:
+        apply_names(weights, renames)
     found = discovery.find_layers(
         weights,
         source=source,
@@ -109,6 +121,7 @@ def read(
         unsupported=found.unsupported,
         bfloat16=weights.bfloat16,
         input_name=inputs[0].name if inputs else "weights",
+        fused_looking=[] if found.layers else fused_candidates(weights.tensors),
     )
     if progress is not None:
         progress("reading", size, size)
@@ -137,13 +150,17 @@ def inspect(
     ``model`` is a ``Model`` or the files to read (with the options of ``read``).
     """
     model = _model(model, source, direction, reset_after, limits, None, facts_stated)
-    return {
+    document = {
         "format": model.format,
         "layers": [describe_layer(layer) for layer in model.layers],
         "unsupported_layers": model.unsupported,
         "other_tensors": model.other_tensors,
         "notes": model.notes,
     }
+    if model.fused_looking:
+        document["fused_looking_arrays"] = model.fused_looking
+        document["how_to_name"] = HOW_TO_NAME
+    return document
 
 
 def split(
@@ -212,6 +229,7 @@ def convert(
     limits: Limits | None = None,
     progress: Progress | None = None,
     strict: bool = False,
+    scope: str | None = None,
     **facts_stated: Any,
 ) -> Result:
     """Re-fuse the chosen layers in ``target``'s convention, refusing inexact conversions.
@@ -240,6 +258,7 @@ def convert(
     output arrays under their names with the module recipe; with ``format`` (the output
     format the result will be written in), a layer of up to ``verify.SAMPLE_ABOVE`` weights
     is encoded in that format and read back from the bytes with rnnbridge's own readers.
+    ``scope`` (TF1 only) is the variable scope of the layer in a ``tf_checkpoint`` output.
     """
     target_forget_bias = facts.finite(target_forget_bias, "target_forget_bias")
     if target not in FRAMEWORKS:
@@ -254,6 +273,7 @@ def convert(
     if consume is None:
         consume = not isinstance(model, Model)
     model = _model(model, source, direction, reset_after, limits, progress, facts_stated)
+    head = {"target": target} if scope is None else {"target": target, "scope": _checked_scope(scope, target)}
 
     def convert_layer(native: NativeLayer) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         canon = canonical.to_canonical(native)
@@ -275,7 +295,7 @@ def convert(
         return arrays, meta
 
     ticker = _ticker("converting", model, progress)
-    result = _assemble(model, layer, source_forget_bias, convert_layer, ticker, strict, target=target)
+    result = _assemble(model, layer, source_forget_bias, convert_layer, ticker, strict, **head)
     result.format = format
     return result
 
@@ -298,7 +318,7 @@ def _model(
     facts_stated: dict[str, Any],
 ) -> Model:
     """``model``, or the model read from the files ``model`` names (``facts_stated``: the
-    ``activations``, ``clip`` and ``input_forget`` options of ``read``)."""
+    ``activations``, ``clip``, ``input_forget`` and ``names`` options of ``read``)."""
     if not isinstance(model, Model):
         return read(
             model,
@@ -345,6 +365,18 @@ def _target_forget_bias(native: NativeLayer, conv: Convention, value: float | No
             layer=native.name,
         )
     return value
+
+
+def _checked_scope(scope: str, target: str) -> str:
+    """A TF variable scope: what ``tf.compat.v1.variable_scope`` accepts, without a leading or trailing ``/``."""
+    if target != "tf1":
+        raise InvalidField("scope applies to target=tf1 only", field="scope")
+    if not _SCOPE.fullmatch(scope):
+        raise InvalidField(
+            f"scope {scope[:100]!r} is not a TF variable scope: letters, digits and . _ - separated by '/'",
+            field="scope",
+        )
+    return scope
 
 
 def _assemble(

@@ -69,6 +69,10 @@ def _reread(
         tensors = {name: np.array(array) for name, array in weights.tensors.items()}
     if fmt == "h5":
         return _from_keras_h5(tensors, meta)
+    if fmt == "tf_checkpoint":  # TF variable names back to the result's names
+        from rnnbridge.formats.tf.writer import variable_names
+
+        return {name: tensors[tf_name] for name, tf_name in variable_names(head).items() if tf_name in tensors}
     return tensors
 
 

@@ -42,6 +42,10 @@ class InspectResponse(_Open):
     format: str = Field(description="the file format that was read")
     layers: list[LayerInfo]
     other_tensors: int = Field(description="tensors that are not recurrent weights (ignored)")
+    fused_looking_arrays: list[dict[str, Any]] | None = Field(
+        None, description="no layer found: arrays shaped like fused gate tensors, and how to name them (names=)"
+    )
+    how_to_name: str | None = Field(None, description="present with fused_looking_arrays")
 
 
 class TensorLayout(BaseModel):

@@ -121,6 +121,10 @@ Strict = Annotated[
 ]
 #: the response header listing every assumed fact: a JSON array of {layer, fact, value, field}
 ASSUMED_HEADER = "RNNBridge-Assumed"
+Names = Annotated[
+    str | None,
+    Form(description='Rename the arrays first: a JSON object {"enc_w_ih": "encoder.weight_ih_l0"} or old=new pairs.'),
+]
 Format = Annotated[OutputFormat, Form(description="Output encoding.")]
 
 #: results up to this many bytes of arrays are encoded in the endpoint's thread and sent with
@@ -183,6 +187,7 @@ def inspect(
     activations: Activations = None,
     clip: Clip = None,
     input_forget: InputForget = None,
+    names: Names = None,
 ) -> Response:
     document = pipeline.inspect(
         _inputs(file),
@@ -193,6 +198,7 @@ def inspect(
         activations=activations,
         clip=clip,
         input_forget=input_forget,
+        names=names,
     )
     document = jsonable(document)
     return _with_assumptions(JSONResponse(document), document["layers"])
@@ -219,6 +225,7 @@ def split(
     clip: Clip = None,
     input_forget: InputForget = None,
     strict: Strict = False,
+    names: Names = None,
 ) -> Response:
     result = pipeline.split(
         _inputs(file),
@@ -234,6 +241,7 @@ def split(
         activations=activations,
         clip=clip,
         input_forget=input_forget,
+        names=names,
     )
     return _with_assumptions(_respond(workspace, result), result.meta["layers"])
 
@@ -271,6 +279,8 @@ def convert(
     clip: Clip = None,
     input_forget: InputForget = None,
     strict: Strict = False,
+    scope: Annotated[str | None, Form(description="TF1 variable scope of the layer in a tf_checkpoint.")] = None,
+    names: Names = None,
 ) -> Response:
     result = pipeline.convert(
         _inputs(file),  # read and consumed here: the source arrays go while the result streams out
@@ -289,6 +299,8 @@ def convert(
         activations=activations,
         clip=clip,
         input_forget=input_forget,
+        names=names,
+        scope=scope,
     )
     _count_conversion(registry, result, target)
     return _with_assumptions(_respond(workspace, result), result.meta["layers"])

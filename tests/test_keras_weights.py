@@ -70,3 +70,41 @@ def test_the_service_refuses_h5_for_other_targets(client) -> None:
         response = client.post("/convert", files={"file": ("m.keras", upload)}, data={"target": "onnx", "format": "h5"})
     assert response.status_code == 422
     assert response.json()["code"] == "invalid_field"
+
+
+def two_torch_layers(tmp_path, decoder_inputs: int) -> str:
+    """A state dict of an encoder LSTM (3 → 4) and a decoder LSTM reading ``decoder_inputs``."""
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for module, inputs in (("enc", 3), ("dec", decoder_inputs)):
+        arrays[f"{module}.weight_ih_l0"] = rng.uniform(-0.5, 0.5, (16, inputs)).astype(np.float32)
+        arrays[f"{module}.weight_hh_l0"] = rng.uniform(-0.5, 0.5, (16, 4)).astype(np.float32)
+    path = tmp_path / "two.npz"
+    np.savez(path, **arrays)
+    return str(path)
+
+
+def test_layers_that_do_not_chain_are_refused_asking_for_layer(tmp_path) -> None:
+    """Issue 10, observation 8: one Sequential cannot hold an encoder and a decoder of other sizes."""
+    result = pipeline.convert(pipeline.read([two_torch_layers(tmp_path, 5)], source="pytorch"), "keras")
+    with pytest.raises(InvalidField, match="do not chain.*layer=") as caught:
+        keras_weights.write(result.arrays, result.meta, io.BytesIO())
+    assert caught.value.fields()["field"] == "layer"
+    alone = pipeline.convert(pipeline.read([two_torch_layers(tmp_path, 5)], source="pytorch"), "keras", layer="dec")
+    keras_weights.write(alone.arrays, alone.meta, io.BytesIO())  # one loadable file per layer
+
+
+def test_layers_that_chain_go_into_one_file(tmp_path) -> None:
+    result = pipeline.convert(pipeline.read([two_torch_layers(tmp_path, 4)], source="pytorch"), "keras")
+    buffer = io.BytesIO()
+    keras_weights.write(result.arrays, result.meta, buffer)
+    with h5py.File(io.BytesIO(buffer.getvalue()), "r") as h5:
+        assert sorted(h5["layers"]) == ["lstm", "lstm_1"]
+
+
+def test_the_service_answers_422_for_layers_that_do_not_chain(client, tmp_path) -> None:
+    data = {"source": "pytorch", "target": "keras", "format": "h5"}
+    with open(two_torch_layers(tmp_path, 5), "rb") as upload:
+        response = client.post("/convert", files={"file": ("two.npz", upload)}, data=data)
+    assert response.status_code == 422
+    assert "layer=" in response.json()["detail"]

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 import rnnbridge
+from rnnbridge.formats.tf.writer import variable_names
 from rnnbridge.engine.conventions import FRAMEWORKS
 from rnnbridge.outputs import OUTPUTS, check_format
 
@@ -54,8 +55,11 @@ def test_every_output_reads_back_without_source(source: str, target: str, fmt: s
         return
     assert [layer.name for layer in model.layers] == [layer.name for layer in result.layers]
     read_back = set()
+    # a TF checkpoint stores its variables under TF's names (``rnn/.../lstm_cell/kernel``)
+    result_name = {tf: name for name, tf in variable_names(result.meta).items()} if fmt == "tf_checkpoint" else {}
     for layer in model.layers:
-        for (level, direction, tensor), name in layer.origin.items():
+        for (level, direction, tensor), stored_as in layer.origin.items():
+            name = result_name.get(stored_as, stored_as)
             expected = result.arrays[name]
             if layer.convention.stack_directions:  # ONNX: [directions, ...]
                 expected = expected[layer.directions.index(direction)]

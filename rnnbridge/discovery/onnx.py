@@ -54,8 +54,9 @@ def find_onnx(
     bare = nodes is None
     if bare:  # bare arrays (npz / JSON)
         nodes = [_bare_node(weights.tensors, direction, reset_after)]
+    graph_inputs = frozenset(weights.attrs.get("graph_inputs", ()))
     for node in nodes:
-        layer = _node_layer(node, weights.tensors, found)
+        layer = _node_layer(node, weights.tensors, found, graph_inputs)
         if layer is not None and bare:
             layer.config = layer.config.with_(assumed=_bare_assumptions(layer, node))
         if layer is not None:
@@ -98,7 +99,9 @@ def _bare_assumptions(layer: NativeLayer, node: Mapping[str, Any]) -> tuple[Assu
     return tuple(assumed)
 
 
-def _node_layer(node: Mapping[str, Any], tensors: Mapping[str, np.ndarray], found: Found) -> NativeLayer | None:
+def _node_layer(
+    node: Mapping[str, Any], tensors: Mapping[str, np.ndarray], found: Found, graph_inputs: frozenset[str] = frozenset()
+) -> NativeLayer | None:
     name, op = node["name"], node["op_type"]
     if op not in ("LSTM", "GRU"):
         found.refuse(name, op, f"ONNX {op} is not an LSTM or GRU")
@@ -117,7 +120,19 @@ def _node_layer(node: Mapping[str, Any], tensors: Mapping[str, np.ndarray], foun
         if not ref:
             continue
         if ref not in tensors:
-            found.refuse(name, op, f"input {slot} ({ref!r}) is computed by the graph, not stored as an initializer")
+            if ref in graph_inputs:
+                raise InvalidField(
+                    f"node {name!r}: its weight {slot} is the graph input {ref!r}, fed at run time, so the weights "
+                    "are not in the file (as in the ONNX backend test models). Send them as an npz of "
+                    "W, R, B (and P), direction axis first, with source=onnx",
+                    code="weights_not_in_file",
+                    field="file",
+                    layer=name,
+                    tensor=ref,
+                )
+            found.refuse(
+                name, op, f"input {slot} ({ref!r}) is computed by the graph from values that are not constants"
+            )
             return None
         array = tensors[ref]
         if array.ndim < 1 or array.shape[0] != len(directions):

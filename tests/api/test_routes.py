@@ -254,7 +254,7 @@ def test_openapi_lists_registry_enums(client):
 
     assert enum(form["target"]) == list(FRAMEWORKS)
     assert enum(form["source"]) == list(FRAMEWORKS)
-    assert enum(form["format"]) == ["npz", "json", "safetensors", "h5"]
+    assert enum(form["format"]) == ["npz", "json", "safetensors", "h5", "onnx", "tf_checkpoint"]
     assert set(form) >= {"file", "layer", "source_forget_bias", "target_forget_bias", "verify", "prefix"}
     split_form = schemas["Body_split_split_post"]["properties"]
     assert enum(split_form["orientation"]) == ["out_in", "in_out"]
@@ -326,7 +326,10 @@ def test_npz_streams_to_an_unseekable_stream_with_plain_json_meta():
         assert loaded[name].dtype == array.dtype and loaded[name].tobytes() == array.tobytes()
 
 
-@pytest.mark.parametrize(("fmt", "target"), [("h5", None), ("h5", "pytorch"), ("xml", "keras")])
+@pytest.mark.parametrize(
+    ("fmt", "target"),
+    [("h5", None), ("h5", "pytorch"), ("xml", "keras"), ("onnx", None), ("onnx", "tf1"), ("tf_checkpoint", "onnx")],
+)
 def test_unavailable_formats_are_refused_before_any_work(fmt, target):
     from rnnbridge.errors import InvalidField
     from rnnbridge.outputs import check_format

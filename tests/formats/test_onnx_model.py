@@ -12,6 +12,7 @@ import pytest
 
 from rnnbridge.errors import LimitExceeded, MalformedFile, RnnBridgeError, UnsafeInput, UnsupportedFormat
 from rnnbridge.formats.onnx import model as onnx_model
+from rnnbridge.formats.onnx import graph as onnx_graph
 from rnnbridge.formats.base import InputFile, Limits
 
 from ..fixtures_index import SHARED_FIXTURES as FIXTURES
@@ -422,16 +423,24 @@ def test_constant_nodes_become_tensors(tmp_path):
     assert tensors["eps"].dtype == np.float32 and float(tensors["eps"]) == 0.5
 
 
-def test_subgraphs_are_not_searched_but_do_not_break_the_read(tmp_path):
+def test_subgraphs_are_searched_for_recurrent_nodes(tmp_path):
     body = graph([node("LSTM", ["a", "W", "R"], ["b"], name="inner")], [float_tensor("inner_w", W)])
     loop = node("Loop", ["M", "", "v"], ["out"], name="loop", attrs=[attr("body", g=body)])
     result = read_bytes(
         tmp_path,
         model(graph([loop, LSTM], [float_tensor("W", W), float_tensor("R", R), float_tensor("B", W)])),
     )
-    assert [n["name"] for n in result.attrs["nodes"]] == ["rnn"]
-    assert "inner_w" not in result.tensors
-    assert any("Loop" in note for note in result.notes)
+    assert [n["name"] for n in result.attrs["nodes"]] == ["rnn", "inner"]
+    assert "inner_w" in result.tensors
+    assert any("subgraph" in note for note in result.notes)
+
+
+def test_subgraphs_nested_too_deep_are_refused(tmp_path):
+    body = graph([LSTM])
+    for _ in range(onnx_graph.MAX_SUBGRAPH_DEPTH + 1):
+        body = graph([node("Loop", ["M", "", "v"], ["out"], attrs=[attr("body", g=body)])])
+    with pytest.raises(MalformedFile, match="nested"):
+        read_bytes(tmp_path, model(body))
 
 
 @pytest.mark.parametrize("feeds_rnn", [False, True], ids=["unused", "rnn_weight"])

@@ -16,6 +16,10 @@ the metadata's ``target.module``, and no other layer with weights.
 
 The result's tensor names are found through the target convention's ``naming`` in the
 registry (``rnnbridge.engine.conventions``), the one place that spells them.
+
+Layers of one result must chain (each reads what the one before it gives, ``units ×
+directions``): a result whose layers do not (an encoder and a decoder) is refused with a
+422 asking for ``layer=``, one loadable file per layer.
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ def write(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], stream: IO[
     """Write the Keras layers of a ``/convert`` result (``meta["target"] == "keras"``)."""
     if meta.get("target") != "keras":
         raise InvalidField("format=h5 writes Keras weights: use it with target=keras", field="format")
+    _check_chain(arrays, meta["layers"])
     keys: Counter[str] = Counter()
     with h5py.File(stream, "w") as h5:
         h5.create_group("vars").attrs["name"] = "sequential"
@@ -55,6 +60,24 @@ def write(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], stream: IO[
                 else:
                     (tensors,) = cells.values()
                     _write_rnn(layers.create_group(_unique(cell, keys)), name, cell, tensors)
+
+
+def _check_chain(arrays: Mapping[str, np.ndarray], layers: list[dict[str, Any]]) -> None:
+    """Refuse layers that cannot follow one another in one Sequential."""
+    for before, after in zip(layers, layers[1:]):
+        first, last = after["target"], before["target"]
+        first_conv, last_conv = CONVENTIONS[first["convention"]], CONVENTIONS[last["convention"]]
+        reads = _cell(arrays, first_conv, first["names_start"], 0, first["directions"][0])[0].shape[0]
+        top = _cell(arrays, last_conv, last["names_start"], last["num_layers"] - 1, last["directions"][0])[1]
+        gives = top.shape[0] * len(last["directions"])
+        if reads != gives:
+            names = [layer["name"] for layer in layers]
+            raise InvalidField(
+                f"format=h5 holds one keras.Sequential, but layer {after['name']!r} reads {reads} inputs and "
+                f"{before['name']!r} before it gives {gives}: these layers do not chain. Convert one at a time "
+                f"with layer= (one of {names}) to get one loadable file per layer",
+                field="layer",
+            )
 
 
 def _cell(

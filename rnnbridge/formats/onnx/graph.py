@@ -3,12 +3,16 @@
 Fields read (``onnx/onnx.proto``)::
 
     ModelProto      ir_version=1  producer_name=2  graph=7  opset_import=8 {domain=1, version=2}
-    GraphProto      node=1  initializer=5  sparse_initializer=15
+                    metadata_props=14 {key=1, value=2}
+    GraphProto      node=1  initializer=5  input=11 {name=1}  sparse_initializer=15
     NodeProto       input=1  output=2  name=3  op_type=4  attribute=5  domain=7
-    AttributeProto  name=1  f=2  i=3  s=4  t=5  floats=7  ints=8  strings=9  type=20
+    AttributeProto  name=1  f=2  i=3  s=4  t=5  g=6  floats=7  ints=8  strings=9
+                    graphs=11  type=20
 
-The walk follows the fixed path model → graph → node → attribute → tensor and never
-descends into a subgraph, so its depth is bounded by construction. :func:`read_tensors`
+The walk follows the path model → graph → node → attribute → tensor; :func:`walk_graphs`
+also enters the subgraphs (``g`` / ``graphs`` attributes) of ``If`` / ``Loop`` / ``Scan``
+nodes, at most ``MAX_SUBGRAPH_DEPTH`` deep, and gathers their nodes and initializers with
+the main graph's (ONNX names are unique across a model's graphs). :func:`read_tensors`
 collects the initializers and the values of ``Constant`` nodes; sparse initializers are
 skipped with a note.
 """
@@ -27,8 +31,6 @@ from rnnbridge.formats.wire import protobuf as pb
 
 DEFAULT_DOMAINS = frozenset({"", "ai.onnx"})
 
-_CONTROL_FLOW_OPS = frozenset({"If", "Loop", "Scan"})
-
 
 @dataclass
 class Header:
@@ -38,14 +40,21 @@ class Header:
     ir_version: int = 0
     producer: str = ""
     opset_imports: dict[str, int] = field(default_factory=dict)
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 class GraphParts(NamedTuple):
-    """The byte ranges of a GraphProto's nodes, initializers and sparse initializers."""
+    """The byte ranges of a GraphProto's nodes, initializers and sparse initializers, and
+    the names of its inputs that no initializer gives a value (fed at run time)."""
 
     nodes: list[slice]
     initializers: list[slice]
     sparse: list[slice]
+    inputs: list[str]
+
+
+#: how deep the subgraphs of control-flow nodes are searched (an If in a Loop in a Scan ...)
+MAX_SUBGRAPH_DEPTH = 8
 
 
 @dataclass
@@ -79,6 +88,9 @@ def parse_model(buf: Any) -> Header:
             elif number == 8:
                 domain, version = _parse_opset(buf, value)
                 header.opset_imports[domain] = version
+            elif number == 14:
+                key, text = _parse_entry(buf, value)
+                header.metadata[key] = text
     if graphs != 1:
         raise MalformedFile(f"ONNX: the ModelProto has {graphs} graphs, not one")
     return header
@@ -96,15 +108,60 @@ def _parse_opset(buf: Any, sl: slice) -> tuple[str, int]:
     return domain, version
 
 
+def _parse_entry(buf: Any, sl: slice) -> tuple[str, str]:
+    """A ``StringStringEntryProto`` (``metadata_props``) as ``(key, value)``."""
+    texts = {1: "", 2: ""}
+    for number, wire, value in pb.iter_fields(buf, sl.start, sl.stop):
+        if number in texts:
+            texts[number] = pb.as_text(buf, pb.expect_bytes(wire, value, "metadata_props"), "metadata_props")
+    return texts[1], texts[2]
+
+
 def parse_graph(buf: bytes, sl: slice) -> GraphParts:
-    """The byte ranges of the GraphProto's nodes and (sparse) initializers."""
-    parts = GraphParts([], [], [])
+    """The byte ranges of the GraphProto's nodes and (sparse) initializers, and its inputs."""
+    parts = GraphParts([], [], [], [])
     where = {1: parts.nodes, 5: parts.initializers, 15: parts.sparse}
     for number, wire, value in pb.iter_fields(buf, sl.start, sl.stop):
         if number in where:
             value = pb.expect_bytes(wire, value, f"GraphProto field {number}")
             where[number].append(value)
+        elif number == 11:
+            value = pb.expect_bytes(wire, value, "GraphProto.input")
+            for n, w, v in pb.iter_fields(buf, value.start, value.stop):
+                if n == 1:
+                    parts.inputs.append(pb.as_text(buf, pb.expect_bytes(w, v, "ValueInfoProto.name"), "input name"))
     return parts
+
+
+def walk_graphs(buf: bytes, sl: slice) -> tuple[GraphParts, int]:
+    """The main graph's parts with those of every control-flow subgraph appended, and how
+    many subgraphs there were. Deeper than ``MAX_SUBGRAPH_DEPTH`` is ``MalformedFile``."""
+    merged = GraphParts([], [], [], [])
+    pending, count = [(sl, 0)], -1
+    while pending:
+        graph_slice, depth = pending.pop()
+        if depth > MAX_SUBGRAPH_DEPTH:
+            raise MalformedFile(f"ONNX: subgraphs nested more than {MAX_SUBGRAPH_DEPTH} deep")
+        parts = parse_graph(buf, graph_slice)
+        count += 1
+        for mine, theirs in zip(merged, parts):
+            mine.extend(theirs)
+        for node_slice in parts.nodes:
+            pending += [(sub, depth + 1) for sub in _subgraphs(buf, node_slice)]
+    return merged, count
+
+
+def _subgraphs(buf: bytes, sl: slice) -> list[slice]:
+    """The GraphProtos held by a NodeProto's attributes (``g`` = 6, ``graphs`` = 11)."""
+    found = []
+    for number, wire, value in pb.iter_fields(buf, sl.start, sl.stop):
+        if number != 5:
+            continue
+        attribute = pb.expect_bytes(wire, value, "NodeProto.attribute")
+        for n, w, v in pb.iter_fields(buf, attribute.start, attribute.stop):
+            if n in (6, 11):
+                found.append(pb.expect_bytes(w, v, "AttributeProto graph"))
+    return found
 
 
 def parse_node(buf: bytes, sl: slice, index: int) -> Node:
@@ -144,13 +201,11 @@ def node_record(buf: bytes, node: Node, ctx: Context) -> dict[str, Any]:
     }
 
 
-def note_subgraphs(nodes: list[Node], ctx: Context) -> None:
-    """Note that the subgraphs of control-flow nodes were not searched."""
-    count = sum(n.op_type in _CONTROL_FLOW_OPS and n.domain in DEFAULT_DOMAINS for n in nodes)
-    if count:
+def note_subgraphs(subgraphs: int, ctx: Context) -> None:
+    """Say that the subgraphs of control-flow nodes were searched too."""
+    if subgraphs:
         ctx.notes.append(
-            f"Only the main ONNX graph was read; the subgraphs of {count} If/Loop/Scan node(s) "
-            "were not searched for recurrent nodes."
+            f"ONNX: the {subgraphs} subgraph(s) of If/Loop/Scan nodes were searched for recurrent nodes too."
         )
 
 

@@ -18,11 +18,13 @@ model is never opened.
 
 Contract: :func:`read` returns every initializer and every ``Constant`` node's value as a
 named array in its stored dtype (bfloat16 widened exactly to float32, with a note), and
-in ``attrs["nodes"]`` every ``LSTM``, ``GRU`` and ``RNN`` node of the main graph with its
-inputs (``""`` for an absent optional input) and attributes. Only the main graph is read:
-the subgraphs of ``If`` / ``Loop`` / ``Scan`` nodes are not searched. The decoder follows
-the fixed path model → graph → node → attribute → tensor and never descends into a
-subgraph, so its nesting depth is bounded by construction. Tensors of a data type NumPy
+in ``attrs["nodes"]`` every ``LSTM``, ``GRU`` and ``RNN`` node of the graph and of the
+subgraphs of its ``If`` / ``Loop`` / ``Scan`` nodes (at most ``MAX_SUBGRAPH_DEPTH`` deep)
+with its inputs (``""`` for an absent optional input) and attributes. A recurrent node's
+weight computed from constants only (``Constant``, ``Unsqueeze``, ``Concat``, ``Slice``,
+``Cast``, ...) is folded by a small bounded evaluator (``onnx.folding``) and returned
+under its name; ``attrs["graph_inputs"]`` lists the graph inputs that no initializer
+gives a value (weights fed at run time are not in the file). Tensors of a data type NumPy
 cannot hold (strings, complex, 8-bit floats, ...) and sparse initializers are skipped with
 a note, unless they feed a recurrent node, which is refused.
 
@@ -40,14 +42,15 @@ from pathlib import Path
 
 from rnnbridge.errors import LimitExceeded, MalformedFile, RnnBridgeError, UnsupportedFormat
 from rnnbridge.formats.base import InputFile, Limits, WeightFile
+from rnnbridge.formats.onnx.folding import fold_inputs
 from rnnbridge.formats.onnx.graph import (
     DEFAULT_DOMAINS,
     node_record,
     note_subgraphs,
-    parse_graph,
     parse_model,
     parse_node,
     read_tensors,
+    walk_graphs,
 )
 from rnnbridge.formats.onnx.tensor_proto import Context
 from rnnbridge.formats.wire import protobuf as pb
@@ -102,7 +105,7 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
 
 def _read_model(buf: bytes, files: Sequence[InputFile], limits: Limits) -> WeightFile:
     header = parse_model(buf)
-    graph = parse_graph(buf, header.graph)
+    graph, subgraphs = walk_graphs(buf, header.graph)
     nodes = [parse_node(buf, sl, index) for index, sl in enumerate(graph.nodes)]
     rnn_nodes = [n for n in nodes if n.op_type in RNN_OPS and n.domain in DEFAULT_DOMAINS]
     ctx = Context(
@@ -112,14 +115,17 @@ def _read_model(buf: bytes, files: Sequence[InputFile], limits: Limits) -> Weigh
         budget=limits.max_total_bytes,
     )
     tensors = read_tensors(buf, graph, nodes, ctx)
-    note_subgraphs(nodes, ctx)
+    tensors.update(fold_inputs(buf, nodes, rnn_nodes, tensors, ctx))
+    note_subgraphs(subgraphs, ctx)
     opsets = header.opset_imports
     attrs = {
         "nodes": [node_record(buf, n, ctx) for n in rnn_nodes],
+        "graph_inputs": [name for name in graph.inputs if name not in tensors],
         "opset": opsets.get("", opsets.get("ai.onnx")),
         "opset_imports": opsets,
         "ir_version": header.ir_version,
         "producer": header.producer,
+        "metadata": header.metadata,
     }
     return WeightFile(format=NAME, tensors=tensors, attrs=attrs, notes=ctx.notes, bfloat16=ctx.bfloat16)
 

@@ -26,7 +26,9 @@ crc32c of every tensor's bytes are verified (the latter with a vectorised NumPy 
 100 MB/s). Each tensor is read once, with ``np.fromfile`` at its offset. The scalar string
 ``_CHECKPOINTABLE_OBJECT_GRAPH`` (which relates a TF2 checkpoint's or SavedModel's variables
 to the objects that own them) is returned as bytes in ``attrs["object_graph"]``; other
-string and non-numeric entries are listed in ``attrs["skipped"]``, not read.
+string and non-numeric entries are listed in ``attrs["skipped"]``, not read, except
+``_rnnbridge_metadata`` (rnnbridge's own metadata JSON), returned as
+``attrs["metadata"]["rnnbridge"]``.
 
 This module pairs the files and reads the tensors; ``sstable`` reads the index table,
 ``tf_bundle`` its protos and slice keys, ``crc32c`` the checksums.
@@ -78,6 +80,8 @@ _DT_STRING = 7
 #: the entry that maps a TF2 checkpoint's variables to the objects that own them
 OBJECT_GRAPH = "_CHECKPOINTABLE_OBJECT_GRAPH"
 _MAX_OBJECT_GRAPH_BYTES = 64 * 1024**2
+#: the scalar string in which rnnbridge's own checkpoints carry their metadata (``tf.writer``)
+RNNBRIDGE_METADATA = "_rnnbridge_metadata"
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,10 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
         entry = _guarded(name, parse_entry, value)
         if name == OBJECT_GRAPH and entry.dtype == _DT_STRING and not entry.shape:
             attrs["object_graph"] = _read_scalar_string(bundle, name, entry)
+            continue
+        if name == RNNBRIDGE_METADATA and entry.dtype == _DT_STRING and not entry.shape:
+            text = _read_scalar_string(bundle, name, entry).decode("utf-8", "replace")
+            attrs["metadata"] = {"rnnbridge": text}
             continue
         if entry.dtype not in _DTYPES:
             attrs["skipped"].append(name)

@@ -1,7 +1,8 @@
 """PyTorch itself loads rnnbridge's output and reproduces the source framework's outputs.
 
-Marked ``torch``: runs where ``torch==2.13.0`` is installed (``.ci/run`` installs it) and
-is skipped elsewhere. The result travels as a real safetensors file and is loaded with
+Marked ``interop`` and ``torch``: runs where ``torch==2.13.0`` and ``safetensors``
+are installed (the ``interop`` extra, which ``.ci/run`` installs), skipped elsewhere.
+The result travels as a real safetensors file and is loaded with
 ``safetensors.torch.load_file`` + ``load_state_dict(strict=True)`` into a module built
 from the metadata's recipe.
 """
@@ -17,13 +18,13 @@ import pytest
 from rnnbridge import outputs, pipeline
 from rnnbridge.errors import InexactConversion
 
-from .fixtures_index import FIXTURE_LAYERS, FixtureLayer
-from .test_pipeline import NO_CONFIG_FILES, forget_bias, layer_name, non_default_activations, uploads
+from ..fixtures_index import FIXTURE_LAYERS, FixtureLayer
+from ..test_pipeline import NO_CONFIG_FILES, forget_bias, layer_name, non_default_activations, uploads
 
 torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")
 
-pytestmark = pytest.mark.torch
+pytestmark = [pytest.mark.interop, pytest.mark.torch]
 
 
 def first_upload(fx: FixtureLayer) -> list:
@@ -74,7 +75,11 @@ def run(module, fx: FixtureLayer):
 
 def run_cell(module, fx: FixtureLayer, x):
     batch = x.shape[1]
-    h = torch.zeros(batch, module.hidden_size, dtype=torch.float64) if fx.h0 is None else torch.from_numpy(fx.h0[0]).double()
+    h = (
+        torch.zeros(batch, module.hidden_size, dtype=torch.float64)
+        if fx.h0 is None
+        else torch.from_numpy(fx.h0[0]).double()
+    )
     c = torch.zeros_like(h) if fx.c0 is None else torch.from_numpy(fx.c0[0]).double()
     ys = []
     for x_t in x:
