@@ -15,7 +15,8 @@ index, which brings its data shards, or a folder (``rnnbridge.inputs``). The out
 ``<first input stem>.gates.<ext>`` (split) or ``<stem>.<target>.<ext>`` (convert) in the
 current directory, into a folder with ``-o DIR/``, or to standard output with ``-o -``
 (not a terminal, unless the format is JSON). ``--json`` prints the command's document
-(``inspect``: the layers; ``split``/``convert``: the metadata) as JSON on standard output.
+(``inspect``: the layers; ``split``/``convert``: the metadata) as JSON on standard output;
+``serve``, which has no document, logs JSON lines by default (``--log-format``).
 
 Options are named as the HTTP form fields; the form spelling (``--source_forget_bias``)
 is accepted too, and not shown. Only ``serve`` imports the HTTP stack: the other commands

@@ -380,3 +380,15 @@ def test_messages_use_the_cli_s_terms(argv, says, never, in_tmp, capsys):
 def test_a_missing_file_is_one_line(in_tmp, capsys):
     assert main(["inspect", "nowhere.h5"]) == 1
     assert capsys.readouterr().err == "rnnbridge: error: invalid_field: no such file: nowhere.h5\n"
+
+
+def test_the_library_commands_start_without_the_http_stack(tmp_path):
+    code = (
+        "import sys\n"
+        "from rnnbridge.cli import main\n"
+        f"assert main(['split', {str(REPO_H5)!r}, '-o', {str(tmp_path / 'g.npz')!r}]) == 0\n"
+        "print(sorted(m for m in ('pydantic', 'fastapi', 'starlette', 'rnnbridge.service.settings') if m in sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
