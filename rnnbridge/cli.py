@@ -73,7 +73,7 @@ class Command:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_command_named(argv))
+    parser = build_parser(only=_command_named(argv) or "")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: 2 on a usage error, 0 after --help
@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result
     except RnnBridgeError as exc:
         # the command's own options, and the conversion's, which messages point to
-        options = _option_names(parser) | _option_names(build_parser("convert"))
+        options = _option_names(parser) | _option_names(build_parser(only="convert"))
         return _fail(exc.code, in_cli_terms(exc.detail, options))
     except FileNotFoundError as exc:
         return _fail("invalid_field", f"no such file: {exc.filename}")
@@ -132,11 +132,12 @@ def _option_names(parser: argparse.ArgumentParser) -> set[str]:
 # ------------------------------------------------------------------- the parser
 
 
-def build_parser(command: str | None = None, *, every_command: bool = False) -> argparse.ArgumentParser:
-    """The parser, with the options of ``command`` (or of every command) added.
+def build_parser(*, only: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with the options of every command, or of the command named ``only``.
 
-    Only the command that runs needs its options: ``rnnbridge --help`` builds none, and
-    ``serve``'s (which come from the service's settings) are built for ``serve`` alone.
+    ``main`` builds only the options of the command that runs: ``rnnbridge --help`` builds
+    none, and ``serve``'s (which come from the service's settings) are built for ``serve``
+    alone.
     """
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -156,7 +157,7 @@ def build_parser(command: str | None = None, *, every_command: bool = False) -> 
             epilog=f"example:\n  {spec.example}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        if every_command or name == command:
+        if only is None or name == only:
             spec.options(command_parser)
         command_parser.set_defaults(run=spec.run)
     return parser

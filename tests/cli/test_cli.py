@@ -299,28 +299,34 @@ def test_output_files_get_the_permissions_of_new_files(umask, in_tmp):
 def _on_a_terminal(argv: list[str], cwd: Path) -> tuple[int, str, bytes]:
     """Run the command with standard output on a pseudo-terminal: exit code, stderr, what the terminal got."""
     import pty
+    import select
 
     leader, follower = pty.openpty()
-    try:
-        run = subprocess.run(
-            [sys.executable, "-m", "rnnbridge", *argv], stdout=follower, stderr=subprocess.PIPE, cwd=cwd, timeout=120
-        )
+    command = [sys.executable, "-m", "rnnbridge", *argv]
+    seen = b""
+    with subprocess.Popen(command, stdout=follower, stderr=subprocess.PIPE, cwd=cwd) as process:
         os.close(follower)
-        follower = -1
-        seen = b""
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the terminal has no writer left
-                break
-            if not chunk:
-                break
-            seen += chunk
-    finally:
-        os.close(leader)
-        if follower >= 0:
-            os.close(follower)
-    return run.returncode, run.stderr.decode(), seen
+        try:
+            while True:  # read as it writes: a full terminal buffer would block the command
+                ready, _, _ = select.select([leader], [], [], 120)
+                if not ready:
+                    raise TimeoutError("the command wrote nothing for 120 s")
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # EIO: the command has closed the terminal
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            assert process.stderr is not None
+            err = process.stderr.read().decode()
+            code = process.wait(timeout=120)
+        except BaseException:
+            process.kill()
+            raise
+        finally:
+            os.close(leader)
+    return code, err, seen
 
 
 def test_binary_to_a_terminal_is_refused(in_tmp):
@@ -387,7 +393,8 @@ def test_the_library_commands_start_without_the_http_stack(tmp_path):
         "import sys\n"
         "from rnnbridge.cli import main\n"
         f"assert main(['split', {str(REPO_H5)!r}, '-o', {str(tmp_path / 'g.npz')!r}]) == 0\n"
-        "print(sorted(m for m in ('pydantic', 'fastapi', 'starlette', 'rnnbridge.service.settings') if m in sys.modules))"
+        "web = ('pydantic', 'fastapi', 'starlette', 'rnnbridge.service.settings')\n"
+        "print(sorted(m for m in web if m in sys.modules))"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
