@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
@@ -58,15 +60,22 @@ def _entry(entry: object) -> str:
 
 class Progress:
     """What a long command is doing, on one line of stderr: each phase (reading, splitting
-    or converting, writing) as its name, then a bar of its progress."""
+    or converting, writing) as its name, then a bar of its progress.
+
+    A phase that cannot report its progress as it goes (reading: the readers work in one
+    call, or in a reader process) shows the seconds it has been running, once a second.
+    """
 
     WIDTH = 30
+    TICK_SECONDS = 1.0
 
     def __init__(self, enabled: bool, stream: TextIO | None = None) -> None:
         self.enabled = enabled
         self.stream = stream or sys.stderr
         self._width = 0
         self._shown: tuple[str, int] = ("", -1)
+        self._lock = threading.Lock()
+        self._ticking: tuple[threading.Thread, threading.Event] | None = None
 
     @classmethod
     def for_inputs(cls, files: Sequence[str], wanted: bool | None) -> Progress:
@@ -80,20 +89,25 @@ class Progress:
         """Show ``phase``: its name when it starts, then a bar of ``done`` out of ``total``."""
         if not self.enabled:
             return
-        if self._shown[0] != phase:
-            self._shown = (phase, -1)
-            size = f" {_human(total)}" if phase == "reading" else ""
-            self._show(f"{phase}{size}...")
-            if done <= 0:
-                return
-        fraction = min(done / total, 1.0) if total > 0 else 1.0
-        percent = int(fraction * 100)
-        if percent != self._shown[1]:
-            self._shown = (phase, percent)
-            filled = int(fraction * self.WIDTH)
-            self._show(f"{phase} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {percent:3d}%")
+        self._stop_ticking()
+        with self._lock:
+            if self._shown[0] != phase:
+                self._shown = (phase, -1)
+                size = f" {_human(total)}" if phase == "reading" else ""
+                self._show(f"{phase}{size}...")
+                if done <= 0:
+                    if phase == "reading":
+                        self._start_ticking(f"{phase}{size}...")
+                    return
+            fraction = min(done / total, 1.0) if total > 0 else 1.0
+            percent = int(fraction * 100)
+            if percent != self._shown[1]:
+                self._shown = (phase, percent)
+                filled = int(fraction * self.WIDTH)
+                self._show(f"{phase} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {percent:3d}%")
 
     def finish(self) -> None:
+        self._stop_ticking()
         if self.enabled and self._width:
             self.stream.write("\n")
             self.stream.flush()
@@ -104,6 +118,26 @@ class Progress:
         self.stream.write("\r" + line.ljust(self._width))
         self.stream.flush()
         self._width = len(line)
+
+    def _start_ticking(self, text: str) -> None:
+        stop, start = threading.Event(), time.monotonic()
+
+        def tick() -> None:
+            while not stop.wait(self.TICK_SECONDS):
+                with self._lock:
+                    if not stop.is_set():
+                        self._show(f"{text} {time.monotonic() - start:.0f} s")
+
+        thread = threading.Thread(target=tick, name="rnnbridge-progress", daemon=True)
+        self._ticking = (thread, stop)
+        thread.start()
+
+    def _stop_ticking(self) -> None:
+        if self._ticking is not None:
+            thread, stop = self._ticking
+            stop.set()
+            thread.join()
+            self._ticking = None
 
 
 def _size_of(path: Path) -> int:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -399,3 +401,23 @@ def test_the_library_commands_start_without_the_http_stack(tmp_path):
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr
     assert run.stdout.strip() == "[]"
+
+
+def test_reading_shows_the_seconds_it_runs(monkeypatch):
+    """The readers cannot report as they go: reading shows it is alive, then its full bar."""
+    monkeypatch.setattr(Progress, "TICK_SECONDS", 0.01)
+    stream = io.StringIO()
+    progress = Progress(True, stream)
+    progress.update("reading", 0, 2048)
+    deadline = time.monotonic() + 10
+    while "s" not in stream.getvalue().rsplit("...", 1)[-1] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    progress.update("reading", 2048, 2048)
+    shown = stream.getvalue()
+    time.sleep(0.05)
+    assert stream.getvalue() == shown  # no tick after the phase moved on
+    progress.finish()
+    lines = [line.strip() for line in stream.getvalue().split("\r") if line.strip()]
+    assert lines[0] == "rnnbridge: reading 2.0 KiB..."
+    assert re.fullmatch(r"rnnbridge: reading 2\.0 KiB\.\.\. \d+ s", lines[1])
+    assert lines[-1] == f"rnnbridge: reading [{'#' * Progress.WIDTH}] 100%"
