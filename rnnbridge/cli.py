@@ -16,7 +16,7 @@ index, which brings its data shards, or a folder (``rnnbridge.inputs``). The out
 current directory, into a folder with ``-o DIR/``, or to standard output with ``-o -``
 (not a terminal, unless the format is JSON). ``--json`` prints the command's document
 (``inspect``: the layers; ``split``/``convert``: the metadata) as JSON on standard output;
-``serve``, which has no document, logs JSON lines by default (``--log-format``).
+``serve``, which has no document, takes it as ``--log-format json`` (one JSON object per log line).
 
 Options are named as the HTTP form fields; the form spelling (``--source_forget_bias``)
 is accepted too, and not shown. Only ``serve`` imports the HTTP stack: the other commands
@@ -261,6 +261,9 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="worker processes (default: RNNBRIDGE_WORKERS or 1)")
     _option(parser, "log_level", choices=get_args(LogLevel), help="default: RNNBRIDGE_LOG_LEVEL or info")
     _option(parser, "log_format", choices=get_args(LogFormat), help="default: RNNBRIDGE_LOG_FORMAT or json")
+    parser.add_argument(
+        "--json", action="store_const", dest="log_format", const="json", help="machine-readable: --log-format json"
+    )
 
 
 # ------------------------------------------------------------------- the commands

@@ -421,3 +421,10 @@ def test_reading_shows_the_seconds_it_runs(monkeypatch):
     assert lines[0] == "rnnbridge: reading 2.0 KiB..."
     assert re.fullmatch(r"rnnbridge: reading 2\.0 KiB\.\.\. \d+ s", lines[1])
     assert lines[-1] == f"rnnbridge: reading [{'#' * Progress.WIDTH}] 100%"
+
+
+def test_serve_takes_json_as_its_log_format():
+    from rnnbridge.cli import build_parser
+
+    assert build_parser(only="serve").parse_args(["serve", "--json"]).log_format == "json"
+    assert build_parser(only="serve").parse_args(["serve", "--log-format", "text"]).log_format == "text"
