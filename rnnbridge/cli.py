@@ -15,7 +15,8 @@ index, which brings its data shards, or a folder (``rnnbridge.inputs``). The out
 ``<first input stem>.gates.<ext>`` (split) or ``<stem>.<target>.<ext>`` (convert) in the
 current directory, into a folder with ``-o DIR/``, or to standard output with ``-o -``
 (not a terminal, unless the format is JSON). ``--json`` prints the command's document
-(``inspect``: the layers; ``split``/``convert``: the metadata) as JSON on standard output.
+(``inspect``: the layers; ``split``/``convert``: the metadata) as JSON on standard output;
+``serve``, which has no document, takes it as ``--log-format json`` (one JSON object per log line).
 
 Options are named as the HTTP form fields; the form spelling (``--source_forget_bias``)
 is accepted too, and not shown. Only ``serve`` imports the HTTP stack: the other commands
@@ -36,21 +37,19 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from rnnbridge.engine.conventions import FRAMEWORKS
 from rnnbridge.errors import InvalidField, RnnBridgeError
 from rnnbridge.options import DIRECTIONS, ORIENTATIONS
 from rnnbridge.outputs import FORMATS
+from rnnbridge.terminal import PROG, PROGRESS_MIN_BYTES, Progress, layer_table
 
 if TYPE_CHECKING:
     from rnnbridge.pipeline import Limits
     from rnnbridge.result import Result
     from rnnbridge.service.settings import Settings
 
-PROG = "rnnbridge"
-#: inputs at least this large get a progress display when stderr is a terminal
-PROGRESS_MIN_BYTES = 64 * 1024**2
 #: the ``RNNBRIDGE_*`` variables that bound the readers (``Settings.limits``)
 LIMIT_VARIABLES = (
     "RNNBRIDGE_MAX_TENSOR_ELEMENTS",
@@ -74,7 +73,7 @@ class Command:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line ``argv`` (default ``sys.argv[1:]``); return the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_command_named(argv))
+    parser = build_parser(only=_command_named(argv) or "")
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: 2 on a usage error, 0 after --help
@@ -84,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return result
     except RnnBridgeError as exc:
         # the command's own options, and the conversion's, which messages point to
-        options = _option_names(parser) | _option_names(build_parser("convert"))
+        options = _option_names(parser) | _option_names(build_parser(only="convert"))
         return _fail(exc.code, in_cli_terms(exc.detail, options))
     except FileNotFoundError as exc:
         return _fail("invalid_field", f"no such file: {exc.filename}")
@@ -133,11 +132,12 @@ def _option_names(parser: argparse.ArgumentParser) -> set[str]:
 # ------------------------------------------------------------------- the parser
 
 
-def build_parser(command: str | None = None, *, every_command: bool = False) -> argparse.ArgumentParser:
-    """The parser, with the options of ``command`` (or of every command) added.
+def build_parser(*, only: str | None = None) -> argparse.ArgumentParser:
+    """The parser, with the options of every command, or of the command named ``only``.
 
-    Only the command that runs needs its options: ``rnnbridge --help`` builds none, and
-    ``serve``'s (which come from the service's settings) are built for ``serve`` alone.
+    ``main`` builds only the options of the command that runs: ``rnnbridge --help`` builds
+    none, and ``serve``'s (which come from the service's settings) are built for ``serve``
+    alone.
     """
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -157,7 +157,7 @@ def build_parser(command: str | None = None, *, every_command: bool = False) -> 
             epilog=f"example:\n  {spec.example}",
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
-        if every_command or name == command:
+        if only is None or name == only:
             spec.options(command_parser)
         command_parser.set_defaults(run=spec.run)
     return parser
@@ -273,6 +273,9 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, help="worker processes (default: RNNBRIDGE_WORKERS or 1)")
     _option(parser, "log_level", choices=get_args(LogLevel), help="default: RNNBRIDGE_LOG_LEVEL or info")
     _option(parser, "log_format", choices=get_args(LogFormat), help="default: RNNBRIDGE_LOG_FORMAT or json")
+    parser.add_argument(
+        "--json", action="store_const", dest="log_format", const="json", help="machine-readable: --log-format json"
+    )
 
 
 # ------------------------------------------------------------------- the commands
@@ -504,53 +507,6 @@ COMMANDS: dict[str, Command] = {
 }
 
 
-# ------------------------------------------------------------------- for people
-
-
-def layer_table(document: dict[str, Any], source: str) -> str:
-    """An ``inspect`` document as a table for a person to read.
-
-    >>> print(layer_table({"format": "npz", "layers": [], "other_tensors": 2}, "m.npz"))
-    m.npz: npz, 0 recurrent layers, 2 other tensors
-    """
-    import textwrap
-
-    layers = document.get("layers", [])
-    lines = [
-        f"{source}: {document['format']}, {len(layers)} recurrent layer{'s' * (len(layers) != 1)}, "
-        f"{document.get('other_tensors', 0)} other tensors"
-    ]
-    if layers:
-        head = ("LAYER", "CONVENTION", "INPUT", "UNITS", "LEVELS", "DIRECTION", "DTYPE")
-        rows = [
-            (
-                str(layer["name"]),
-                str(layer["convention"]),
-                str(layer["input_size"]),
-                str(layer["units"]) + (f" (proj {layer['proj_size']})" if layer.get("proj_size") else ""),
-                str(layer["num_layers"]),
-                str(layer["direction"]),
-                str(layer["dtype"]),
-            )
-            for layer in layers
-        ]
-        widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
-        lines.append("")
-        for row in [head, *rows]:
-            lines.append("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-    for title, entries in (("not supported", document.get("unsupported_layers")), ("notes", document.get("notes"))):
-        if entries:
-            lines += ["", f"{title}:"]
-            lines += [textwrap.fill(_entry(e), 100, initial_indent="  - ", subsequent_indent="    ") for e in entries]
-    return "\n".join(lines)
-
-
-def _entry(entry: object) -> str:
-    if isinstance(entry, dict):
-        return "; ".join(f"{key}: {value}" for key, value in entry.items())
-    return str(entry)
-
-
 def _report_assumptions(layers: list[dict[str, Any]]) -> None:
     """One stderr line per assumed fact, with the option that would state it."""
     from rnnbridge.pipeline import assumptions_of
@@ -564,76 +520,6 @@ def _report_assumptions(layers: list[dict[str, Any]]) -> None:
             f"state it with {option}",
             file=sys.stderr,
         )
-
-
-class Progress:
-    """What a long command is doing, on one line of stderr: each phase (reading, splitting
-    or converting, writing) as its name, then a bar of its progress."""
-
-    WIDTH = 30
-
-    def __init__(self, enabled: bool, stream: TextIO | None = None) -> None:
-        self.enabled = enabled
-        self.stream = stream or sys.stderr
-        self._width = 0
-        self._shown: tuple[str, int] = ("", -1)
-
-    @classmethod
-    def for_inputs(cls, files: Sequence[str], wanted: bool | None) -> Progress:
-        """On when asked; by default when stderr is a terminal and the input is large."""
-        if wanted is not None:
-            return cls(wanted)
-        size = sum(_size_of(Path(name)) for name in files)
-        return cls(sys.stderr.isatty() and size >= PROGRESS_MIN_BYTES)
-
-    def update(self, phase: str, done: int, total: int) -> None:
-        """Show ``phase``: its name when it starts, then a bar of ``done`` out of ``total``."""
-        if not self.enabled:
-            return
-        if self._shown[0] != phase:
-            self._shown = (phase, -1)
-            size = f" {_human(total)}" if phase == "reading" else ""
-            self._show(f"{phase}{size}...")
-            if done <= 0:
-                return
-        fraction = min(done / total, 1.0) if total > 0 else 1.0
-        percent = int(fraction * 100)
-        if percent != self._shown[1]:
-            self._shown = (phase, percent)
-            filled = int(fraction * self.WIDTH)
-            self._show(f"{phase} [{'#' * filled}{'.' * (self.WIDTH - filled)}] {percent:3d}%")
-
-    def finish(self) -> None:
-        if self.enabled and self._width:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._width = 0
-
-    def _show(self, text: str) -> None:
-        line = f"{PROG}: {text}"
-        self.stream.write("\r" + line.ljust(self._width))
-        self.stream.flush()
-        self._width = len(line)
-
-
-def _size_of(path: Path) -> int:
-    if path.is_file():
-        return path.stat().st_size
-    if path.is_dir():
-        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
-    index = path.with_name(path.name + ".index")
-    shards = path.parent.glob(path.name + ".data-*") if path.name else []
-    return sum(p.stat().st_size for p in [index, *shards] if p.is_file())
-
-
-def _human(size: int) -> str:
-    """``size`` bytes for people: ``12.3 MiB``."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.1f} {unit}" if unit != "B" else f"{size} B"
-        value /= 1024
-    raise AssertionError("unreachable")
 
 
 if __name__ == "__main__":

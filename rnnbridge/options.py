@@ -6,10 +6,12 @@ With the registries (``rnnbridge.engine.conventions.FRAMEWORKS``,
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
-Orientation = Literal["out_in", "in_out"]
 #: ``out_in``: matrices for ``W · x`` ([H, in]); ``in_out``: their transposes, for ``x · W``
-ORIENTATIONS: tuple[Orientation, ...] = ("out_in", "in_out")
-#: the direction of a one-direction array input the file cannot tell; ``backward`` is ``reverse``
-DIRECTIONS = ("forward", "reverse", "backward")
+Orientation = Literal["out_in", "in_out"]
+ORIENTATIONS: tuple[Orientation, ...] = get_args(Orientation)
+#: the direction of a one-direction array input the file cannot tell (ONNX ``W`` of shape
+#: [1, ...], a Keras ``go_backwards`` layer in a weights-only file); ``backward`` is ``reverse``
+Direction = Literal["forward", "reverse", "backward"]
+DIRECTIONS: tuple[Direction, ...] = get_args(Direction)

@@ -1,6 +1,6 @@
 """Responses whose body an encoder writes while the client reads it.
 
-``EncodedResponse(write)`` runs ``write(stream)`` (e.g. ``outputs.write_npz``) in one
+``EncodedResponse(write)`` runs ``write(stream)`` (e.g. ``Result.write``) in one
 worker thread; ``stream`` is a non-seekable binary file whose ``write`` hands the bytes,
 in ``CHUNK_BYTES`` pieces, to the event loop, which sends them. A bounded buffer between
 the two makes the encoder wait for a slow client, so the response never holds more than

@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -302,37 +304,34 @@ def _on_a_terminal(argv: list[str], cwd: Path) -> tuple[int, str, bytes]:
     The terminal is drained while the command runs: a pty holds a few KiB, and a command
     that fills it waits for a reader."""
     import pty
-    import threading
+    import select
 
     leader, follower = pty.openpty()
-    chunks: list[bytes] = []
-
-    def drain() -> None:
-        while True:
-            try:
-                chunk = os.read(leader, 65536)
-            except OSError:  # EIO: the terminal has no writer left
-                return
-            if not chunk:
-                return
-            chunks.append(chunk)
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        run = subprocess.run(
-            [sys.executable, "-m", "rnnbridge", *argv], stdout=follower, stderr=subprocess.PIPE, cwd=cwd, timeout=120
-        )
+    command = [sys.executable, "-m", "rnnbridge", *argv]
+    seen = b""
+    with subprocess.Popen(command, stdout=follower, stderr=subprocess.PIPE, cwd=cwd) as process:
         os.close(follower)
-        follower = -1
-        reader.join(timeout=30)
-        seen = b"".join(chunks)
-    finally:
-        if follower >= 0:
-            os.close(follower)
-        reader.join(timeout=30)
-        os.close(leader)
-    return run.returncode, run.stderr.decode(), seen
+        try:
+            while True:  # read as it writes: a full terminal buffer would block the command
+                ready, _, _ = select.select([leader], [], [], 120)
+                if not ready:
+                    raise TimeoutError("the command wrote nothing for 120 s")
+                try:
+                    chunk = os.read(leader, 65536)
+                except OSError:  # EIO: the command has closed the terminal
+                    break
+                if not chunk:
+                    break
+                seen += chunk
+            assert process.stderr is not None
+            err = process.stderr.read().decode()
+            code = process.wait(timeout=120)
+        except BaseException:
+            process.kill()
+            raise
+        finally:
+            os.close(leader)
+    return code, err, seen
 
 
 def test_binary_to_a_terminal_is_refused(in_tmp):
@@ -423,3 +422,43 @@ def test_target_forget_bias_is_refused_where_the_target_has_none(in_tmp, capsys)
     torch_lstm = LOCAL / "torch_lstm_no_bias" / "model.pt"
     assert main(["convert", str(torch_lstm), "--target", "keras", "--target-forget-bias", "2"]) == 1
     assert "target_forget_bias" in capsys.readouterr().err
+
+
+def test_the_library_commands_start_without_the_http_stack(tmp_path):
+    code = (
+        "import sys\n"
+        "from rnnbridge.cli import main\n"
+        f"assert main(['split', {str(REPO_H5)!r}, '-o', {str(tmp_path / 'g.npz')!r}]) == 0\n"
+        "web = ('pydantic', 'fastapi', 'starlette', 'rnnbridge.service.settings')\n"
+        "print(sorted(m for m in web if m in sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+
+
+def test_reading_shows_the_seconds_it_runs(monkeypatch):
+    """The readers cannot report as they go: reading shows it is alive, then its full bar."""
+    monkeypatch.setattr(Progress, "TICK_SECONDS", 0.01)
+    stream = io.StringIO()
+    progress = Progress(True, stream)
+    progress.update("reading", 0, 2048)
+    deadline = time.monotonic() + 10
+    while "s" not in stream.getvalue().rsplit("...", 1)[-1] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    progress.update("reading", 2048, 2048)
+    shown = stream.getvalue()
+    time.sleep(0.05)
+    assert stream.getvalue() == shown  # no tick after the phase moved on
+    progress.finish()
+    lines = [line.strip() for line in stream.getvalue().split("\r") if line.strip()]
+    assert lines[0] == "rnnbridge: reading 2.0 KiB..."
+    assert re.fullmatch(r"rnnbridge: reading 2\.0 KiB\.\.\. \d+ s", lines[1])
+    assert lines[-1] == f"rnnbridge: reading [{'#' * Progress.WIDTH}] 100%"
+
+
+def test_serve_takes_json_as_its_log_format():
+    from rnnbridge.cli import build_parser
+
+    assert build_parser(only="serve").parse_args(["serve", "--json"]).log_format == "json"
+    assert build_parser(only="serve").parse_args(["serve", "--log-format", "text"]).log_format == "text"

@@ -1,7 +1,7 @@
 """The JSON header of a safetensors file, checked entry by entry before any tensor is read.
 
 The header is the JSON object at bytes ``8..8+N`` of the file (layout in
-``safetensors_file``): ``{"__metadata__": {str: str}, "<name>": {"dtype", "shape",
+``file``): ``{"__metadata__": {str: str}, "<name>": {"dtype", "shape",
 "data_offsets": [begin, end]}, ...}``, offsets counted from the start of the data buffer.
 
 Contract: the header is bounded (``MAX_HEADER_BYTES``), must be one JSON object without
