@@ -42,7 +42,7 @@ def _instruction(lines: list[str], name: str) -> list[str]:
 
 def _serve_args(command: list[str]) -> Any:
     assert command[:2] == ["rnnbridge", "serve"]
-    return build_parser("serve").parse_args(command[1:])
+    return build_parser(only="serve").parse_args(command[1:])
 
 
 def test_dockerfile_is_multi_stage_and_non_root(dockerfile):
