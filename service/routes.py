@@ -17,6 +17,7 @@ written to the workspace first and streamed from its open handle.
 from __future__ import annotations
 
 import io
+import json
 import os
 import tempfile
 from importlib import metadata
@@ -27,6 +28,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from rnnbridge import outputs, pipeline
+from rnnbridge.engine.canonical import gate_letters
 from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, Convention
 from rnnbridge.errors import (
     InexactConversion,
@@ -105,6 +107,8 @@ Format = Annotated[OutputFormat, Form(description="Output encoding.")]
 #: results up to this many bytes of arrays are encoded in the endpoint's thread and sent with
 #: a Content-Length; larger ones stream from an encoder thread (``streaming.EncodedResponse``)
 INLINE_BYTES = 8 * 1024 * 1024
+#: /convert's summary of its verification: the least margin over the layers, as JSON
+VERIFICATION_HEADER = "X-Rnnbridge-Verification"
 
 _READ_ERRORS = (MalformedFile, UnsafeInput, UnsupportedFormat, LimitExceeded, InvalidField)
 _BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
@@ -227,7 +231,12 @@ def convert(
     )
     del model  # the source arrays can go while the result streams out
     _count_conversion(registry, result, target)
-    return _respond(workspace, result, format, outputs.output_name(file[0].filename or "", format, target))
+    response = _respond(workspace, result, format, outputs.output_name(file[0].filename or "", format, target))
+    checked = [layer["verification"] for layer in result.meta["layers"] if layer.get("verification")]
+    if checked:  # the worst layer, for clients that cannot read the metadata inside the file (the web page)
+        worst = max(checked, key=lambda report: report["max_abs_err"] / (report["tolerance"] or 1.0))
+        response.headers[VERIFICATION_HEADER] = json.dumps({**worst, "layers": len(checked)})
+    return response
 
 
 def _count_conversion(registry: metrics.Registry, result: pipeline.Result, target: str) -> None:
@@ -248,7 +257,15 @@ def conventions() -> ConventionsResponse:
 def convention_info(conv: Convention) -> ConventionInfo:
     """One registry entry as its /conventions document."""
     tensors = [
-        TensorLayout(name=t.name, gates=t.gates, parts=list(t.parts), gate_axis=t.gate_axis, group=t.group)
+        TensorLayout(
+            name=t.name,
+            gates=t.gates,
+            parts=list(t.parts),
+            gate_axis=t.gate_axis,
+            group=t.group,
+            transforms=[t.transform(k) for k in range(len(t.parts))],
+            rows=t.rows,
+        )
         for t in conv.tensors
     ]
     return ConventionInfo(
@@ -262,6 +279,8 @@ def convention_info(conv: Convention) -> ConventionInfo:
         tensors=tensors,
         naming=conv.naming,
         source=conv.source,
+        letters={gate: conv.letter(gate) for gate in gate_letters(conv.cell)},
+        stack_directions=conv.stack_directions,
     )
 
 
