@@ -132,11 +132,13 @@ async function inspect() {
       setProgress(null, "");
       showProblem($("#status"), await problemOf(response), "The file could not be read");
       for (const id of ["#layers-section", "#map-section", "#convert-section"]) $(id).hidden = true;
+      document.body.dataset.inspected = String(Number(document.body.dataset.inspected || 0) + 1);
       return;
     }
     state.inspection = JSON.parse(await response.blob.text());
     setProgress(null, `Read ${state.files.map((f) => f.name).join(", ")}.`);
     showLayers();
+    document.body.dataset.inspected = String(Number(document.body.dataset.inspected || 0) + 1);
   } catch (error) {
     setProgress(null, `Error: ${error.message}`);
   } finally {

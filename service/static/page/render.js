@@ -111,7 +111,13 @@ export function renderGateMap(host, map, labels, onFocus) {
   const nodes = { source: [], target: [] };
   for (const [side, drawn] of Object.entries(sides)) {
     drawn.forEach((d, ti) => {
-      const group = el("g", { class: `tensor tensor-${d.tensor.group}`, "data-side": side, "data-tensor": d.tensor.name });
+      const group = el("g", {
+        class: `tensor tensor-${d.tensor.group}`,
+        "data-side": side,
+        "data-tensor": d.tensor.name,
+        "data-role": d.tensor.role,
+        "data-shape": JSON.stringify(d.tensor.shape),
+      });
       group.appendChild(el("text", { x: d.x, y: d.y - 16, class: "tensor-name" }, d.tensor.name));
       group.appendChild(el("text", { x: d.x, y: d.y - 4, class: "tensor-shape" }, `[${d.tensor.shape.join(", ")}]`));
       nodes[side][ti] = d.tensor.blocks.map((block, bi) => {
