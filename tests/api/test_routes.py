@@ -246,7 +246,7 @@ def test_workspace_is_removed_after_every_request(client, test_settings, keras_l
 def test_openapi_lists_registry_enums(client):
     document = client.get("/openapi.json").json()
     schemas = document["components"]["schemas"]
-    form = schemas["Body_convert_convert_post"]["properties"]
+    form = schemas["ConvertForm"]["properties"]
 
     def enum(prop: dict[str, Any]) -> list[str]:
         options = prop.get("anyOf", [prop])
@@ -256,7 +256,7 @@ def test_openapi_lists_registry_enums(client):
     assert enum(form["source"]) == list(FRAMEWORKS)
     assert enum(form["format"]) == ["npz", "json", "safetensors", "h5"]
     assert set(form) >= {"file", "layer", "source_forget_bias", "target_forget_bias", "verify", "prefix"}
-    split_form = schemas["Body_split_split_post"]["properties"]
+    split_form = schemas["SplitForm"]["properties"]
     assert enum(split_form["orientation"]) == ["out_in", "in_out"]
 
 

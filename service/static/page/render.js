@@ -12,6 +12,7 @@ const MAX_SIDE = 760; // a side's tensors together about this tall at most
 const MIN_THICK = 14; // a vector is drawn at least this thick
 const TITLE = 30; // room above a tensor for its name and shape
 const SPACING = 22; // between two tensors
+const NAME_CHARS = 46; // a tensor name's characters that fit above it
 
 function el(name, attrs = {}, text) {
   const node = document.createElementNS(SVG, name);
@@ -69,6 +70,11 @@ export function describeBlock(block) {
   return `${block.slice}, shape [${block.shape.join(", ")}]: ${PART_NAMES[block.part]}, ${gate}`;
 }
 
+/** A tensor name that fits its column: the end of a long one (the full name is its tooltip). */
+function shortened(name) {
+  return name.length > NAME_CHARS ? "…" + name.slice(-(NAME_CHARS - 1)) : name;
+}
+
 /** Lay out one side; returns its drawn tensors with block rectangles in SVG units. */
 function placeSide(tensors, x, scale, y0) {
   const gateAxis = sideGateAxis(tensors);
@@ -118,7 +124,9 @@ export function renderGateMap(host, map, labels, onFocus) {
         "data-role": d.tensor.role,
         "data-shape": JSON.stringify(d.tensor.shape),
       });
-      group.appendChild(el("text", { x: d.x, y: d.y - 16, class: "tensor-name" }, d.tensor.name));
+      const name = el("text", { x: d.x, y: d.y - 16, class: "tensor-name" }, shortened(d.tensor.name));
+      name.appendChild(el("title", {}, d.tensor.name));
+      group.appendChild(name);
       group.appendChild(el("text", { x: d.x, y: d.y - 4, class: "tensor-shape" }, `[${d.tensor.shape.join(", ")}]`));
       nodes[side][ti] = d.tensor.blocks.map((block, bi) => {
         const r = d.rects[bi];
