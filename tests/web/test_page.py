@@ -49,6 +49,8 @@ UPLOADS = [
     Upload("k3_gru_go_backwards", ("m.keras",), "onnx"),
     Upload("torch_lstm_proj_2l_bi", ("model.pt",), "tf1"),
     Upload("onnx_gru_bidirectional_lbr1", ("model.onnx",), "keras"),
+    # cuDNN memory reread as a Keras kernel (transform R), and a GRU bias of two stacked rows
+    Upload("k2_cudnn_gru", ("m.h5",), "keras"),
 ]
 BY_ID = {upload.id: upload for upload in UPLOADS}
 ids = [upload.id for upload in UPLOADS]
@@ -424,3 +426,15 @@ def test_gate_map_screenshots(page: Any, artifacts: Path, upload: Upload, target
     path = artifacts / f"gate-map-{upload.id}-to-{target}.png"
     page.locator("#map-section").screenshot(path=str(path))
     assert path.stat().st_size > 10_000
+
+
+def test_cudnn_memory_reread_and_row_stacked_biases(page: Any) -> None:
+    """Keras 2 CuDNNGRU → Keras GRU(reset_after=True): kernels reread, the bias becomes two rows."""
+    load(page, BY_ID["k2_cudnn_gru"])
+    page.select_option("#target", "keras")
+    page.locator('#gatemap .block[data-side="source"][data-block="W_xr"]').focus()
+    detail = page.inner_text("#detail")
+    assert "cuDNN memory reread in canonical shape" in detail
+    assert page.locator(".link-mark.mark-copy", has_text="≋").count() == 3  # W_x: r, z, n
+    recurrent = page.locator('#gatemap .block[data-side="target"][data-block="b_hn"]')
+    assert recurrent.get_attribute("data-slice") == "l0/forward/bias[1, 6:9]"
