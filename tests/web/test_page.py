@@ -438,3 +438,19 @@ def test_cudnn_memory_reread_and_row_stacked_biases(page: Any) -> None:
     assert page.locator(".link-mark.mark-copy", has_text="≋").count() == 3  # W_x: r, z, n
     recurrent = page.locator('#gatemap .block[data-side="target"][data-block="b_hn"]')
     assert recurrent.get_attribute("data-slice") == "l0/forward/bias[1, 6:9]"
+
+
+def test_an_api_key_goes_with_every_request_of_the_page(page: Any) -> None:
+    """For a server with RNNBRIDGE_API_KEYS: the key the user enters is sent as X-API-Key."""
+    sent: dict[str, str | None] = {}
+    page.on("request", lambda request: sent.update({request.url.rsplit("/", 1)[-1]: request.headers.get("x-api-key")}))
+    page.locator("#access summary").click()
+    page.fill("#api-key", "a-key-of-sixteen-chars")
+    page.press("#api-key", "Tab")
+    load(page, BY_ID["torch_lstm_proj_2l_bi"])
+    page.click("#convert")
+    page.wait_for_selector("#download")
+    assert sent["inspect"] == sent["convert"] == "a-key-of-sixteen-chars"
+    page.reload()
+    page.wait_for_selector("body[data-ready=true]")
+    assert sent["conventions"] == "a-key-of-sixteen-chars"  # kept for the tab

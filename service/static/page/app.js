@@ -19,8 +19,18 @@ const state = {
 
 // ---------------------------------------------------------------- talking to the service
 
+/** The credentials of a server with API keys (RNNBRIDGE_API_KEYS), when the user gave one. */
+function credentials() {
+  const key = $("#api-key").value.trim();
+  return key ? { "X-API-Key": key } : {};
+}
+
 async function getJSON(url) {
-  const response = await fetch(url, { headers: { Accept: "application/json" } });
+  const response = await fetch(url, { headers: { Accept: "application/json", ...credentials() } });
+  if (response.status === 401) {
+    $("#access").open = true;
+    throw new Error(`${url}: this server needs an API key (enter it under "API key")`);
+  }
   if (!response.ok) throw new Error(`${url}: HTTP ${response.status}`);
   return response.json();
 }
@@ -34,6 +44,7 @@ function upload(url, form, onProgress) {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", url);
     xhr.responseType = "blob";
+    for (const [name, value] of Object.entries(credentials())) xhr.setRequestHeader(name, value);
     xhr.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable) onProgress(event.loaded / event.total);
     });
@@ -59,6 +70,7 @@ async function problemOf(response) {
 }
 
 function showProblem(host, problem, what) {
+  if (problem.status === 401) $("#access").open = true;
   const box = document.createElement("div");
   box.className = "problem";
   box.setAttribute("role", "alert");
@@ -501,8 +513,19 @@ async function start() {
   }
   $("#bare").addEventListener("change", updateFormats);
   $("#convert-form").addEventListener("submit", convert);
+  const key = $("#api-key");
+  key.value = sessionStorage.getItem("rnnbridge-api-key") || "";
+  key.addEventListener("change", () => {
+    sessionStorage.setItem("rnnbridge-api-key", key.value.trim());
+    if (!state.conventions) loadRegistry().catch(startFailed);
+  });
+  await loadRegistry();
+}
 
+/** The registry and the /convert form's fields; the page is ready once they are in. */
+async function loadRegistry() {
   state.conventions = await getJSON("conventions");
+  $("#status").textContent = "";
   const frameworks = state.conventions.frameworks;
   for (const select of ["#target", "#convert-target"]) $(select).replaceChildren(...frameworks.map((f) => new Option(f, f)));
   $("#source").append(...frameworks.map((f) => new Option(f, f)));
@@ -521,6 +544,8 @@ async function start() {
   document.body.dataset.ready = "true";
 }
 
-start().catch((error) => {
+function startFailed(error) {
   $("#status").textContent = `The page could not start: ${error.message}`;
-});
+}
+
+start().catch(startFailed);
