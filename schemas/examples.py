@@ -117,5 +117,6 @@ RESPONSES: dict[str, Any] = {
                 "stack_directions": False,
             }
         },
+        "formats": {"npz": ["tf1", "keras", "pytorch", "onnx"], "h5": ["keras"]},
     },
 }

@@ -79,6 +79,7 @@ class ConventionsResponse(BaseModel):
     frameworks: list[str] = Field(description="values of `source` and `target`")
     gates: dict[str, list[str]] = Field(description="canonical gate letters per cell")
     conventions: dict[str, ConventionInfo]
+    formats: dict[str, list[str]] = Field(default={}, description="output formats of /convert: the targets each holds")
 
 
 class Health(BaseModel):

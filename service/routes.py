@@ -251,6 +251,7 @@ def conventions() -> ConventionsResponse:
         frameworks=list(FRAMEWORKS),
         gates={"lstm": list("ifgo"), "gru": list("rzn")},
         conventions={key: convention_info(conv) for key, conv in CONVENTIONS.items()},
+        formats={fmt: list(outputs.TARGETS_OF.get(fmt, FRAMEWORKS)) for fmt in outputs.FORMATS},
     )
 
 

@@ -77,8 +77,11 @@ def test_the_page_is_served_with_a_same_origin_policy(client: TestClient) -> Non
 
 
 def test_conventions_give_the_layout_the_page_draws(client: TestClient) -> None:
-    """Letters per canonical gate, transforms per part, row-stacked vectors, stacked directions."""
-    registry = client.get("/conventions").json()["conventions"]
+    """Letters per canonical gate, transforms per part, row-stacked vectors, stacked directions,
+    and the targets each output format holds."""
+    document = client.get("/conventions").json()
+    assert document["formats"]["h5"] == ["keras"] and document["formats"]["npz"] == document["frameworks"]
+    registry = document["conventions"]
     assert registry["tf1.lstm"]["letters"] == {"i": "i", "f": "f", "g": "j", "o": "o"}
     assert registry["onnx.lstm"]["stack_directions"] is True
     kernel = next(t for t in registry["keras.cudnn_lstm"]["tensors"] if t["name"] == "kernel")

@@ -141,6 +141,15 @@ def test_page_loads_offline_with_its_own_assets(page: Any, server_url: str) -> N
     assert page.title() == "rnnbridge — see the gates"
     assert page.locator("h1").inner_text().startswith("rnnbridge")
     assert page.is_visible("label[for=files]")
+    # /convert's options as the service declares them: `strict` only where the form has it
+    form = httpx.get(f"{server_url}/openapi.json").json()["components"]["schemas"]["ConvertForm"]["properties"]
+    page.set_input_files("#files", [str(path) for path in BY_ID["torch_lstm_proj_2l_bi"].paths])
+    page.wait_for_selector("#convert")
+    assert page.is_visible("#strict") == ("strict" in form)
+    holds = httpx.get(f"{server_url}/conventions").json()["formats"]
+    formats = [f for f in form["format"]["enum"] if "tf1" in holds[f]]  # h5 is for target=keras only
+    assert page.input_value("#convert-target") == "tf1"
+    assert page.locator("#format option").all_inner_texts() == formats
     assert page.errors == []
 
 

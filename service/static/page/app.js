@@ -400,7 +400,8 @@ function updateFormats() {
   const select = $("#format");
   const current = select.value;
   const formats = state.convertFields?.format?.enum || FALLBACK_FORMATS;
-  select.replaceChildren(...formats.filter((f) => f !== "h5" || target === "keras").map((f) => new Option(f, f)));
+  const holds = (f) => !state.conventions.formats?.[f] || state.conventions.formats[f].includes(target);
+  select.replaceChildren(...formats.filter(holds).map((f) => new Option(f, f)));
   if ([...select.options].some((o) => o.value === current)) select.value = current;
   $("#prefix").disabled = target !== "pytorch" || $("#bare").checked;
   $("#bare").disabled = target !== "pytorch";
