@@ -29,7 +29,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 
 from rnnbridge import outputs, pipeline
 from rnnbridge.engine.canonical import gate_letters
-from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, Convention
+from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, Convention, native_letter
 from rnnbridge.errors import (
     InexactConversion,
     InvalidField,
@@ -280,7 +280,7 @@ def convention_info(conv: Convention) -> ConventionInfo:
         tensors=tensors,
         naming=conv.naming,
         source=conv.source,
-        letters={gate: conv.letter(gate) for gate in gate_letters(conv.cell)},
+        letters={gate: native_letter(conv, gate) for gate in gate_letters(conv.cell)},
         stack_directions=conv.stack_directions,
     )
 

@@ -16,7 +16,7 @@ enums, ``GET /conventions``, the CLI's choices, the parametrised tests) derives 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from rnnbridge.engine.layout import Tensor
 
@@ -57,16 +57,10 @@ class Convention:
     stack_directions: bool = False  # directions stacked on a leading axis (ONNX)
     source_only: bool = False
     source: str = ""
-    #: the framework's own letter for a canonical gate, where it differs (TF1's ``j`` for ``g``)
-    letters: dict[str, str] = field(default_factory=dict)
 
     @property
     def default_activations(self) -> tuple[str, ...]:
         return LSTM_DEFAULT_ACTIVATIONS if self.cell == "lstm" else GRU_DEFAULT_ACTIVATIONS
-
-    def letter(self, gate: str) -> str:
-        """The framework's own name of canonical gate ``gate`` (Keras' ``c`` for ``g``)."""
-        return self.letters.get(gate, gate)
 
     def tensor(self, name: str) -> Tensor:
         return next(t for t in self.tensors if t.name == name)
@@ -81,8 +75,6 @@ _KERAS_ACTIVATIONS = Activations(gate=_COMMON | {HARD_SIGMOID_KERAS2, HARD_SIGMO
 _ONNX_ACTIVATIONS = Activations(gate=_COMMON | {ANY_HARD_SIGMOID}, cell=_COMMON | {ANY_HARD_SIGMOID})
 _TF1_ACTIVATIONS = Activations(cell=_COMMON, tied=True)
 
-_KERAS_LSTM_LETTERS = {"g": "c"}  # Keras i, f, c, o; ONNX i, o, f, c
-_ZRH = {"n": "h"}  # Keras and ONNX GRU gates z, r, h
 _TORCH_NAMING = "{tensor}_l{level}{reverse}"
 _PER_DIRECTION = "l{level}/{direction}/{tensor}"
 _ONNX_NAMING = "l{level}/{tensor}"
@@ -133,7 +125,6 @@ _CONVENTION_LIST = (
         features=frozenset({"peepholes", "projection", "independent_directions", "nonuniform_levels"}),
         activations=_TF1_ACTIVATIONS,
         source="tensorflow/python/ops/rnn_cell_impl.py LSTMCell.build/call (kernel [I+P, 4H], split i, j, f, o)",
-        letters={"g": "j"},
     ),
     Convention(
         key="tf1.cudnn_lstm",
@@ -147,7 +138,6 @@ _CONVENTION_LIST = (
         source=(
             "tensorflow/contrib/cudnn_rnn/python/ops/cudnn_rnn_ops.py CudnnLSTMSaveable (LSTMBlockCell, forget_bias=0)"
         ),
-        letters={"g": "j"},
     ),
     Convention(
         key="tf1.gru",
@@ -164,7 +154,6 @@ _CONVENTION_LIST = (
         features=frozenset({"independent_directions", "nonuniform_levels"}),
         activations=Activations(cell=_COMMON),
         source="tensorflow/python/ops/rnn_cell_impl.py GRUCell (gates r, u; candidate on [x, r*h])",
-        letters={"z": "u", "n": "c"},
     ),
     Convention(
         key="tf1.cudnn_gru",
@@ -182,7 +171,6 @@ _CONVENTION_LIST = (
         reset_after=True,
         features=frozenset({"independent_directions", "nonuniform_levels"}),
         source="tensorflow/contrib/cudnn_rnn/python/ops/cudnn_rnn_ops.py CudnnCompatibleGRUCell, CudnnGRUSaveable",
-        letters={"z": "u", "n": "c"},
     ),
     Convention(
         key="keras.lstm",
@@ -194,7 +182,6 @@ _CONVENTION_LIST = (
         features=frozenset({"reverse_only", "nonuniform_levels", "no_bias"}),
         activations=_KERAS_ACTIVATIONS,
         source="keras/src/layers/rnn/lstm.py LSTMCell.build (kernel [I, 4H], gates i, f, c, o)",
-        letters=_KERAS_LSTM_LETTERS,
     ),
     Convention(
         key="keras.gru",
@@ -207,7 +194,6 @@ _CONVENTION_LIST = (
         features=frozenset({"reverse_only", "nonuniform_levels", "no_bias"}),
         activations=_KERAS_ACTIVATIONS,
         source="keras/src/layers/rnn/gru.py GRUCell (gates z, r, h; bias [3H])",
-        letters=_ZRH,
     ),
     Convention(
         key="keras.gru_reset_after",
@@ -220,7 +206,6 @@ _CONVENTION_LIST = (
         features=frozenset({"reverse_only", "nonuniform_levels", "no_bias"}),
         activations=_KERAS_ACTIVATIONS,
         source="keras/src/layers/rnn/gru.py GRUCell (bias [2, 3H]: input row, recurrent row)",
-        letters=_ZRH,
     ),
     Convention(
         key="keras.cudnn_lstm",
@@ -236,7 +221,6 @@ _CONVENTION_LIST = (
         features=frozenset({"reverse_only", "nonuniform_levels", "no_bias"}),
         source_only=True,
         source="tf_keras/layers/rnn/cudnn_lstm.py; tf_keras/saving/legacy/hdf5_format.py _convert_rnn_weights",
-        letters=_KERAS_LSTM_LETTERS,
     ),
     Convention(
         key="keras.cudnn_gru",
@@ -253,7 +237,6 @@ _CONVENTION_LIST = (
         features=frozenset({"reverse_only", "nonuniform_levels", "no_bias"}),
         source_only=True,
         source="tf_keras/layers/rnn/cudnn_gru.py; tf_keras/saving/legacy/hdf5_format.py _convert_rnn_weights",
-        letters=_ZRH,
     ),
     Convention(
         key="pytorch.lstm",
@@ -313,7 +296,6 @@ _CONVENTION_LIST = (
         features=frozenset({"peepholes", "clip", "reverse_only", "input_forget", "nonuniform_levels", "no_bias"}),
         activations=_ONNX_ACTIVATIONS,
         source="onnx/defs/rnn/defs.cc, onnx/defs/doc_strings.cc kDoc_LSTM_ver14 (W/R/B iofc, P iof)",
-        letters=_KERAS_LSTM_LETTERS,
     ),
     Convention(
         key="onnx.gru",
@@ -331,7 +313,6 @@ _CONVENTION_LIST = (
         features=frozenset({"clip", "reverse_only", "nonuniform_levels", "no_bias"}),
         activations=_ONNX_ACTIVATIONS,
         source="onnx/defs/doc_strings.cc kDoc_GRU_ver14 (W/R/B zrh, linear_before_reset=0)",
-        letters=_ZRH,
     ),
     Convention(
         key="onnx.gru_lbr",
@@ -349,7 +330,6 @@ _CONVENTION_LIST = (
         features=frozenset({"clip", "reverse_only", "nonuniform_levels", "no_bias"}),
         activations=_ONNX_ACTIVATIONS,
         source="onnx/defs/doc_strings.cc kDoc_GRU_ver14 (linear_before_reset=1)",
-        letters=_ZRH,
     ),
 )
 
@@ -367,3 +347,27 @@ def candidates(framework: str, cell: str, reset_after: bool | None) -> list[Conv
         and "single_cell" not in c.features
         and (cell == "lstm" or c.reset_after == reset_after)
     ]
+
+
+#: each framework's own letters for the canonical gates, where they differ (as its source
+#: names them: TF1 ``i, j, f, o`` and ``r, u`` + candidate ``c``; Keras ``i, f, c, o`` and
+#: ``z, r, h``; ONNX ``i, o, f, c`` and ``z, r, h``), for /explain equations and /run traces
+NATIVE_GATE_LETTERS: dict[str, dict[str, str]] = {
+    "tf1.lstm": {"g": "j"},
+    "tf1.cudnn_lstm": {"g": "j"},
+    "tf1.gru": {"z": "u", "n": "c"},
+    "tf1.cudnn_gru": {"z": "u", "n": "c"},
+    "keras.lstm": {"g": "c"},
+    "keras.cudnn_lstm": {"g": "c"},
+    "keras.gru": {"n": "h"},
+    "keras.gru_reset_after": {"n": "h"},
+    "keras.cudnn_gru": {"n": "h"},
+    "onnx.lstm": {"g": "c"},
+    "onnx.gru": {"n": "h"},
+    "onnx.gru_lbr": {"n": "h"},
+}
+
+
+def native_letter(conv: Convention, gate: str) -> str:
+    """The framework's own letter of canonical gate ``gate`` (``tf1.lstm``: ``g`` -> ``j``)."""
+    return NATIVE_GATE_LETTERS.get(conv.key, {}).get(gate, gate)

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
-from rnnbridge.engine.conventions import CONVENTIONS, Convention, candidates
+from rnnbridge.engine.conventions import CONVENTIONS, Convention, candidates, native_letter
 from rnnbridge.engine.layout import Tensor, solve_dims
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -109,7 +109,7 @@ def _grid(conv: Convention, spec: Tensor, name: str, dims: dict[str, int], stack
         blocks.append(
             {
                 "block": block,
-                "letter": conv.letter(gate) if gate else "",
+                "letter": native_letter(conv, gate) if gate else "",
                 "slice": _slice(name, spec, index, shape, stack),
                 "shape": [sizes[spec.gate_axis]] if spec.rows and spec.is_vector else sizes,
             }
