@@ -348,3 +348,13 @@ def test_routes_are_plain_functions_run_in_the_threadpool():
     endpoints = {route.path: route.endpoint for route in routes if isinstance(route, APIRoute)}
     assert set(endpoints) == {"/inspect", "/split", "/convert", "/conventions", "/healthz", "/readyz", "/metrics"}
     assert not [path for path, endpoint in endpoints.items() if iscoroutinefunction(endpoint)]
+
+
+def test_convert_reports_its_verification_in_a_header(client, keras_lstm):
+    """The least margin over the layers, as in the metadata; none without verification."""
+    response = client.post("/convert", files=_files(keras_lstm), data={"target": "pytorch", "format": "json"})
+    reports = [layer["verification"] for layer in response.json()["meta"]["layers"]]
+    header = json.loads(response.headers[routes.VERIFICATION_HEADER])
+    assert header == {**max(reports, key=lambda r: r["max_abs_err"] / r["tolerance"]), "layers": len(reports)}
+    unverified = client.post("/convert", files=_files(keras_lstm), data={"target": "pytorch", "verify": "false"})
+    assert routes.VERIFICATION_HEADER not in unverified.headers
