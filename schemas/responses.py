@@ -56,6 +56,12 @@ class TensorLayout(BaseModel):
     parts: list[str] = Field(description="canonical parts: W_x, W_h, b_x, b_h, p_, W_proj")
     gate_axis: int = Field(description="0: row form [G*H, in]; 1: column form [in, G*H]")
     group: str = Field(description="core tensors are required; bias, peephole, projection optional")
+    transforms: list[str] = Field(
+        default=[],
+        description="per part, how a block holds its canonical array: N as it is, T transposed, "
+        "R its C-order memory read with the transposed shape (Keras 2 CuDNN kernels)",
+    )
+    rows: bool = Field(default=False, description="vectors: the parts are rows of a 2-D tensor, not concatenated")
 
 
 class ConventionInfo(BaseModel):
@@ -69,12 +75,15 @@ class ConventionInfo(BaseModel):
     tensors: list[TensorLayout]
     naming: str = Field(description="output name of a tensor per level and direction")
     source: str = Field(description="where the layout is documented")
+    letters: dict[str, str] = Field(default={}, description="the framework's own letter of each canonical gate")
+    stack_directions: bool = Field(default=False, description="directions stacked on a leading axis (ONNX)")
 
 
 class ConventionsResponse(BaseModel):
     frameworks: list[str] = Field(description="values of `source` and `target`")
     gates: dict[str, list[str]] = Field(description="canonical gate letters per cell")
     conventions: dict[str, ConventionInfo]
+    formats: dict[str, list[str]] = Field(default={}, description="output formats of /convert: the targets each holds")
 
 
 class Health(BaseModel):

@@ -26,7 +26,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from rnnbridge import pipeline
-from rnnbridge.service import docs, errors, routes
+from rnnbridge.service import docs, errors, page, routes
 from rnnbridge.service.admission import ConcurrencyLimit
 from rnnbridge.service.metrics import Registry
 from rnnbridge.service.observability import RequestObserver
@@ -86,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes.router)
     app.include_router(routes.ops)
     docs.install(app)
+    app.include_router(page.router)
     # each add_middleware wraps the ones before it
     app.add_middleware(BodyLimits, max_bytes=settings.max_upload_bytes, timeout=settings.request_timeout)
     app.add_middleware(
@@ -106,7 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 def _endpoints(app: FastAPI) -> frozenset[str]:
     """The paths the metrics label by name (any other path counts as ``other``)."""
     paths = {route.path for router in (routes.router, routes.ops) for route in router.routes}  # type: ignore[attr-defined]
-    return frozenset({*paths, app.openapi_url or "", "/docs", "/redoc"})
+    return frozenset({*paths, app.openapi_url or "", "/docs", "/redoc", "/"})
 
 
 def _document_problems(app: FastAPI) -> None:

@@ -26,8 +26,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
-from rnnbridge import pipeline, version
-from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, Convention
+from rnnbridge import outputs, pipeline, version
+from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, Convention, native_letter
 from rnnbridge.errors import (
     InexactConversion,
     InvalidField,
@@ -130,6 +130,10 @@ Format = Annotated[OutputFormat, Form(description="Output encoding.")]
 #: results up to this many bytes of arrays are encoded in the endpoint's thread and sent with
 #: a Content-Length; larger ones stream from an encoder thread (``streaming.EncodedResponse``)
 INLINE_BYTES = 8 * 1024 * 1024
+#: the canonical gate letters per cell
+GATES = {"lstm": "ifgo", "gru": "rzn"}
+#: /convert's summary of its verification: the least margin over the layers, as JSON
+VERIFICATION_HEADER = "X-Rnnbridge-Verification"
 
 _READ_ERRORS = (MalformedFile, UnsafeInput, UnsupportedFormat, LimitExceeded, InvalidField)
 _BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
@@ -148,6 +152,16 @@ def _with_assumptions(response: Response, layers: list[dict]) -> Response:
     """Set ``RNNBridge-Assumed``: every assumed fact of ``layers`` (metadata entries)."""
     listed = [{k: item[k] for k in ("layer", "fact", "value", "field")} for item in pipeline.assumptions_of(layers)]
     response.headers[ASSUMED_HEADER] = json.dumps(jsonable(listed), separators=(",", ":"))
+    return response
+
+
+def _with_verification(response: Response, layers: list[dict]) -> Response:
+    """Set ``X-Rnnbridge-Verification``: the verified layer with the least margin, for clients
+    that cannot read the metadata inside the file (the web page); absent without verification."""
+    checked = [layer["verification"] for layer in layers if layer.get("verification")]
+    if checked:
+        worst = max(checked, key=lambda report: report["max_abs_err"] / (report["tolerance"] or 1.0))
+        response.headers[VERIFICATION_HEADER] = json.dumps(jsonable({**worst, "layers": len(checked)}))
     return response
 
 
@@ -303,7 +317,8 @@ def convert(
         scope=scope,
     )
     _count_conversion(registry, result, target)
-    return _with_assumptions(_respond(workspace, result), result.meta["layers"])
+    layers = result.meta["layers"]
+    return _with_assumptions(_with_verification(_respond(workspace, result), layers), layers)
 
 
 def _count_conversion(registry: metrics.Registry, result: Result, target: str) -> None:
@@ -315,15 +330,24 @@ def _count_conversion(registry: metrics.Registry, result: Result, target: str) -
 def conventions() -> ConventionsResponse:
     return ConventionsResponse(
         frameworks=list(FRAMEWORKS),
-        gates={"lstm": list("ifgo"), "gru": list("rzn")},
+        gates={cell: list(letters) for cell, letters in GATES.items()},
         conventions={key: convention_info(conv) for key, conv in CONVENTIONS.items()},
+        formats={fmt: list(outputs.TARGETS_OF.get(fmt, FRAMEWORKS)) for fmt in outputs.FORMATS},
     )
 
 
 def convention_info(conv: Convention) -> ConventionInfo:
     """One registry entry as its /conventions document."""
     tensors = [
-        TensorLayout(name=t.name, gates=t.gates, parts=list(t.parts), gate_axis=t.gate_axis, group=t.group)
+        TensorLayout(
+            name=t.name,
+            gates=t.gates,
+            parts=list(t.parts),
+            gate_axis=t.gate_axis,
+            group=t.group,
+            transforms=[t.transform(k) for k in range(len(t.parts))],
+            rows=t.rows,
+        )
         for t in conv.tensors
     ]
     return ConventionInfo(
@@ -337,6 +361,8 @@ def convention_info(conv: Convention) -> ConventionInfo:
         tensors=tensors,
         naming=conv.naming,
         source=conv.source,
+        letters={gate: native_letter(conv, gate) for gate in GATES[conv.cell]},
+        stack_directions=conv.stack_directions,
     )
 
 

@@ -246,7 +246,7 @@ def test_workspace_is_removed_after_every_request(client, test_settings, keras_l
 def test_openapi_lists_registry_enums(client):
     document = client.get("/openapi.json").json()
     schemas = document["components"]["schemas"]
-    form = schemas["Body_convert_convert_post"]["properties"]
+    form = schemas["ConvertForm"]["properties"]
 
     def enum(prop: dict[str, Any]) -> list[str]:
         options = prop.get("anyOf", [prop])
@@ -256,7 +256,7 @@ def test_openapi_lists_registry_enums(client):
     assert enum(form["source"]) == list(FRAMEWORKS)
     assert enum(form["format"]) == ["npz", "json", "safetensors", "h5", "onnx", "tf_checkpoint"]
     assert set(form) >= {"file", "layer", "source_forget_bias", "target_forget_bias", "verify", "prefix"}
-    split_form = schemas["Body_split_split_post"]["properties"]
+    split_form = schemas["SplitForm"]["properties"]
     assert enum(split_form["orientation"]) == ["out_in", "in_out"]
 
 
@@ -417,9 +417,17 @@ def test_a_field_contradicting_the_file_is_422_naming_both(client):
 
 def test_openapi_documents_the_fact_fields(client):
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
-    for body in ("Body_convert_convert_post", "Body_split_split_post"):
+    for body in ("ConvertForm", "SplitForm"):
         fields = {"activations", "clip", "input_forget", "strict", "reset_after", "direction", "source_forget_bias"}
-        assert fields <= set(
-            schemas[body]["properties"]
-        )
-    assert "activations" in schemas["Body_inspect_inspect_post"]["properties"]
+        assert fields <= set(schemas[body]["properties"])
+    assert "activations" in schemas["InspectForm"]["properties"]
+
+
+def test_convert_reports_its_verification_in_a_header(client, keras_lstm):
+    """The least margin over the layers, as in the metadata; none without verification."""
+    response = client.post("/convert", files=_files(keras_lstm), data={"target": "pytorch", "format": "json"})
+    reports = [layer["verification"] for layer in response.json()["meta"]["layers"]]
+    header = json.loads(response.headers[routes.VERIFICATION_HEADER])
+    assert header == {**max(reports, key=lambda r: r["max_abs_err"] / r["tolerance"]), "layers": len(reports)}
+    unverified = client.post("/convert", files=_files(keras_lstm), data={"target": "pytorch", "verify": "false"})
+    assert routes.VERIFICATION_HEADER not in unverified.headers
