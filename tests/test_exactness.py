@@ -348,7 +348,7 @@ STRICT_CASES = {
     "reset_after": ([GRU_BARE / "bare.npz"], {**ONNX_STATED, "activations": "sigmoid,tanh", "clip": "none"}),
     "clip": ([LSTM_REVERSE_BARE / "bare.npz"], {**ONNX_STATED, "direction": "reverse", "input_forget": False}),
     "input_forget": ([LSTM_REVERSE_BARE / "bare.npz"], {**ONNX_STATED, "direction": "reverse", "clip": "none"}),
-    "forget_bias": (tf1_files(), {"activations": "sigmoid,tanh"}),
+    "forget_bias": (tf1_files(), {"activations": "sigmoid,tanh", "clip": "none"}),
 }
 
 
@@ -395,3 +395,16 @@ def test_an_encoding_the_target_cannot_have_is_refused_before_the_work(encoding:
     with pytest.raises(InvalidField) as refused:
         pipeline.convert(pipeline.read([K3_HARD_SIGMOID / "m.keras"]), target, format=encoding)
     assert refused.value.extra["field"] == "format"
+
+
+def test_tf1_cell_clipping_is_a_listed_assumption_and_cannot_be_stated_as_a_number() -> None:
+    """TF1 checkpoints do not store LSTMCell(cell_clip, proj_clip): no clipping is assumed and
+    listed; stating clip=none removes the assumption; a number is refused, since ONNX's clip
+    (gate inputs) is not TF1's cell_clip (cell state), and no other framework clips the cell."""
+    (layer,) = pipeline.read(tf1_files()).layers
+    assert ("clip", "none") in {(a.fact, a.value) for a in layer.config.assumed}
+    (stated,) = pipeline.read(tf1_files(), clip="none").layers
+    assert "clip" not in {a.fact for a in stated.config.assumed} and stated.config.clip is None
+    with pytest.raises(InvalidField) as refused:
+        pipeline.read(tf1_files(), clip="3")
+    assert (refused.value.code, refused.value.extra["field"]) == ("clip_unsupported", "clip")

@@ -206,8 +206,9 @@ def _layer(layer_name: str, places: dict[_Place, str], variables: dict[str, np.n
         origin[(place.level, place.direction, place.tensor)] = name
     activations = LSTM_DEFAULT_ACTIVATIONS if conv.cell == "lstm" else GRU_DEFAULT_ACTIVATIONS
     assumed = [Assumption("activations", stated_form(activations), _NO_CONFIG + " activation=tanh")]
-    if "forget_bias" in conv.runtime_constants:
+    if "forget_bias" in conv.runtime_constants:  # the LSTMCell family: its constructor arguments
         assumed.append(Assumption("forget_bias", conv.forget_bias, _NO_CONFIG + f" forget_bias={conv.forget_bias:g}"))
+        assumed.append(Assumption("clip", "none", _NO_CONFIG + " cell_clip=None, proj_clip=None (no clipping)"))
     config = LayerConfig(
         activations=activations,
         forget_bias=conv.forget_bias,

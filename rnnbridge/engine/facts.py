@@ -271,6 +271,15 @@ def settle(layer: NativeLayer, stated: Stated) -> NativeLayer:
         layer = _settle_direction(layer, stated.direction, "direction" in assumed)
     if stated.clip is not None:
         clip = None if math.isinf(stated.clip) else stated.clip
+        if clip is not None and "clip" not in layer.convention.features:
+            raise InvalidField(
+                f"layer {layer.name!r}: {layer.convention.native} has no clip that rnnbridge converts (clip is "
+                "ONNX's clipping of the gate inputs; TF1's cell_clip and proj_clip clip the cell state and the "
+                "projection, which no other framework computes): a clipped layer cannot be converted exactly",
+                code="clip_unsupported",
+                field="clip",
+                layer=layer.name,
+            )
         layer = _settle_value(layer, "clip", clip, "clip" in assumed, "none" if clip is None else clip)
     if stated.input_forget is not None and layer.convention.cell == "lstm":
         layer = _settle_value(layer, "input_forget", stated.input_forget, "input_forget" in assumed)
