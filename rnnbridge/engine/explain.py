@@ -161,6 +161,7 @@ def gate_map(
         for name in _canonical_order(exprs, native.convention.cell):
             entry = _gate_entry(name, exprs[name], variables, orientation)
             entry["gate"] = _gate_of(name)
+            entry["letter"] = None if entry["gate"] is None else native_letter(native.convention, entry["gate"])
             entry["split_name"] = f"{prefix}/l{level}/{direction}/{name}"
             gates.append(entry)
         out.append(
@@ -234,7 +235,7 @@ def recipe(
                 {
                     "name": name,
                     "role": spec.name,
-                    "variable": identifier(spec.name),
+                    "variable": "new_" + identifier(spec.name),
                     "shape": list(shape) if stacked is None else [len(native.directions), *shape],
                     "dtype": cell.dtype,
                     "gate_axis": spec.gate_axis + (stacked is not None),
