@@ -50,6 +50,7 @@ class Cell:
     variables: dict[str, str]  # tensor role -> identifier in the expressions
     stacked: int | None  # position on a leading direction axis (ONNX), else None
     dtype: str
+    directions: int = 1
 
 
 def cells_of(native: NativeLayer) -> list[Cell]:
@@ -65,7 +66,7 @@ def cells_of(native: NativeLayer) -> list[Cell]:
         variables = {spec.name: identifier(spec.name) + suffix for spec in present}
         stacked = native.directions.index(key[1]) if conv.stack_directions else None
         dtype = np.result_type(*tensors.values()).name
-        cells.append(Cell(key, dims, present, variables, stacked, dtype))
+        cells.append(Cell(key, dims, present, variables, stacked, dtype, len(native.directions)))
     return cells
 
 
@@ -87,7 +88,7 @@ def _output_name(conv: Convention, level: int, direction: str, tensor: str) -> s
 
 def _stored_shape(spec: Tensor, cell: Cell) -> tuple[int, ...]:
     shape = spec.shape(cell.dims)
-    return shape if cell.stacked is None else (-1, *shape)
+    return shape if cell.stacked is None else (cell.directions, *shape)
 
 
 def _block_index(spec: Tensor, index: tuple[slice, ...], cell: Cell) -> Index:
