@@ -120,8 +120,9 @@ def framework_outputs(
             out[name] = seq if time_major else seq.transpose(2, 0, 1, 3)
             axes[name] = ("T", "D", "B", "H") if time_major else ("B", "T", "D", "H")
         else:
+            feature = "D*Hout" if len(sequences) == 1 else "Hout"
             out[name] = seq if time_major else np.swapaxes(seq, 0, 1)
-            axes[name] = ("T", "B", "D*Hout") if time_major else ("B", "T", "D*Hout")
+            axes[name] = ("T", "B", feature) if time_major else ("B", "T", feature)
     states = [("h", h_n)] + ([("c", c_n)] if c_n is not None else [])
     for part, stacked in states:
         out.update(_states(native, layout, part, stacked, time_major, axes))
@@ -134,7 +135,7 @@ def _states(native: NativeLayer, layout: OutputLayout, part: str, stacked, time_
         name = layout.h if part == "h" else layout.c
         if isinstance(stacked, list):  # levels of different sizes
             found = {f"{name}/{k}": a for k, a in enumerate(stacked)}
-            axes.update(dict.fromkeys(found, ("B", part.upper())))
+            axes.update(dict.fromkeys(found, ("B", "Hout" if part == "h" else "H")))
             return found
         if layout.direction_axis and not time_major:
             axes[name] = ("B", "L*D", "H")
