@@ -36,6 +36,8 @@ if TYPE_CHECKING:  # the encoders only read ``.arrays`` and ``.meta``
     from rnnbridge.pipeline import Result
 
 META_KEY = "__meta__"
+#: the timestamp of every npz member (zip's earliest), so that an output's bytes depend on its contents only
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 #: file extension of every output format
 EXTENSIONS = {"npz": "npz", "json": "json", "safetensors": "safetensors", "h5": "h5"}
@@ -86,7 +88,8 @@ def write_npz(result: Result, stream: IO[bytes]) -> None:
     members = {**result.arrays, META_KEY: np.array(meta_json(result))}
     with zipfile.ZipFile(stream, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for name, array in members.items():
-            with archive.open(f"{name}.npy", mode="w", force_zip64=True) as member:
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_DATE)  # same arrays, same bytes
+            with archive.open(info, mode="w", force_zip64=True) as member:
                 np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
 
 

@@ -1,0 +1,189 @@
+"""/init: every gate block initialised on its own, in the target's own tensors.
+
+Each result is written in an output format and read back through rnnbridge's reader, then
+split into per-gate arrays, so the checks below are on the bytes a user receives.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import time
+
+import numpy as np
+import pytest
+
+from rnnbridge import outputs, pipeline, verbs
+from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS
+from rnnbridge.errors import InvalidField, LimitExceeded
+from rnnbridge.formats.base import InputFile
+
+HAS_TORCH = importlib.util.find_spec("torch") is not None
+GATES = {"lstm": "ifgo", "gru": "rzn"}
+
+
+def gates_of(result: pipeline.Result, tmp_path, fmt: str = "npz") -> dict[str, np.ndarray]:
+    """The per-gate arrays of an /init result, after a round trip through ``fmt``."""
+    path = tmp_path / f"init.{fmt}"
+    with path.open("wb") as stream:
+        outputs.write(result, fmt, stream)
+    model = pipeline.read([InputFile(path.name, path)], source=result.meta["target"])
+    return pipeline.split(model).arrays
+
+
+def cells(arrays: dict[str, np.ndarray]) -> dict[str, dict[str, np.ndarray]]:
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for key, array in arrays.items():
+        where, name = key.rsplit("/", 1)
+        out.setdefault(where, {})[name] = array
+    return out
+
+
+def variants():
+    for target in FRAMEWORKS:
+        for cell in ("lstm", "gru"):
+            yield pytest.param(target, cell, {}, id=f"{target}-{cell}")
+            yield pytest.param(target, cell, {"num_layers": 2, "bidirectional": True}, id=f"{target}-{cell}-2l-bi")
+    yield pytest.param("pytorch", "lstm", {"proj_size": 3, "num_layers": 2}, id="pytorch-lstm-proj")
+    yield pytest.param("tf1", "lstm", {"proj_size": 3, "peepholes": True}, id="tf1-lstm-proj-peep")
+    yield pytest.param("onnx", "lstm", {"peepholes": True, "bidirectional": True}, id="onnx-lstm-peep")
+    yield pytest.param("keras", "gru", {"reset_after": False}, id="keras-gru-reset-before")
+
+
+@pytest.mark.parametrize(("target", "cell", "extra"), list(variants()))
+@pytest.mark.parametrize("gain", [1.0, 2.5])
+def test_every_recurrent_block_is_orthogonal(tmp_path, target, cell, extra, gain) -> None:
+    result = verbs.init(target, cell=cell, input_size=4, units=6, recurrent_initializer=f"orthogonal({gain})", **extra)
+    split = cells(gates_of(result, tmp_path))
+    assert len(split) == extra.get("num_layers", 1) * (2 if extra.get("bidirectional") else 1)
+    for gates in split.values():
+        for g in GATES[cell]:
+            w = gates["W_h" + g].astype(np.float64)
+            assert w.shape[0] >= w.shape[1]  # [H, R]: columns orthonormal (square without projection)
+            assert np.linalg.norm(w.T @ w / gain**2 - np.eye(w.shape[1])) <= 1e-5
+
+
+@pytest.mark.parametrize("target", FRAMEWORKS)
+def test_unit_forget_bias_is_exact(tmp_path, target) -> None:
+    split = cells(gates_of(verbs.init(target, cell="lstm", input_size=3, units=5, seed=1), tmp_path))
+    for gates in split.values():
+        assert np.array_equal(gates["b_xf"] + gates["b_hf"], np.ones(5, np.float32))
+        for g in "igo":
+            assert not np.any(gates["b_x" + g]) and not np.any(gates["b_h" + g])
+
+
+@pytest.mark.parametrize("target", FRAMEWORKS)
+def test_chrono_biases_are_exact(tmp_path, target) -> None:
+    t_max = 40.0
+    extra = {"target_forget_bias": 0.0} if target == "tf1" else {}  # else TF1 stores b_f - 1.0, rounded
+    result = verbs.init(target, cell="lstm", input_size=3, units=64, bias_initializer=f"chrono({t_max})", **extra)
+    for gates in cells(gates_of(result, tmp_path)).values():
+        forget = gates["b_xf"] + gates["b_hf"]
+        assert np.array_equal(gates["b_xi"] + gates["b_hi"], -forget)
+        assert np.all(forget >= 0) and np.all(forget <= np.float32(np.log(t_max - 1)))
+        assert np.ptp(forget) > 1.0  # drawn, not constant
+
+
+@pytest.mark.parametrize(
+    ("initializer", "variance"),
+    [
+        ("glorot_uniform", lambda i, h: 2 / (i + h)),
+        ("glorot_normal", lambda i, h: 2 / (i + h)),
+        ("he_uniform", lambda i, h: 2 / i),
+        ("he_normal", lambda i, h: 2 / i),
+        ("lecun_uniform", lambda i, h: 1 / i),
+        ("lecun_normal", lambda i, h: 1 / i),
+        ("uniform(0.05)", lambda i, h: 0.05**2 / 3),
+    ],
+)
+def test_input_weight_statistics_match_the_initializer(tmp_path, initializer, variance) -> None:
+    inputs, units = 300, 200
+    result = verbs.init("pytorch", cell="gru", input_size=inputs, units=units, input_initializer=initializer, seed=5)
+    for gates in cells(gates_of(result, tmp_path)).values():
+        for g in "rzn":
+            block = gates["W_x" + g].astype(np.float64)
+            assert block.shape == (units, inputs)
+            assert abs(block.mean()) < 0.02 * np.sqrt(variance(inputs, units)) * 5
+            assert block.var() == pytest.approx(variance(inputs, units), rel=0.03)
+            if initializer.endswith("normal"):  # truncated at two standard deviations
+                bound = 2 * np.sqrt(variance(inputs, units)) / 0.87962566103423978
+                assert np.abs(block).max() <= bound
+
+
+def test_identity_and_framework_defaults(tmp_path) -> None:
+    ident = cells(gates_of(verbs.init("onnx", cell="gru", input_size=3, units=4, recurrent_initializer="identity(0.5)"), tmp_path))
+    for gates in ident.values():
+        assert all(np.array_equal(gates["W_h" + g], 0.5 * np.eye(4, dtype=np.float32)) for g in "rzn")
+    torch_default = verbs.init("pytorch", cell="lstm", input_size=3, units=16, input_initializer="default",
+                               recurrent_initializer="default", bias_initializer="default")
+    assert all(np.abs(a).max() <= 0.25 for a in torch_default.arrays.values())  # U(±1/sqrt(16))
+    keras = verbs.init("keras", cell="lstm", input_size=3, units=8, recurrent_initializer="default")
+    fused = keras.arrays["lstm/l0/forward/recurrent_kernel"].astype(np.float64)  # [H, 4H], rows orthonormal
+    assert np.linalg.norm(fused @ fused.T - np.eye(8)) <= 1e-5
+    with pytest.raises(InvalidField):
+        verbs.init("onnx", cell="lstm", input_size=3, units=4, input_initializer="default")
+
+
+@pytest.mark.parametrize("fmt", ["npz", "json", "safetensors", "h5"])
+def test_the_same_seed_gives_the_same_bytes(fmt) -> None:
+    target = "keras" if fmt == "h5" else "pytorch"
+
+    def encoded(seed: int) -> bytes:
+        stream = io.BytesIO()
+        outputs.write(verbs.init(target, cell="lstm", input_size=3, units=5, seed=seed, bidirectional=True), fmt, stream)
+        return stream.getvalue()
+
+    first = encoded(11)
+    time.sleep(1.05)  # a timestamp in the encoding would show now
+    assert encoded(11) == first
+    assert encoded(12) != first
+
+
+def test_sizes_are_bounded_before_anything_is_allocated() -> None:
+    started = time.perf_counter()
+    with pytest.raises(LimitExceeded):
+        verbs.init("pytorch", cell="lstm", input_size=50_000, units=50_000)  # 10 billion weights
+    assert time.perf_counter() - started < 1.0
+    for bad in ({"units": 0}, {"proj_size": 5}, {"num_layers": -1}):
+        with pytest.raises(InvalidField):
+            verbs.init("pytorch", **{"cell": "lstm", "input_size": 3, "units": 5, **bad})
+    with pytest.raises(InvalidField):
+        verbs.init("pytorch", cell="gru", input_size=3, units=5, bias_initializer="chrono(10)")
+    with pytest.raises(InvalidField):
+        verbs.init("keras", cell="lstm", input_size=3, units=5, peepholes=True)
+    with pytest.raises(InvalidField):
+        verbs.init("pytorch", cell="gru", input_size=3, units=5, reset_after=False)
+
+
+@pytest.mark.parametrize("key", sorted(k for k, c in CONVENTIONS.items() if not c.source_only))
+def test_every_writable_convention_can_be_initialised(tmp_path, key) -> None:
+    conv = CONVENTIONS[key]
+    result = verbs.init(key, cell=conv.cell, input_size=3, units=4)
+    assert result.meta["layers"][0]["target"]["convention"] == key
+    assert cells(gates_of(result, tmp_path))
+
+
+@pytest.mark.skipif(not HAS_TORCH, reason="torch is not installed")
+@pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
+@pytest.mark.parametrize(
+    "extra",
+    [{"cell": "lstm"}, {"cell": "gru"}, {"cell": "lstm", "num_layers": 2, "bidirectional": True, "proj_size": 2},
+     {"cell": "gru", "num_layers": 2, "bidirectional": True}],
+    ids=["lstm", "gru", "lstm-2l-bi-proj", "gru-2l-bi"],
+)
+def test_torch_loads_it_strictly_and_runs_it(tmp_path, extra) -> None:
+    import torch
+
+    result = verbs.init("pytorch", input_size=3, units=5, seed=2, prefix="", **extra)
+    path = tmp_path / "init.safetensors"
+    with path.open("wb") as stream:
+        outputs.write(result, "safetensors", stream)
+    recipe = result.meta["layers"][0]["target"]["module"]
+    module = getattr(torch.nn, recipe["class"].rsplit(".", 1)[1])(**recipe["kwargs"])
+    model = pipeline.read([InputFile(path.name, path)], source="pytorch")
+    module.load_state_dict({k: torch.from_numpy(v) for k, v in result.arrays.items()}, strict=True)
+    x = np.random.default_rng(0).standard_normal((4, 2, 3)).astype(np.float32)
+    with torch.no_grad():
+        y = module(torch.from_numpy(x))[0].numpy()
+    ours = verbs.run(model, x=x, time_major=True).arrays["output"]
+    np.testing.assert_allclose(y, ours, rtol=0, atol=1e-5)
