@@ -106,9 +106,7 @@ def _explain_layer(
         "native": conv.native,
         "cell": conv.cell,
         "letters": {g: native_letter(conv, g) for g in canonical.gate_letters(conv.cell)},
-        "equations": equations(
-            conv, native.config, peepholes="peephole" in stored, projection="projection" in stored
-        ),
+        "equations": equations(conv, native.config, peepholes="peephole" in stored, projection="projection" in stored),
         **describe_config(native),
         "variables": variables,
         "cells": cells,
@@ -156,13 +154,26 @@ def layer_from_sizes(
 ) -> NativeLayer:
     """A layer of ``convention`` with these sizes, its tensors read-only zeros that take no
     memory (``np.broadcast_to``): enough for everything /explain derives from shapes."""
+    if convention is None:
+        raise InvalidField(
+            "send a weight file (file=), or describe the layer: convention, input_size and units", field="file"
+        )
     if convention not in CONVENTIONS:
         raise InvalidField(f"convention must be one of {sorted(CONVENTIONS)}, not {convention!r}", field="convention")
     conv = CONVENTIONS[convention]
     if input_size is None or units is None:
         raise InvalidField("input_size and units are required without a file", field="units")
-    shape = _shape(conv.cell, conv.reset_after, input_size, units, num_layers, bidirectional, proj_size, peepholes,
-                   "independent_directions" in conv.features)
+    shape = _shape(
+        conv.cell,
+        conv.reset_after,
+        input_size,
+        units,
+        num_layers,
+        bidirectional,
+        proj_size,
+        peepholes,
+        "independent_directions" in conv.features,
+    )
     _check_weights(shape, bounds)
     if dtype not in DTYPES:
         raise InvalidField(f"dtype must be one of {list(DTYPES)}", field="dtype")
@@ -170,7 +181,9 @@ def layer_from_sizes(
     groups = {group for group, wanted in asked.items() if wanted}
     for group, asked in (("peephole", peepholes), ("projection", proj_size)):
         if asked and not any(spec.group == group for spec in conv.tensors):
-            raise InvalidField(f"{conv.native} has no {group}", field="peepholes" if group == "peephole" else "proj_size")
+            raise InvalidField(
+                f"{conv.native} has no {group}", field="peepholes" if group == "peephole" else "proj_size"
+            )
     if not bias and "no_bias" not in conv.features:
         raise InvalidField(f"{conv.native} always stores biases", field="bias")
     zero = np.zeros((), dtype)
@@ -188,8 +201,12 @@ def layer_from_sizes(
 
 
 def _shape(cell, reset_after, input_size, units, num_layers, bidirectional, proj_size, peepholes, independent):
-    for field, value, low in (("input_size", input_size, 1), ("units", units, 1), ("num_layers", num_layers, 1),
-                              ("proj_size", proj_size, 0)):
+    for field, value, low in (
+        ("input_size", input_size, 1),
+        ("units", units, 1),
+        ("num_layers", num_layers, 1),
+        ("proj_size", proj_size, 0),
+    ):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise InvalidField(f"{field} must be an integer >= {low}, not {value!r}", field=field)
     if proj_size and cell != "lstm":
@@ -197,7 +214,14 @@ def _shape(cell, reset_after, input_size, units, num_layers, bidirectional, proj
     if proj_size >= units:
         raise InvalidField(f"proj_size must be below units ({units})", field="proj_size")
     return init_engine.Shape(
-        cell, input_size, units, num_layers, bool(bidirectional), proj_size, bool(peepholes), reset_after,
+        cell,
+        input_size,
+        units,
+        num_layers,
+        bool(bidirectional),
+        proj_size,
+        bool(peepholes),
+        reset_after,
         independent and bool(bidirectional),
     )
 
@@ -385,8 +409,17 @@ def init(
     """
     bounds = bounds or Bounds()
     conv = _init_convention(target, cell, reset_after)
-    shape = _shape(conv.cell, conv.reset_after, input_size, units, num_layers, bidirectional, proj_size, peepholes,
-                   "independent_directions" in conv.features)
+    shape = _shape(
+        conv.cell,
+        conv.reset_after,
+        input_size,
+        units,
+        num_layers,
+        bidirectional,
+        proj_size,
+        peepholes,
+        "independent_directions" in conv.features,
+    )
     for feature, asked, field in (("projection", proj_size, "proj_size"), ("peepholes", peepholes, "peepholes")):
         if asked and feature not in conv.features:
             raise InvalidField(f"{conv.native} has no {feature}", field=field)
@@ -443,11 +476,15 @@ def _init_convention(target: str, cell: str, reset_after: bool | None):
         return conv
     if target not in FRAMEWORKS:
         raise InvalidField(f"target must be a framework {list(FRAMEWORKS)} or a convention key", field="target")
-    found = candidates(target, cell, reset_after) if cell == "gru" and reset_after is not None else [
-        c for c in candidates(target, cell, None if cell == "lstm" else True) + candidates(target, cell, False)
-    ]
+    found = (
+        candidates(target, cell, reset_after)
+        if cell == "gru" and reset_after is not None
+        else [c for c in candidates(target, cell, None if cell == "lstm" else True) + candidates(target, cell, False)]
+    )
     if not found:
-        raise InvalidField(f"{target} has no {'reset-after' if reset_after else 'reset-before'} GRU", field="reset_after")
+        raise InvalidField(
+            f"{target} has no {'reset-after' if reset_after else 'reset-before'} GRU", field="reset_after"
+        )
     return found[0]
 
 
@@ -461,7 +498,9 @@ def _select(model: Model, layer: str | None) -> list[NativeLayer]:
         return model.layers
     chosen = [native for native in model.layers if native.name == layer]
     if not chosen:
-        raise LayerNotFound(f"no recurrent layer named {layer!r}; the file has {[n.name for n in model.layers]}", layer=layer)
+        raise LayerNotFound(
+            f"no recurrent layer named {layer!r}; the file has {[n.name for n in model.layers]}", layer=layer
+        )
     return chosen
 
 
@@ -471,7 +510,11 @@ def _with_forget_bias(native: NativeLayer, forget_bias: float | None) -> NativeL
     if native.convention.framework != "tf1" or native.convention.cell != "lstm":
         raise InvalidField("source_forget_bias applies to TF1 LSTM cells only", field="source_forget_bias")
     return NativeLayer(
-        native.name, native.convention, native.config.with_(forget_bias=forget_bias), native.cells, native.notes,
+        native.name,
+        native.convention,
+        native.config.with_(forget_bias=forget_bias),
+        native.cells,
+        native.notes,
         native.origin,
     )
 

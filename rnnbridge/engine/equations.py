@@ -49,7 +49,11 @@ def _lstm(
     if forget_bias:
         forget += f" + {forget_bias:g}   (forget_bias, a run-time constant)"
     lines = [f"{i} = {_act(gate, _affine(i, h, peephole=previous if peepholes else ''), config.clip)}"]
-    lines.append(f"{f} = 1 - {i}   (coupled input-forget gate)" if config.input_forget else f"{f} = {_act(gate, forget, config.clip)}")
+    lines.append(
+        f"{f} = 1 - {i}   (coupled input-forget gate)"
+        if config.input_forget
+        else f"{f} = {_act(gate, forget, config.clip)}"
+    )
     lines.append(f"{g} = {_act(cand, _affine(g, h), config.clip)}")
     lines.append(f"{current} = {f} ⊙ {previous} + {i} ⊙ {g}")
     lines.append(f"{o} = {_act(gate, _affine(o, h, peephole=current if peepholes else ''), config.clip)}")

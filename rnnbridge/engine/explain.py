@@ -323,7 +323,11 @@ def _fold(
 
 # --- snippets -----------------------------------------------------------------------------
 
-_IMPORTS = {"numpy": "import numpy as np", "torch": "import torch", "tensorflow": "import numpy as np\nimport tensorflow as tf"}
+_IMPORTS = {
+    "numpy": "import numpy as np",
+    "torch": "import torch",
+    "tensorflow": "import numpy as np\nimport tensorflow as tf",
+}
 
 
 def split_snippet(cells: list[dict[str, Any]], variables: Mapping[str, str], dialect: str) -> str:

@@ -134,21 +134,28 @@ class Scheme:
 #: joint kernel [I+R, G·H]): a rule per canonical part, and one for biases
 FRAMEWORK_DEFAULTS: dict[str, dict[str, str]] = {
     # torch/nn/modules/rnn.py reset_parameters: every parameter U(-1/sqrt(H), 1/sqrt(H))
-    "pytorch": {"W_x": "uniform_inv_sqrt_h", "W_h": "uniform_inv_sqrt_h", "W_proj": "uniform_inv_sqrt_h",
-                "bias": "uniform_inv_sqrt_h"},
+    "pytorch": {
+        "W_x": "uniform_inv_sqrt_h",
+        "W_h": "uniform_inv_sqrt_h",
+        "W_proj": "uniform_inv_sqrt_h",
+        "bias": "uniform_inv_sqrt_h",
+    },
     # keras/src/layers/rnn/lstm.py, gru.py: kernel glorot_uniform, recurrent_kernel orthogonal,
     # bias zeros (LSTM: unit_forget_bias=True)
     "keras": {"W_x": "glorot_uniform", "W_h": "orthogonal", "bias": "zeros_unit_forget"},
     # tf.compat.v1 get_variable's default glorot_uniform on every kernel (and [H] peephole);
     # LSTMCell bias zeros (forget_bias 1.0 is added at run time), GRUCell gates/bias 1.0
-    "tf1": {"W_x": "glorot_uniform", "W_h": "glorot_uniform", "W_proj": "glorot_uniform", "p_": "glorot_uniform",
-            "bias": "zeros_gru_gates_one"},
+    "tf1": {
+        "W_x": "glorot_uniform",
+        "W_h": "glorot_uniform",
+        "W_proj": "glorot_uniform",
+        "p_": "glorot_uniform",
+        "bias": "zeros_gru_gates_one",
+    },
 }
 
 
-def initialise(
-    shape: Shape, scheme: Scheme, conv: Convention, seed: int, dtype: np.dtype, name: str
-) -> Layer:
+def initialise(shape: Shape, scheme: Scheme, conv: Convention, seed: int, dtype: np.dtype, name: str) -> Layer:
     """A canonical ``Layer`` of ``shape``, drawn by ``scheme`` from ``seed`` (see the module)."""
     defaults = FRAMEWORK_DEFAULTS.get(conv.framework)
     if defaults is None and "default" in (scheme.input.kind, scheme.recurrent.kind, scheme.bias.kind):
@@ -202,7 +209,9 @@ def _defaults(
 
 
 def _wanted(group: str, shape: Shape) -> bool:
-    return group == "core" or (group == "peephole" and shape.peepholes) or (group == "projection" and shape.proj_size > 0)
+    return (
+        group == "core" or (group == "peephole" and shape.peepholes) or (group == "projection" and shape.proj_size > 0)
+    )
 
 
 def _fused(rule: str, stored: tuple[int, ...], units: int, rng) -> np.ndarray:
@@ -273,4 +282,3 @@ def _biases(shape: Shape, init: Initializer, default, letters: str, h: int, rng)
         forget = np.log(rng.uniform(1.0, init.arg - 1.0, h))
         out["b_xf"], out["b_xi"] = forget, -forget
     return out
-

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rnnbridge.engine import reference
-from rnnbridge.engine.canonical import gate_letters, to_canonical
+from rnnbridge.engine.canonical import to_canonical
 from rnnbridge.engine.conventions import native_letter
 from rnnbridge.engine.model import Layer, NativeLayer
 
@@ -270,7 +270,10 @@ def first_divergence(
             continue
         got = computed[name]
         if np.shape(want) != got.shape:
-            arrays[name] = {"status": "shape", "detail": f"expected shape {list(np.shape(want))}, computed {list(got.shape)}"}
+            arrays[name] = {
+                "status": "shape",
+                "detail": f"expected shape {list(np.shape(want))}, computed {list(got.shape)}",
+            }
             continue
         arrays[name] = _compare(got, np.asarray(want), axes[name], tolerance, units)
     report["arrays"] = arrays

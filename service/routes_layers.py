@@ -1,0 +1,270 @@
+"""``/explain``, ``/run`` and ``/init``: form fields to a ``rnnbridge.verbs`` call, its
+result to a response. Registered by ``app.create_app`` beside ``routes``.
+
+The user's arrays for /run (``x``, ``h0``, ``c0``, ``expected``) are files of the same form,
+read by ``rnnbridge.formats.user_arrays`` (``allow_pickle=False``, sizes checked before
+anything is read). The weights are read as for /convert.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, File, Form, UploadFile
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+
+from rnnbridge import outputs, pipeline, verbs
+from rnnbridge.engine.conventions import CONVENTIONS
+from rnnbridge.errors import InexactConversion, InvalidField, LayerNotFound, LimitExceeded
+from rnnbridge.explain_text import render
+from rnnbridge.formats.base import InputFile
+from rnnbridge.formats.user_arrays import SINGLE, read_arrays
+from rnnbridge.schemas import ExplainResponse, Framework, Orientation, OutputFormat, RunResponse
+from rnnbridge.service.errors import openapi_responses
+from rnnbridge.service.forms import SpooledUpload, SpoolingRoute
+from rnnbridge.service.routes import (
+    INLINE_BYTES,
+    DirectionField,
+    Layer,
+    ResetAfter,
+    SettingsDep,
+    Source,
+    SourceForgetBias,
+)
+from rnnbridge.service.settings import Settings
+from rnnbridge.service.streaming import EncodedResponse
+from rnnbridge.service.uploads import safe_filename
+
+router = APIRouter(route_class=SpoolingRoute)
+
+_READ_ERRORS = openapi_responses(LayerNotFound, LimitExceeded, InvalidField, InexactConversion, upload=True)
+ConventionKey = Literal[tuple(sorted(CONVENTIONS))]  # type: ignore[valid-type]
+UserArray = Annotated[UploadFile | None, File(description="A .npy, .npz or JSON array file.")]
+
+
+def bounds(settings: Settings) -> verbs.Bounds:
+    return verbs.Bounds(
+        max_weights=settings.max_init_weights,
+        max_elements=settings.max_run_elements,
+        max_steps_weights=settings.max_run_work,
+        max_bytes=min(settings.max_upload_bytes, 64 * settings.max_run_elements),
+    )
+
+
+def _read(files: list[UploadFile], settings: Settings, source, direction, reset_after) -> pipeline.Model:
+    inputs = [InputFile(f.filename or f.path.name, f.path) for f in files if isinstance(f, SpooledUpload)]
+    return pipeline.read(inputs, source=source, direction=direction, reset_after=reset_after, limits=settings.limits())
+
+
+@router.post(
+    "/explain",
+    summary="Which slice of which stored tensor is which gate",
+    response_model=None,
+    responses={
+        200: {"model": ExplainResponse, "description": "JSON, or text/plain with format=text"},
+        **_READ_ERRORS,
+    },
+)
+def explain(
+    settings: SettingsDep,
+    file: Annotated[list[UploadFile] | None, File(description="The weight file(s); omit to explain sizes.")] = None,
+    source: Source = None,
+    layer: Layer = None,
+    direction: DirectionField = None,
+    reset_after: ResetAfter = None,
+    target: Annotated[Framework | None, Form(description="Also show how /convert builds this target.")] = None,
+    orientation: Annotated[Orientation, Form(description="out_in: W·x ([H, in]); in_out: x·W.")] = "out_in",
+    source_forget_bias: SourceForgetBias = None,
+    target_forget_bias: Annotated[float | None, Form(description="TF1 target run-time forget_bias.")] = None,
+    format: Annotated[Literal["json", "text"], Form(description="json, or text for a person.")] = "json",
+    convention: Annotated[ConventionKey | None, Form(description="Without a file: the convention.")] = None,
+    input_size: Annotated[int | None, Form(description="Without a file: input size I.")] = None,
+    units: Annotated[int | None, Form(description="Without a file: units H.")] = None,
+    proj_size: Annotated[int, Form(description="Without a file: LSTM projection size P (0: none).")] = 0,
+    num_layers: Annotated[int, Form(description="Without a file: levels.")] = 1,
+    bidirectional: Annotated[bool, Form(description="Without a file: two directions.")] = False,
+    peepholes: Annotated[bool, Form(description="Without a file: LSTM peepholes.")] = False,
+    bias: Annotated[bool, Form(description="Without a file: biases stored.")] = True,
+    dtype: Annotated[Literal["float16", "float32", "float64"], Form(description="Without a file: dtype.")] = "float32",
+) -> Response:
+    model = _read(file, settings, source, direction, reset_after) if file else None
+    sizes = {}
+    if model is None:
+        sizes = dict(
+            convention=convention,
+            input_size=input_size,
+            units=units,
+            proj_size=proj_size,
+            num_layers=num_layers,
+            bidirectional=bidirectional,
+            peepholes=peepholes,
+            bias=bias,
+            dtype=dtype,
+        )
+    elif convention is not None or input_size is not None or units is not None:
+        raise InvalidField(
+            "convention, input_size and units describe a layer without a file: send one or the other",
+            field="convention",
+        )
+    doc = verbs.explain(
+        model,
+        layer=layer,
+        target=target,
+        orientation=orientation,
+        source_forget_bias=source_forget_bias,
+        target_forget_bias=target_forget_bias,
+        bounds=bounds(settings),
+        **sizes,
+    )
+    if format == "text":
+        return PlainTextResponse(render(doc))
+    return JSONResponse(outputs.jsonable(doc))
+
+
+def _user_arrays(upload: UploadFile | None, what: str, settings: Settings) -> dict:
+    if upload is None:
+        return {}
+    assert isinstance(upload, SpooledUpload), "upload routes use SpoolingRoute"
+    limits = bounds(settings)
+    return read_arrays(Path(upload.path), what, max_bytes=limits.max_bytes, max_elements=limits.max_elements)
+
+
+def _one(arrays: dict, what: str, names: tuple[str, ...] = (SINGLE,)):
+    for name in names:
+        if name in arrays:
+            return arrays[name]
+    if arrays:
+        raise InvalidField(
+            f"{what}: expected one array (or one named {names[-1]!r}), found {sorted(arrays)}", field=what
+        )
+    return None
+
+
+@router.post(
+    "/run",
+    summary="The forward pass of a layer, in its own framework's convention and output layout",
+    response_model=None,
+    responses={200: {"model": RunResponse, "description": "JSON (default), npz or safetensors"}, **_READ_ERRORS},
+)
+def run(
+    settings: SettingsDep,
+    file: Annotated[list[UploadFile], File(description="The weight file(s).")],
+    x: UserArray = None,
+    h0: UserArray = None,
+    c0: UserArray = None,
+    expected: Annotated[
+        UploadFile | None, File(description="Your own outputs, by the framework's names (one array: the sequence).")
+    ] = None,
+    source: Source = None,
+    layer: Layer = None,
+    direction: DirectionField = None,
+    reset_after: ResetAfter = None,
+    steps: Annotated[int | None, Form(description="Without x: time steps of a random N(0, 1) input.")] = None,
+    batch: Annotated[int | None, Form(description="Without x: batch size of the random input.")] = None,
+    seed: Annotated[int, Form(description="Seed of the random input.")] = 0,
+    time_major: Annotated[bool | None, Form(description="x and outputs [T, B, ...]; default: the framework's.")] = None,
+    dtype: Annotated[Literal["float32", "float64"], Form(description="Compute dtype.")] = "float32",
+    trace: Annotated[bool, Form(description="Every step's gate pre-activations, activations and states.")] = False,
+    tolerance: Annotated[float | None, Form(description="Divergence threshold for expected.")] = None,
+    source_forget_bias: SourceForgetBias = None,
+    format: Annotated[OutputFormat, Form(description="Output encoding (h5 is for Keras weights only).")] = "json",
+) -> Response:
+    if format == "h5":
+        raise InvalidField("format h5 writes Keras weights; /run answers json, npz or safetensors", field="format")
+    model = _read(file, settings, source, direction, reset_after)
+    inputs = _user_arrays(x, "x", settings)
+    result = verbs.run(
+        model,
+        layer=layer,
+        x=_one(inputs, "x", (SINGLE, "x")),
+        steps=steps,
+        batch=batch,
+        seed=seed,
+        h0=_one(_user_arrays(h0, "h0", settings), "h0") if h0 is not None else inputs.get("h0"),
+        c0=_one(_user_arrays(c0, "c0", settings), "c0") if c0 is not None else inputs.get("c0"),
+        time_major=time_major,
+        dtype=dtype,
+        trace=trace,
+        expected=_user_arrays(expected, "expected", settings) or None,
+        tolerance=tolerance,
+        source_forget_bias=source_forget_bias,
+        bounds=bounds(settings),
+    )
+    return respond(result, format, "run")
+
+
+@router.post(
+    "/init",
+    summary="Freshly initialised weights, gate block by gate block, in a framework's own tensors",
+    response_model=None,
+    responses={
+        200: {"description": "npz (default), JSON, safetensors or h5 (Keras)"},
+        **openapi_responses(LimitExceeded, InvalidField),
+    },
+)
+def init(
+    settings: SettingsDep,
+    target: Annotated[str, Form(description="A framework (pytorch, keras, tf1, onnx) or a convention key.")],
+    input_size: Annotated[int, Form(description="Input size I.")],
+    units: Annotated[int, Form(description="Units H.")],
+    cell: Annotated[Literal["lstm", "gru"], Form(description="The cell.")] = "lstm",
+    num_layers: Annotated[int, Form(description="Levels.")] = 1,
+    bidirectional: Annotated[bool, Form(description="Two directions.")] = False,
+    reset_after: Annotated[bool | None, Form(description="GRU variant; default: the framework's.")] = None,
+    proj_size: Annotated[int, Form(description="LSTM projection size (PyTorch, TF1).")] = 0,
+    peepholes: Annotated[bool, Form(description="LSTM peepholes (TF1, ONNX).")] = False,
+    input_initializer: Annotated[
+        str, Form(description="glorot_uniform (default), glorot_normal, he_*, lecun_*, uniform(a), default.")
+    ] = "glorot_uniform",
+    recurrent_initializer: Annotated[
+        str, Form(description="orthogonal(gain) (default), identity(gain), an input initializer, default.")
+    ] = "orthogonal",
+    bias_initializer: Annotated[
+        str | None, Form(description="zeros, unit_forget_bias (LSTM default), chrono(T_max), uniform(a), default.")
+    ] = None,
+    seed: Annotated[int, Form(description="Random seed; the same seed gives the same bytes.")] = 0,
+    dtype: Annotated[Literal["float16", "float32", "float64"], Form(description="Stored dtype.")] = "float32",
+    name: Annotated[str | None, Form(description="Layer name (default: the cell).")] = None,
+    prefix: Annotated[str | None, Form(description="PyTorch key prefix (default: name + '.').")] = None,
+    target_forget_bias: Annotated[float | None, Form(description="TF1 target run-time forget_bias.")] = None,
+    format: Annotated[OutputFormat, Form(description="Output encoding.")] = "npz",
+) -> Response:
+    outputs.check_format(format, CONVENTIONS[target].framework if target in CONVENTIONS else target)
+    if name is not None and (not name or any(c in name for c in "/\\") or any(ord(c) < 32 for c in name)):
+        raise InvalidField("name is a layer name: no '/', '\\' or control characters", field="name")
+    result = verbs.init(
+        target,
+        cell=cell,
+        input_size=input_size,
+        units=units,
+        num_layers=num_layers,
+        bidirectional=bidirectional,
+        reset_after=reset_after,
+        proj_size=proj_size,
+        peepholes=peepholes,
+        input_initializer=input_initializer,
+        recurrent_initializer=recurrent_initializer,
+        bias_initializer=bias_initializer,
+        seed=seed,
+        dtype=dtype,
+        name=name,
+        prefix=prefix,
+        target_forget_bias=target_forget_bias,
+        bounds=bounds(settings),
+    )
+    return respond(result, format, f"init.{result.meta['target']}")
+
+
+def respond(result: pipeline.Result, fmt: str, stem: str) -> Response:
+    """JSON in memory; npz and safetensors streamed when large; h5 (which seeks) in memory."""
+    if fmt == "json":
+        return JSONResponse(outputs.to_json(result))
+    filename = safe_filename(f"{stem}.{outputs.EXTENSIONS[fmt]}", "weights")
+    headers = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    if fmt != "h5" and sum(a.nbytes for a in result.arrays.values()) > INLINE_BYTES:
+        return EncodedResponse(lambda stream: outputs.write(result, fmt, stream), outputs.MEDIA_TYPES[fmt], headers)
+    buffer = io.BytesIO()
+    outputs.write(result, fmt, buffer)
+    return Response(buffer.getvalue(), media_type=outputs.MEDIA_TYPES[fmt], headers=headers)
