@@ -6,6 +6,7 @@
     rnnbridge inspect FILE... [--source S]
     rnnbridge split FILE... [--source S] [--layer L] [--format npz|json|safetensors] [-o OUT] [--json]
     rnnbridge convert FILE... --target T [--prefix P] [--no-verify] [-o OUT] [--json]
+    rnnbridge explain | run | init ...     (``rnnbridge.cli_layers``)
 
 Options are named as the HTTP form fields (``--source-forget-bias`` and
 ``--source_forget_bias`` both work) and call the same ``rnnbridge.pipeline`` and
@@ -33,7 +34,7 @@ from typing import IO, TextIO, get_args
 
 import numpy as np
 
-from rnnbridge import outputs, pipeline
+from rnnbridge import cli_layers, outputs, pipeline
 from rnnbridge.errors import InvalidField, RnnBridgeError
 from rnnbridge.schemas import Direction, Framework, Orientation, OutputFormat
 from rnnbridge.service.settings import LogFormat, LogLevel, Settings
@@ -71,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     _inspect_parser(sub)
     _split_parser(sub)
     _convert_parser(sub)
+    cli_layers.add_parsers(sub)
     return parser
 
 
