@@ -6,6 +6,9 @@ The Python API for pipelines (the HTTP service and the CLI are thin layers over 
     model = rnnbridge.read(["model.h5"])
     rnnbridge.inspect(model)
     result = rnnbridge.convert(model, "pytorch", prefix="")   # result.arrays, result.meta
+    rnnbridge.explain(model, target="keras")                  # where every gate lives
+    rnnbridge.run(model, steps=5, batch=2)                    # the forward pass, framework layout
+    rnnbridge.init("pytorch", cell="lstm", input_size=8, units=16)  # per-gate-block init
 
 Importing this package loads NumPy only; readers import h5py on first use, and nothing
 here imports FastAPI.
@@ -24,6 +27,7 @@ from rnnbridge.errors import (
     VerificationFailed,
 )
 from rnnbridge.pipeline import Model, Result, convert, inspect, read, split
+from rnnbridge.verbs import explain, init, run
 
 __version__ = "0.1.0"
 
@@ -43,7 +47,10 @@ __all__ = [
     "VerificationFailed",
     "__version__",
     "convert",
+    "explain",
+    "init",
     "inspect",
     "read",
+    "run",
     "split",
 ]

@@ -114,8 +114,10 @@ def test_every_target_recipe_reproduces_convert(fx: FixtureLayer, target: str) -
 def _random_model(key: str, rng: np.random.Generator, **sizes) -> pipeline.Model:
     """A layer of ``key`` described by sizes, its tensors filled with random values."""
     shaped = verbs.layer_from_sizes(verbs.Bounds(), convention=key, **sizes)
-    cells = {cell: {name: rng.uniform(-1, 1, a.shape).astype(a.dtype) for name, a in t.items()}
-             for cell, t in shaped.cells.items()}
+    cells = {
+        cell: {name: rng.uniform(-1, 1, a.shape).astype(a.dtype) for name, a in t.items()}
+        for cell, t in shaped.cells.items()
+    }
     native = NativeLayer(shaped.name, shaped.convention, shaped.config, cells)
     return pipeline.Model("npz", [native], 0)
 

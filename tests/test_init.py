@@ -111,11 +111,20 @@ def test_input_weight_statistics_match_the_initializer(tmp_path, initializer, va
 
 
 def test_identity_and_framework_defaults(tmp_path) -> None:
-    ident = cells(gates_of(verbs.init("onnx", cell="gru", input_size=3, units=4, recurrent_initializer="identity(0.5)"), tmp_path))
+    ident = cells(
+        gates_of(verbs.init("onnx", cell="gru", input_size=3, units=4, recurrent_initializer="identity(0.5)"), tmp_path)
+    )
     for gates in ident.values():
         assert all(np.array_equal(gates["W_h" + g], 0.5 * np.eye(4, dtype=np.float32)) for g in "rzn")
-    torch_default = verbs.init("pytorch", cell="lstm", input_size=3, units=16, input_initializer="default",
-                               recurrent_initializer="default", bias_initializer="default")
+    torch_default = verbs.init(
+        "pytorch",
+        cell="lstm",
+        input_size=3,
+        units=16,
+        input_initializer="default",
+        recurrent_initializer="default",
+        bias_initializer="default",
+    )
     assert all(np.abs(a).max() <= 0.25 for a in torch_default.arrays.values())  # U(±1/sqrt(16))
     keras = verbs.init("keras", cell="lstm", input_size=3, units=8, recurrent_initializer="default")
     fused = keras.arrays["lstm/l0/forward/recurrent_kernel"].astype(np.float64)  # [H, 4H], rows orthonormal
@@ -130,7 +139,9 @@ def test_the_same_seed_gives_the_same_bytes(fmt) -> None:
 
     def encoded(seed: int) -> bytes:
         stream = io.BytesIO()
-        outputs.write(verbs.init(target, cell="lstm", input_size=3, units=5, seed=seed, bidirectional=True), fmt, stream)
+        outputs.write(
+            verbs.init(target, cell="lstm", input_size=3, units=5, seed=seed, bidirectional=True), fmt, stream
+        )
         return stream.getvalue()
 
     first = encoded(11)
@@ -167,8 +178,12 @@ def test_every_writable_convention_can_be_initialised(tmp_path, key) -> None:
 @pytest.mark.filterwarnings("ignore:LSTM with projections is not supported with oneDNN")
 @pytest.mark.parametrize(
     "extra",
-    [{"cell": "lstm"}, {"cell": "gru"}, {"cell": "lstm", "num_layers": 2, "bidirectional": True, "proj_size": 2},
-     {"cell": "gru", "num_layers": 2, "bidirectional": True}],
+    [
+        {"cell": "lstm"},
+        {"cell": "gru"},
+        {"cell": "lstm", "num_layers": 2, "bidirectional": True, "proj_size": 2},
+        {"cell": "gru", "num_layers": 2, "bidirectional": True},
+    ],
     ids=["lstm", "gru", "lstm-2l-bi-proj", "gru-2l-bi"],
 )
 def test_torch_loads_it_strictly_and_runs_it(tmp_path, extra) -> None:

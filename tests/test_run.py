@@ -81,8 +81,12 @@ def test_outputs_carry_the_framework_names(fx: FixtureLayer) -> None:
     recorded = dict(np.load(fx.dir / fx.layer["framework_outputs"]["file"]))
     result = run_fixture(fx, "float32")
     shared = set(recorded) & set(result.arrays)
-    differently_recorded = {"onnx_torch_export_gru", "tf1_cudnn_compatible_gru", "tf1_cudnn_compatible_lstm",
-                            "tf1_gru_block_cell_v1_names"}
+    differently_recorded = {
+        "onnx_torch_export_gru",
+        "tf1_cudnn_compatible_gru",
+        "tf1_cudnn_compatible_lstm",
+        "tf1_gru_block_cell_v1_names",
+    }
     if fx.fixture["id"] in differently_recorded:
         pytest.skip("the fixture records another program's outputs (a graph, a raw op), not the layer's")
     assert shared == set(recorded)
@@ -151,7 +155,9 @@ def test_expected_finds_an_injected_divergence(fx: FixtureLayer) -> None:
 
 
 def test_a_random_input_is_reproducible_and_returned() -> None:
-    model = pipeline.Model("sizes", [verbs.layer_from_sizes(verbs.Bounds(), convention="pytorch.gru", input_size=3, units=4)], 0)
+    model = pipeline.Model(
+        "sizes", [verbs.layer_from_sizes(verbs.Bounds(), convention="pytorch.gru", input_size=3, units=4)], 0
+    )
     first = verbs.run(model, steps=5, batch=2, seed=7)
     again = verbs.run(model, steps=5, batch=2, seed=7)
     assert first.arrays["x"].shape == (5, 2, 3)  # PyTorch's default: time-major
