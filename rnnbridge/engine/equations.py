@@ -46,13 +46,15 @@ def _lstm(
     i, f, g, o = (letters[k] for k in "ifgo")
     previous, current = f"{c}_(t-1)", f"{c}_t"
     forget = _affine(f, h, peephole=previous if peepholes else "")
+    note = ""
     if forget_bias:
-        forget += f" + {forget_bias:g}   (forget_bias, a run-time constant)"
+        forget += " + forget_bias"
+        note = f"   (forget_bias = {forget_bias:g}, added at run time, stored in no file)"
     lines = [f"{i} = {_act(gate, _affine(i, h, peephole=previous if peepholes else ''), config.clip)}"]
     lines.append(
         f"{f} = 1 - {i}   (coupled input-forget gate)"
         if config.input_forget
-        else f"{f} = {_act(gate, forget, config.clip)}"
+        else f"{f} = {_act(gate, forget, config.clip)}{note}"
     )
     lines.append(f"{g} = {_act(cand, _affine(g, h), config.clip)}")
     lines.append(f"{current} = {f} ⊙ {previous} + {i} ⊙ {g}")
