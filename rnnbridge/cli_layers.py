@@ -118,10 +118,14 @@ def _init_parser(sub: Sub) -> None:
     p.set_defaults(command=init_command)
 
 
-def _bounds() -> verbs.Bounds:
-    from rnnbridge.service.settings import Settings  # the RNNBRIDGE_* bounds, as the service reads them
+def _settings():  # the RNNBRIDGE_* bounds, as the service reads them
+    from rnnbridge.cli import _settings as settings
 
-    env = Settings()
+    return settings()
+
+
+def _bounds() -> verbs.Bounds:
+    env = _settings()
     return verbs.Bounds(env.max_init_weights, env.max_run_elements, env.max_run_work, 64 * env.max_run_elements)
 
 
@@ -129,7 +133,13 @@ def _model(args: argparse.Namespace) -> pipeline.Model:
     for name in args.files:
         if not Path(name).is_file():
             raise InvalidField(f"no such file: {name}", field="file")
-    return pipeline.read(args.files, source=args.source, direction=args.direction, reset_after=args.reset_after)
+    return pipeline.read(
+        args.files,
+        source=args.source,
+        direction=args.direction,
+        reset_after=args.reset_after,
+        limits=_settings().limits(),
+    )
 
 
 def explain_command(args: argparse.Namespace) -> int:

@@ -24,8 +24,10 @@ def own_time_major(fx: FixtureLayer) -> bool:
     return fx.native.convention.framework in ("onnx", "pytorch")
 
 
-def run_fixture(fx: FixtureLayer, dtype: str, **kwargs) -> pipeline.Result:
-    time_major = own_time_major(fx)
+def run_fixture(fx: FixtureLayer, dtype: str, *, flip: bool = False, **kwargs) -> pipeline.Result:
+    """Run the fixture's layer on its input, laid out as its framework was fed (``flip``:
+    the other way round, which only changes the layout of inputs and outputs)."""
+    time_major = own_time_major(fx) != flip
     x = fx.x if time_major else np.swapaxes(fx.x, 0, 1)
     model = pipeline.Model("npz", [fx.native], 0)
     return verbs.run(model, x=x, h0=fx.h0, c0=fx.c0, time_major=time_major, dtype=dtype, **kwargs)
@@ -39,10 +41,11 @@ def to_common(result: pipeline.Result) -> tuple[np.ndarray, np.ndarray, np.ndarr
     parts = []
     for name in sequences:
         seq, a = result.arrays[name], axes[name]
-        if a[0] == "B":
+        if "D" in a:  # ONNX [T, D, B, H] / [B, T, D, H]: directions side by side
+            seq = seq.transpose([a.index(axis) for axis in ("T", "B", "D", "H")])
+            seq = np.ascontiguousarray(seq).reshape(*seq.shape[:2], -1)
+        elif a[0] == "B":
             seq = np.swapaxes(seq, 0, 1)
-        if "D" in a:
-            seq = seq.transpose(0, 2, 1, 3).reshape(seq.shape[0], seq.shape[2], -1)
         parts.append(seq)
     y = np.concatenate(parts, axis=-1)
     if meta["flags"].get("go_backwards"):
@@ -50,7 +53,7 @@ def to_common(result: pipeline.Result) -> tuple[np.ndarray, np.ndarray, np.ndarr
     states: dict[str, list[np.ndarray]] = {"h": [], "c": []}
     for name, a in axes.items():
         array = result.arrays[name]
-        if a == ["B", "L*D", "H"]:
+        if a[:2] == ["B", "L*D"]:
             array = np.swapaxes(array, 0, 1)
         if "T" in a:
             continue
@@ -62,8 +65,10 @@ def to_common(result: pipeline.Result) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 @pytest.mark.parametrize("fx", fixture_params())
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_run_reproduces_the_framework(fx: FixtureLayer, dtype: str) -> None:
-    result = run_fixture(fx, dtype)
+@pytest.mark.parametrize("flip", [False, True], ids=["own-layout", "other-layout"])
+def test_run_reproduces_the_framework(fx: FixtureLayer, dtype: str, flip: bool) -> None:
+    result = run_fixture(fx, dtype, flip=flip)
+    assert result.meta["time_major"] == (own_time_major(fx) != flip)
     y, h_n, c_n = to_common(result)
     tolerance = TOLERANCE[dtype]
     assert all(a.dtype == np.dtype(dtype) for a in result.arrays.values())

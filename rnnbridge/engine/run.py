@@ -138,7 +138,7 @@ def _states(native: NativeLayer, layout: OutputLayout, part: str, stacked, time_
             axes.update(dict.fromkeys(found, ("B", "Hout" if part == "h" else "H")))
             return found
         if layout.direction_axis and not time_major:
-            axes[name] = ("B", "L*D", "H")
+            axes[name] = ("B", "L*D", "Hout" if part == "h" else "H")
             return {name: np.swapaxes(stacked, 0, 1)}
         axes[name] = ("L*D", "B", "Hout" if part == "h" else "H")
         return {name: stacked}
