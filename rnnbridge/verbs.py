@@ -35,6 +35,8 @@ from rnnbridge.errors import InexactConversion, InvalidField, LayerNotFound, Lim
 from rnnbridge.pipeline import Model, Result
 
 DTYPES = ("float16", "float32", "float64")
+#: levels of a layer described by sizes (each is a cell to build, and tensors to name)
+MAX_LEVELS = 64
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,8 @@ def _shape(cell, reset_after, input_size, units, num_layers, bidirectional, proj
     ):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise InvalidField(f"{field} must be an integer >= {low}, not {value!r}", field=field)
+    if num_layers > MAX_LEVELS:
+        raise InvalidField(f"num_layers must be at most {MAX_LEVELS}", field="num_layers")
     if proj_size and cell != "lstm":
         raise InvalidField("proj_size applies to LSTMs", field="proj_size")
     if proj_size >= units:

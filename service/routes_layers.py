@@ -17,11 +17,18 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from rnnbridge import outputs, pipeline, verbs
 from rnnbridge.engine.conventions import CONVENTIONS
-from rnnbridge.errors import InexactConversion, InvalidField, LayerNotFound, LimitExceeded
+from rnnbridge.errors import (
+    InvalidField,
+    LayerNotFound,
+    LimitExceeded,
+    MalformedFile,
+    UnsafeInput,
+    UnsupportedFormat,
+)
 from rnnbridge.explain_text import render
 from rnnbridge.formats.base import InputFile
 from rnnbridge.formats.user_arrays import SINGLE, read_arrays
-from rnnbridge.schemas import ExplainResponse, Framework, Orientation, OutputFormat, RunResponse
+from rnnbridge.schemas import ArraysResponse, ExplainResponse, Framework, Orientation, OutputFormat, RunResponse
 from rnnbridge.service.errors import openapi_responses
 from rnnbridge.service.forms import SpooledUpload, SpoolingRoute
 from rnnbridge.service.routes import (
@@ -39,8 +46,11 @@ from rnnbridge.service.uploads import safe_filename
 
 router = APIRouter(route_class=SpoolingRoute)
 
-_READ_ERRORS = openapi_responses(LayerNotFound, LimitExceeded, InvalidField, InexactConversion, upload=True)
+_READ_ERRORS = openapi_responses(
+    MalformedFile, UnsafeInput, UnsupportedFormat, LayerNotFound, LimitExceeded, InvalidField, upload=True
+)
 ConventionKey = Literal[tuple(sorted(CONVENTIONS))]  # type: ignore[valid-type]
+_BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 UserArray = Annotated[UploadFile | None, File(description="A .npy, .npz or JSON array file.")]
 
 
@@ -63,7 +73,11 @@ def _read(files: list[UploadFile], settings: Settings, source, direction, reset_
     summary="Which slice of which stored tensor is which gate",
     response_model=None,
     responses={
-        200: {"model": ExplainResponse, "description": "JSON, or text/plain with format=text"},
+        200: {
+            "model": ExplainResponse,
+            "description": "JSON, or text/plain with format=text",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        },
         **_READ_ERRORS,
     },
 )
@@ -146,7 +160,10 @@ def _one(arrays: dict, what: str, names: tuple[str, ...] = (SINGLE,)):
     "/run",
     summary="The forward pass of a layer, in its own framework's convention and output layout",
     response_model=None,
-    responses={200: {"model": RunResponse, "description": "JSON (default), npz or safetensors"}, **_READ_ERRORS},
+    responses={
+        200: {"model": RunResponse, "description": "JSON (default), npz or safetensors", "content": _BINARY},
+        **_READ_ERRORS,
+    },
 )
 def run(
     settings: SettingsDep,
@@ -200,7 +217,11 @@ def run(
     summary="Freshly initialised weights, gate block by gate block, in a framework's own tensors",
     response_model=None,
     responses={
-        200: {"description": "npz (default), JSON, safetensors or h5 (Keras)"},
+        200: {
+            "model": ArraysResponse,
+            "description": "npz (default), JSON, safetensors or h5 (Keras)",
+            "content": {**_BINARY, "application/x-hdf5": {"schema": {"type": "string", "format": "binary"}}},
+        },
         **openapi_responses(LimitExceeded, InvalidField),
     },
 )

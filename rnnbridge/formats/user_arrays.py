@@ -7,7 +7,7 @@ One file holds them, recognised by its first bytes, never by its name:
   before any data is read, then ``np.load(allow_pickle=False)``;
 * ``.npz`` (a zip): every numeric member, through ``rnnbridge.formats.npz`` (bounded the
   same way, object arrays refused);
-* JSON: a nested list of numbers (one array), an object of such lists, or rnnbridge's own
+* JSON (at most ``MAX_JSON_BYTES``): a nested list of numbers (one array), an object of such lists, or rnnbridge's own
   ``{"arrays": {...}}`` document (``rnnbridge.formats.json_arrays``).
 
 A file over ``max_bytes`` is refused before it is read. Values come back as float64,
@@ -25,7 +25,9 @@ from rnnbridge.errors import LimitExceeded, MalformedFile, UnsafeInput
 from rnnbridge.formats import json_arrays, npz
 from rnnbridge.formats.base import InputFile, Limits
 
-SINGLE = "array"  # the name of the one array of an .npy or a bare JSON list
+SINGLE = "array"
+#: the largest JSON array file (a number costs ~10 bytes of text and ~30 of Python while parsed)
+MAX_JSON_BYTES = 64 * 1024**2  # the name of the one array of an .npy or a bare JSON list
 
 
 def read_arrays(path: Path, what: str, *, max_bytes: int, max_elements: int) -> dict[str, np.ndarray]:
@@ -66,6 +68,9 @@ def _read_npy(path: Path, what: str, size: int, max_elements: int) -> np.ndarray
 
 
 def _read_json(path: Path, what: str, limits: Limits) -> dict[str, np.ndarray]:
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise LimitExceeded(f"{what}: JSON of {size} bytes, over {MAX_JSON_BYTES}: send an .npy", field=what)
     data = path.read_bytes()
     if data.lstrip()[:1] != b"[":
         return json_arrays.read([InputFile(path.name, path)], limits).tensors
