@@ -12,7 +12,7 @@ import io
 from pathlib import Path
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from rnnbridge import outputs, pipeline, verbs
@@ -28,23 +28,46 @@ from rnnbridge.errors import (
 from rnnbridge.explain_text import render
 from rnnbridge.formats.base import InputFile
 from rnnbridge.formats.user_arrays import SINGLE, read_arrays
-from rnnbridge.schemas import ArraysResponse, ExplainResponse, Framework, Orientation, OutputFormat, RunResponse
+from rnnbridge.schemas import (
+    ArraysResponse,
+    Direction,
+    ExplainResponse,
+    Framework,
+    Orientation,
+    OutputFormat,
+    RunResponse,
+)
 from rnnbridge.service.errors import openapi_responses
 from rnnbridge.service.forms import SpooledUpload, SpoolingRoute
-from rnnbridge.service.routes import (
-    INLINE_BYTES,
-    DirectionField,
-    Layer,
-    ResetAfter,
-    SettingsDep,
-    Source,
-    SourceForgetBias,
-)
 from rnnbridge.service.settings import Settings
 from rnnbridge.service.streaming import EncodedResponse
 from rnnbridge.service.uploads import safe_filename
 
 router = APIRouter(route_class=SpoolingRoute)
+
+#: results up to this many bytes of arrays are encoded in the endpoint's thread
+INLINE_BYTES = 8 * 1024 * 1024
+
+
+async def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+# the reading fields, as /inspect, /split and /convert spell them
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+Source = Annotated[
+    Framework | None,
+    Form(description="The source framework; required for array-only inputs (npz, JSON), checked otherwise."),
+]
+Layer = Annotated[str | None, Form(description="One layer by name (see /inspect); default: all layers.")]
+SourceForgetBias = Annotated[
+    float | None, Form(description="TF1 LSTM run-time forget_bias (not stored in checkpoints); default 1.0, cuDNN 0.")
+]
+DirectionField = Annotated[
+    Direction | None, Form(description="Direction of a one-direction array-only input (e.g. ONNX W [1, ...]).")
+]
+ResetAfter = Annotated[bool | None, Form(description="GRU variant of an array-only input the arrays cannot tell.")]
 
 _READ_ERRORS = openapi_responses(
     MalformedFile, UnsafeInput, UnsupportedFormat, LayerNotFound, LimitExceeded, InvalidField, upload=True

@@ -12,7 +12,7 @@ For each cell (level, direction) of a layer:
   ``bias[10:15] + np.float32(1.0)`` (TF1's run-time forget bias folded in, as /split does),
   ``np.zeros(5, dtype=np.float32)`` (a bias the file does not store);
 * ``target`` (with a target convention): for every tensor of the target, each block as an
-  assignment ``weight_ih[5:10, :] = kernel[:3, 10:15].T`` whose right-hand side is a sum of
+  assignment ``new_weight_ih[5:10, :] = kernel[:3, 10:15].T`` whose right-hand side is a sum of
   source slices and constants, in the order /convert computes it.
 
 Expressions name the stored tensors by identifiers (``kernel``, ``gates_kernel``; with a
@@ -36,8 +36,6 @@ from rnnbridge.engine.expressions import DIALECTS, Expr, Index, Slice, empty, id
 from rnnbridge.engine.layout import PART_SHAPES, Tensor, solve_dims
 from rnnbridge.engine.model import CellKey, Layer, NativeLayer, cell_order
 from rnnbridge.errors import InexactConversion
-
-_GROUP_OF_PART = {"b_x": "bias", "b_h": "bias", "p_": "peephole", "W_proj": "projection"}
 
 
 @dataclass(frozen=True)
@@ -91,13 +89,15 @@ def _stored_shape(spec: Tensor, cell: Cell) -> tuple[int, ...]:
     return shape if cell.stacked is None else (cell.directions, *shape)
 
 
-def _block_index(spec: Tensor, index: tuple[slice, ...], cell: Cell) -> Index:
-    """A block's index into the stored tensor: a vector stacked as rows is indexed by its row."""
+def _place(spec: Tensor, index: tuple[slice, ...], stacked: int | None) -> Index:
+    """A block's index into its stored tensor: a vector stacked as rows (Keras' GRU bias
+    [2, 3H]) is indexed by its row; a tensor with a leading direction axis (ONNX) by the
+    direction's position first."""
     out: Index = index
     if spec.is_vector and spec.ndim == 2:
         along_parts = 1 - spec.gate_axis
         out = tuple(s.start if axis == along_parts else s for axis, s in enumerate(index))
-    return out if cell.stacked is None else (cell.stacked, *out)
+    return out if stacked is None else (stacked, *out)
 
 
 def canonical_shape(name: str, dims: Mapping[str, int]) -> tuple[int, ...]:
@@ -114,7 +114,7 @@ def source_exprs(cell: Cell, cell_type: str, forget_bias: float) -> dict[str, Ex
         for name, index, transform in spec.blocks(cell.dims):
             shape = canonical_shape(name, cell.dims)
             as_stored = shape[::-1] if transform in ("T", "R") else shape
-            block = Slice(cell.variables[spec.name], _block_index(spec, index, cell), stored, shape=as_stored)
+            block = Slice(cell.variables[spec.name], _place(spec, index, cell.stacked), stored, shape=as_stored)
             exprs[name] = Expr(block.then(transform, shape), cell.dtype)
     for g in gate_letters(cell_type):
         for side in ("b_x", "b_h"):
@@ -246,7 +246,7 @@ def recipe(
             )
             for block, index, transform in spec.blocks(cell.dims):
                 expr = exprs[block].then(transform)
-                place: Index = _target_index(spec, index, stacked)
+                place = _place(spec, index, stacked)
                 entry["blocks"].append(
                     {
                         "level": level,
@@ -262,14 +262,6 @@ def recipe(
                     }
                 )
     return list(tensors.values())
-
-
-def _target_index(spec: Tensor, index: tuple[slice, ...], stacked: int | None) -> Index:
-    out: Index = index
-    if spec.is_vector and spec.ndim == 2:
-        along_parts = 1 - spec.gate_axis
-        out = tuple(s.start if axis == along_parts else s for axis, s in enumerate(index))
-    return out if stacked is None else (stacked, *out)
 
 
 def _groups_needed(layer: Layer, conv: Convention) -> set[str]:
