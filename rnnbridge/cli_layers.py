@@ -59,6 +59,7 @@ def _explain_parser(sub: Sub) -> None:
     _reading(p, "*")
     p.add_argument("--target", choices=FRAMEWORKS, help="also show how convert builds this target")
     _option(p, "target_forget_bias", type=float, help="TF1 target run-time forget_bias")
+    p.add_argument("--prefix", help="PyTorch target key prefix (default: layer name + '.')")
     p.add_argument("--orientation", choices=("out_in", "in_out"), default="out_in", help="out_in: W·x; in_out: x·W")
     p.add_argument("--format", choices=("text", "json"), default="text", help="default text")
     p.add_argument("--snippet", choices=DIALECTS, action="append", help="snippets to print (text; default numpy)")
@@ -164,6 +165,7 @@ def explain_command(args: argparse.Namespace) -> int:
         orientation=args.orientation,
         source_forget_bias=args.source_forget_bias,
         target_forget_bias=args.target_forget_bias,
+        prefix=args.prefix,
         bounds=_bounds(),
         **sizes,
     )

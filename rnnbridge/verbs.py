@@ -82,6 +82,8 @@ def explain(
     """
     if orientation not in ("out_in", "in_out"):
         raise InvalidField(f"orientation must be 'out_in' or 'in_out', not {orientation!r}", field="orientation")
+    if prefix is not None and target != "pytorch":
+        raise InvalidField("prefix applies to target=pytorch only", field="prefix")
     if target is not None and target not in FRAMEWORKS:
         raise InvalidField(f"target must be one of {list(FRAMEWORKS)}, not {target!r}", field="target")
     data = model is not None

@@ -115,6 +115,7 @@ def explain(
     orientation: Annotated[Orientation, Form(description="out_in: W·x ([H, in]); in_out: x·W.")] = "out_in",
     source_forget_bias: SourceForgetBias = None,
     target_forget_bias: Annotated[float | None, Form(description="TF1 target run-time forget_bias.")] = None,
+    prefix: Annotated[str | None, Form(description="PyTorch target key prefix (default: layer name + '.').")] = None,
     format: Annotated[Literal["json", "text"], Form(description="json, or text for a person.")] = "json",
     convention: Annotated[ConventionKey | None, Form(description="Without a file: the convention.")] = None,
     input_size: Annotated[int | None, Form(description="Without a file: input size I.")] = None,
@@ -152,6 +153,7 @@ def explain(
         orientation=orientation,
         source_forget_bias=source_forget_bias,
         target_forget_bias=target_forget_bias,
+        prefix=prefix,
         bounds=bounds(settings),
         **sizes,
     )

@@ -205,3 +205,13 @@ def test_sizes_are_bounded() -> None:
 def test_a_refused_target_says_why() -> None:
     doc = verbs.explain(None, convention="tf1.lstm", input_size=3, units=4, peepholes=True, target="pytorch")
     assert doc["layers"][0]["target"]["refused"]["code"] == "peepholes_unsupported"
+
+
+@pytest.mark.parametrize("prefix", ["", "encoder.rnn."])
+def test_a_pytorch_prefix_names_the_recipe_as_convert_does(prefix: str) -> None:
+    model = _random_model("keras.gru_reset_after", np.random.default_rng(2), input_size=3, units=4)
+    recipe = verbs.explain(model, target="pytorch", prefix=prefix)["layers"][0]["target"]
+    converted = pipeline.convert(model, "pytorch", prefix=prefix).arrays
+    assert [t["name"] for t in recipe["tensors"]] == list(converted)
+    with pytest.raises(InvalidField):
+        verbs.explain(model, target="keras", prefix=prefix)

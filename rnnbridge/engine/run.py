@@ -9,7 +9,9 @@ under neutral names (``y`` [T, B, D·Hout], ``h_n``, ``c_n`` [L·D, B, ·]).
 The trace runs the canonical per-gate arrays (``to_canonical``: every run-time constant
 folded in) through the canonical equations, step by step, and keeps every gate's
 pre-activation and activation under the framework's own gate letters, the cell state and
-the hidden output. It is a second, independent computation of the same outputs.
+the hidden output. It is a second, independent computation of the same outputs (the
+canonical arrays hold TF1's run-time forget bias folded in the stored dtype, so a TF1
+trace may differ from the outputs in the last bits).
 """
 
 from __future__ import annotations
