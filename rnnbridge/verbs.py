@@ -482,11 +482,9 @@ def _init_convention(target: str, cell: str, reset_after: bool | None):
         return conv
     if target not in FRAMEWORKS:
         raise InvalidField(f"target must be a framework {list(FRAMEWORKS)} or a convention key", field="target")
-    found = (
-        candidates(target, cell, reset_after)
-        if cell == "gru" and reset_after is not None
-        else [c for c in candidates(target, cell, None if cell == "lstm" else True) + candidates(target, cell, False)]
-    )
+    if cell == "gru" and reset_after is None:
+        reset_after = init_engine.DEFAULT_RESET_AFTER.get(target, True)
+    found = candidates(target, cell, reset_after if cell == "gru" else None)
     if not found:
         raise InvalidField(
             f"{target} has no {'reset-after' if reset_after else 'reset-before'} GRU", field="reset_after"

@@ -202,3 +202,20 @@ def test_torch_loads_it_strictly_and_runs_it(tmp_path, extra) -> None:
         y = module(torch.from_numpy(x))[0].numpy()
     ours = verbs.run(model, x=x, time_major=True).arrays["output"]
     np.testing.assert_allclose(y, ours, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("target", "reset_after", "convention"),
+    [
+        ("keras", None, "keras.gru_reset_after"),
+        ("keras", False, "keras.gru"),
+        ("pytorch", None, "pytorch.gru"),
+        ("tf1", None, "tf1.gru"),
+        ("tf1", True, "tf1.cudnn_gru"),
+        ("onnx", None, "onnx.gru"),
+        ("onnx", True, "onnx.gru_lbr"),
+    ],
+)
+def test_a_gru_is_the_framework_default_variant_unless_asked(target, reset_after, convention) -> None:
+    result = verbs.init(target, cell="gru", input_size=2, units=3, reset_after=reset_after)
+    assert result.meta["layers"][0]["target"]["convention"] == convention

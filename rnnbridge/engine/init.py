@@ -155,6 +155,11 @@ FRAMEWORK_DEFAULTS: dict[str, dict[str, str]] = {
 }
 
 
+#: the GRU variant each framework builds by default (Keras ``reset_after=True`` since 2.4,
+#: ``torch.nn.GRU`` has no other, TF1 ``GRUCell`` resets before, ONNX ``linear_before_reset=0``)
+DEFAULT_RESET_AFTER: dict[str, bool] = {"keras": True, "pytorch": True, "tf1": False, "onnx": False}
+
+
 def initialise(shape: Shape, scheme: Scheme, conv: Convention, seed: int, dtype: np.dtype, name: str) -> Layer:
     """A canonical ``Layer`` of ``shape``, drawn by ``scheme`` from ``seed`` (see the module)."""
     defaults = FRAMEWORK_DEFAULTS.get(conv.framework)
