@@ -219,3 +219,42 @@ def test_torch_loads_it_strictly_and_runs_it(tmp_path, extra) -> None:
 def test_a_gru_is_the_framework_default_variant_unless_asked(target, reset_after, convention) -> None:
     result = verbs.init(target, cell="gru", input_size=2, units=3, reset_after=reset_after)
     assert result.meta["layers"][0]["target"]["convention"] == convention
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"cell": "lstm", "bidirectional": True, "peepholes": True},
+        {"cell": "gru", "reset_after": False},
+        {"cell": "gru", "reset_after": True, "bidirectional": True},
+    ],
+    ids=["lstm-bi-peepholes", "gru", "gru-lbr-bi"],
+)
+def test_onnxruntime_runs_it(tmp_path, extra) -> None:
+    onnx = pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    from onnx import TensorProto, helper, numpy_helper
+
+    result = verbs.init("onnx", input_size=3, units=4, seed=3, bias_initializer="uniform(0.5)", **extra)
+    recipe = result.meta["layers"][0]["target"]["module"]
+    inputs = {name.rsplit("/", 1)[1]: array for name, array in result.arrays.items()}
+    slots = ["X", "W", "R", "B"] + (["", "", "", "P"] if "P" in inputs else [])
+    node = helper.make_node(recipe["op_type"], slots, ["Y"], **recipe["attributes"])
+    graph = helper.make_graph(
+        [node],
+        "init",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [5, 2, 3])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [5, None, 2, 4])],
+        [numpy_helper.from_array(array, name) for name, array in inputs.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    x = np.random.default_rng(0).standard_normal((5, 2, 3)).astype(np.float32)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    (y,) = session.run(None, {"X": x})
+    path = tmp_path / "init.npz"
+    with path.open("wb") as stream:
+        outputs.write(result, "npz", stream)
+    ours = verbs.run(pipeline.read([InputFile(path.name, path)], source="onnx"), x=x).arrays["Y"]
+    np.testing.assert_allclose(y, ours, rtol=0, atol=1e-5)
