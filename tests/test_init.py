@@ -258,3 +258,35 @@ def test_onnxruntime_runs_it(tmp_path, extra) -> None:
         outputs.write(result, "npz", stream)
     ours = verbs.run(pipeline.read([InputFile(path.name, path)], source="onnx"), x=x).arrays["Y"]
     np.testing.assert_allclose(y, ours, rtol=0, atol=1e-5)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # Keras' torch backend and NumPy 2
+@pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.parametrize(
+    "extra",
+    [{"cell": "lstm", "num_layers": 2}, {"cell": "gru", "bidirectional": True}, {"cell": "gru", "reset_after": False}],
+    ids=["lstm-2l", "gru-bi", "gru-reset-before"],
+)
+def test_keras_loads_the_h5_and_runs_it(tmp_path, monkeypatch, extra) -> None:
+    monkeypatch.setenv("KERAS_BACKEND", "torch")
+    keras = pytest.importorskip("keras")
+    result = verbs.init("keras", input_size=3, units=4, seed=4, bias_initializer="uniform(0.3)", **extra)
+    path = tmp_path / "init.weights.h5"
+    with path.open("wb") as stream:
+        outputs.write(result, "h5", stream)
+    recipe = result.meta["layers"][0]["target"]["module"]
+    layers: list = [keras.Input((5, 3))]
+    for _ in range(recipe["layers"]):
+        layer = getattr(keras.layers, recipe["class"].rsplit(".", 1)[1])(**recipe["kwargs"], return_sequences=True)
+        layers.append(keras.layers.Bidirectional(layer, merge_mode="concat") if "wrapper" in recipe else layer)
+    model = keras.Sequential(layers)
+    model.load_weights(path)
+    x = np.random.default_rng(1).standard_normal((2, 5, 3)).astype(np.float32)
+    y = keras.ops.convert_to_numpy(model(x))
+    read = pipeline.read([InputFile(path.name, path)], source="keras")
+    ours = verbs.run(read, x=x).arrays["sequence"] if len(read.layers) == 1 else None
+    if ours is None:  # one Keras layer per level: run them in turn
+        ours = x
+        for native in read.layers:
+            ours = verbs.run(pipeline.Model("h5", [native], 0), x=ours).arrays["sequence"]
+    np.testing.assert_allclose(y, ours, rtol=0, atol=1e-5)
