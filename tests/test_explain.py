@@ -1,7 +1,8 @@
 """/explain's expressions are what /split and /convert compute, bit for bit.
 
-Every printed NumPy expression is evaluated on the stored tensors of every real fixture
-layer (read from the file its framework wrote) and must give the /split array exactly;
+Every printed NumPy expression is evaluated on the arrays of every real fixture file (as
+its format reader returns them, by the names /explain gives) and must give the /split
+array exactly;
 every target recipe, run as the printed NumPy program, must give the /convert tensors
 exactly; every convention of the registry is checked the same way on random tensors of
 the shapes /explain states for a layer described by sizes alone. The expressions are our
@@ -17,11 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rnnbridge import pipeline, verbs
+from rnnbridge import formats, pipeline, verbs
 from rnnbridge.discovery.common import safe_name
 from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS
 from rnnbridge.engine.model import NativeLayer
 from rnnbridge.errors import InexactConversion, InvalidField, LimitExceeded
+from rnnbridge.formats.base import InputFile, Limits
 from tests.fixtures_index import FIXTURE_LAYERS, FixtureLayer, fixture_params
 
 HAS_TORCH = importlib.util.find_spec("torch") is not None
@@ -39,6 +41,13 @@ def _model(fx_id: str) -> pipeline.Model:
     files = _upload(fx)
     weights_only = files[0].name in ("w.h5", "m.weights.h5")
     return pipeline.read(files, direction="reverse" if fx.layer["flags"].get("go_backwards") and weights_only else None)
+
+
+@lru_cache(maxsize=None)
+def _file_tensors(fx_id: str) -> dict[str, np.ndarray]:
+    """The fixture file's own arrays, by the names the file gives them (no discovery)."""
+    fx = next(f for f in FIXTURE_LAYERS if f.id == fx_id)
+    return formats.read([InputFile(p.name, p) for p in _upload(fx)], Limits()).tensors
 
 
 def _native(model: pipeline.Model, name: str) -> NativeLayer:
@@ -66,10 +75,20 @@ def assert_same_bits(got: np.ndarray, want: np.ndarray, what: str) -> None:
     assert np.ascontiguousarray(got).tobytes() == np.ascontiguousarray(want).tobytes(), what
 
 
-def check_gates(model: pipeline.Model, name: str, orientation: str = "out_in") -> int:
+def variables(model: pipeline.Model, name: str, doc: dict, file: dict[str, np.ndarray] | None) -> dict:
+    """The expressions' variables: the file's own arrays by the names /explain gives, or,
+    for a layer built here, its stored tensors."""
+    if file is None:
+        return stored_tensors(_native(model, name), doc)
+    env = {variable: file[tensor] for variable, tensor in doc["variables"].items()}
+    assert env.keys() == stored_tensors(_native(model, name), doc).keys()
+    return env
+
+
+def check_gates(model: pipeline.Model, name: str, orientation: str = "out_in", file=None) -> int:
     doc = verbs.explain(model, layer=name, orientation=orientation)["layers"][0]
     split = pipeline.split(model, layer=name, orientation=orientation).arrays
-    env = stored_tensors(_native(model, name), doc)
+    env = variables(model, name, doc, file)
     names = [gate["split_name"] for cell in doc["cells"] for gate in cell["gates"]]
     assert sorted(names) == sorted(split)
     for cell in doc["cells"]:
@@ -83,7 +102,7 @@ def check_gates(model: pipeline.Model, name: str, orientation: str = "out_in") -
     return len(names)
 
 
-def check_target(model: pipeline.Model, name: str, target: str, *, data: bool = True) -> None:
+def check_target(model: pipeline.Model, name: str, target: str, file=None) -> None:
     doc = verbs.explain(model, layer=name, target=target)["layers"][0]
     recipe = doc["target"]
     try:
@@ -92,7 +111,7 @@ def check_target(model: pipeline.Model, name: str, target: str, *, data: bool = 
         assert recipe.get("refused", {}).get("code") == exc.code
         return
     assert "refused" not in recipe, recipe.get("refused")
-    namespace = {"np": np, **stored_tensors(_native(model, name), doc)}
+    namespace = {"np": np, **variables(model, name, doc, file)}
     exec(recipe["snippets"]["numpy"], namespace)
     assert sorted(namespace["out"]) == sorted(converted) == sorted(t["name"] for t in recipe["tensors"])
     for key, array in converted.items():
@@ -102,13 +121,13 @@ def check_target(model: pipeline.Model, name: str, target: str, *, data: bool = 
 @pytest.mark.parametrize("fx", fixture_params())
 @pytest.mark.parametrize("orientation", ["out_in", "in_out"])
 def test_every_expression_reproduces_split(fx: FixtureLayer, orientation: str) -> None:
-    assert check_gates(_model(fx.id), safe_name(fx.layer["name"]), orientation) > 0
+    assert check_gates(_model(fx.id), safe_name(fx.layer["name"]), orientation, _file_tensors(fx.id)) > 0
 
 
 @pytest.mark.parametrize("fx", fixture_params())
 @pytest.mark.parametrize("target", FRAMEWORKS)
 def test_every_target_recipe_reproduces_convert(fx: FixtureLayer, target: str) -> None:
-    check_target(_model(fx.id), safe_name(fx.layer["name"]), target)
+    check_target(_model(fx.id), safe_name(fx.layer["name"]), target, _file_tensors(fx.id))
 
 
 def _random_model(key: str, rng: np.random.Generator, **sizes) -> pipeline.Model:
