@@ -170,3 +170,15 @@ def test_a_real_server_answers_init(server_url: str) -> None:
     assert response.status_code == 200
     body = response.json()
     assert {name.rsplit("/", 1)[1] for name in body["arrays"]} == {"W", "R", "B", "P"}
+
+
+def test_the_routes_are_plain_functions_run_in_the_threadpool() -> None:
+    from inspect import iscoroutinefunction
+
+    from fastapi.routing import APIRoute
+
+    from rnnbridge.service.routes_layers import router
+
+    endpoints = {route.path: route.endpoint for route in router.routes if isinstance(route, APIRoute)}
+    assert set(endpoints) == {"/explain", "/run", "/init"}
+    assert not [path for path, endpoint in endpoints.items() if iscoroutinefunction(endpoint)]
