@@ -291,12 +291,7 @@ def run(
     time_major = layout.time_major if time_major is None else bool(time_major)
     first = canonical.to_canonical(native)
     xs = _input(x, steps, batch, seed, first.dims(0)["I"], time_major, bounds)
-    weights = sum(a.size for cell in native.cells.values() for a in cell.values())
-    cost = xs.shape[0] * xs.shape[1] * weights
-    if cost > bounds.max_steps_weights:
-        raise LimitExceeded(
-            f"steps x batch x weights = {cost:,} is over the limit of {bounds.max_steps_weights:,}", field="x"
-        )
+    _check_cost(native, xs, bounds)
     h0, c0 = _states(first, native, h0, c0, xs.shape[1])
     outputs, axes = run_engine.forward(native, xs.astype(compute), h0, c0, time_major=time_major, dtype=compute)
     arrays = dict(outputs)
@@ -304,18 +299,7 @@ def run(
         _check_trace_size(first, xs, bounds)
         traced = run_engine.trace(native, xs.astype(compute), h0, c0, compute)
         arrays.update({f"trace/{name}": a for name, a in traced.items()})
-    meta: dict[str, Any] = {
-        "layer": native.name,
-        "convention": native.convention.key,
-        "native": native.convention.native,
-        **describe_config(native),
-        "dtype": dtype,
-        "time_major": time_major,
-        "input_shape": list(xs.shape if time_major else xs.shape[1::-1] + xs.shape[2:]),
-        "axes": {name: list(a) for name, a in axes.items()},
-        "letters": {g: native_letter(native.convention, g) for g in canonical.gate_letters(native.convention.cell)},
-        "divergence": None,
-    }
+    meta = _run_meta(native, dtype, time_major, xs, axes)
     if x is None:
         meta["random_input"] = {"steps": xs.shape[0], "batch": xs.shape[1], "seed": seed, "law": "N(0, 1)"}
         arrays["x"] = np.ascontiguousarray(xs if time_major else np.swapaxes(xs, 0, 1)).astype(compute)
@@ -325,6 +309,31 @@ def run(
         units = [first.dims(first.num_levels - 1)["R"]] * len(first.directions)
         meta["divergence"] = run_engine.first_divergence(outputs, axes, wanted, tol, units)
     return Result(arrays, meta)
+
+
+def _check_cost(native: NativeLayer, xs: np.ndarray, bounds: Bounds) -> None:
+    weights = sum(a.size for cell in native.cells.values() for a in cell.values())
+    cost = xs.shape[0] * xs.shape[1] * weights
+    if cost > bounds.max_steps_weights:
+        raise LimitExceeded(
+            f"steps x batch x weights = {cost:,} is over the limit of {bounds.max_steps_weights:,}", field="x"
+        )
+
+
+def _run_meta(native: NativeLayer, dtype: str, time_major: bool, xs: np.ndarray, axes) -> dict[str, Any]:
+    conv = native.convention
+    return {
+        "layer": native.name,
+        "convention": conv.key,
+        "native": conv.native,
+        **describe_config(native),
+        "dtype": dtype,
+        "time_major": time_major,
+        "input_shape": list(xs.shape if time_major else (xs.shape[1], xs.shape[0], xs.shape[2])),
+        "axes": {name: list(a) for name, a in axes.items()},
+        "letters": {g: native_letter(conv, g) for g in canonical.gate_letters(conv.cell)},
+        "divergence": None,
+    }
 
 
 def _input(x, steps, batch, seed, inputs: int, time_major: bool, bounds: Bounds) -> np.ndarray:

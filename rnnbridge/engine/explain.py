@@ -153,39 +153,43 @@ def gate_map(
     cells = cells_of(native)
     variables = file_names(native, cells)
     prefix = native.name if split_prefix is None else split_prefix
-    forget_bias = native.config.forget_bias
-    out = []
-    for cell in cells:
-        level, direction = cell.key
-        exprs = source_exprs(cell, native.convention.cell, forget_bias)
-        gates = []
-        for name in _canonical_order(exprs, native.convention.cell):
-            entry = _gate_entry(name, exprs[name], variables, orientation)
-            entry["gate"] = _gate_of(name)
-            entry["letter"] = None if entry["gate"] is None else native_letter(native.convention, entry["gate"])
-            entry["split_name"] = f"{prefix}/l{level}/{direction}/{name}"
-            gates.append(entry)
-        out.append(
-            {
-                "level": level,
-                "direction": direction,
-                "sizes": {k: cell.dims[k] for k in ("I", "H", "P")},
-                "dtype": cell.dtype,
-                "tensors": [
-                    {
-                        "role": spec.name,
-                        "variable": cell.variables[spec.name],
-                        "name": variables[cell.variables[spec.name]],
-                        "shape": list(_stored_shape(spec, cell)),
-                        "gate_axis": spec.gate_axis + (cell.stacked is not None),
-                        "gates": [native_letter(native.convention, g) for g in spec.gates],
-                    }
-                    for spec in cell.present
-                ],
-                "gates": gates,
-            }
-        )
-    return out, variables
+    return [_cell_doc(native, cell, variables, orientation, prefix) for cell in cells], variables
+
+
+def _cell_doc(
+    native: NativeLayer, cell: Cell, variables: Mapping[str, str], orientation: str, prefix: str
+) -> dict[str, Any]:
+    """One cell: its sizes, its stored tensors and every /split array's expression."""
+    conv = native.convention
+    level, direction = cell.key
+    exprs = source_exprs(cell, conv.cell, native.config.forget_bias)
+    gates = []
+    for name in _canonical_order(exprs, conv.cell):
+        entry = _gate_entry(name, exprs[name], variables, orientation)
+        entry["gate"] = _gate_of(name)
+        entry["letter"] = None if entry["gate"] is None else native_letter(conv, entry["gate"])
+        entry["split_name"] = f"{prefix}/l{level}/{direction}/{name}"
+        gates.append(entry)
+    tensors = [
+        {
+            "role": spec.name,
+            "variable": cell.variables[spec.name],
+            "name": variables[cell.variables[spec.name]],
+            "shape": list(_stored_shape(spec, cell)),
+            "gate_axis": spec.gate_axis + (cell.stacked is not None),
+            "gates": [native_letter(conv, g) for g in spec.gates],
+        }
+        for spec in cell.present
+    ]
+    sizes = {k: cell.dims[k] for k in ("I", "H", "P")}
+    return {
+        "level": level,
+        "direction": direction,
+        "sizes": sizes,
+        "dtype": cell.dtype,
+        "tensors": tensors,
+        "gates": gates,
+    }
 
 
 def _gate_of(name: str) -> str | None:
