@@ -231,41 +231,47 @@ def recipe(
         exprs = _fold(exprs, stored, layer, cell, native.cells[cell.key] if data else None)
         if conv.cell == "lstm" and forget_bias and "b_xf" in stored:
             exprs["b_xf"] = exprs["b_xf"].plus(float(forget_bias), "-")
+        stacked = native.directions.index(direction) if conv.stack_directions else None
         for spec in specs:
-            shape = spec.shape(cell.dims)
             name = start + _output_name(conv, level, direction, spec.name)
-            stacked = native.directions.index(direction) if conv.stack_directions else None
-            entry = tensors.setdefault(
-                name,
-                {
-                    "name": name,
-                    "role": spec.name,
-                    "variable": "new_" + identifier(spec.name),
-                    "shape": list(shape) if stacked is None else [len(native.directions), *shape],
-                    "dtype": cell.dtype,
-                    "gate_axis": spec.gate_axis + (stacked is not None),
-                    "gates": [native_letter(conv, g) for g in spec.gates],
-                    "blocks": [],
-                },
-            )
+            entry = tensors.setdefault(name, _target_tensor(name, spec, conv, cell, stacked, len(native.directions)))
             for block, index, transform in spec.blocks(cell.dims):
-                expr = exprs[block].then(transform)
-                place = _place(spec, index, stacked)
-                entry["blocks"].append(
-                    {
-                        "level": level,
-                        "direction": direction,
-                        "array": block,
-                        "gate": _gate_of(block),
-                        "index": render_index(place, tuple(entry["shape"])),
-                        "from": [s.variable for s in expr.slices() if s.variable],
-                        "transposed": any(s.transposed for s in expr.slices()),
-                        "summed": len(expr.slices()) > 1,
-                        "constants": expr.constants(),
-                        **{dialect: expr.render(dialect) for dialect in DIALECTS},
-                    }
-                )
+                place = render_index(_place(spec, index, stacked), tuple(entry["shape"]))
+                entry["blocks"].append(_block_doc(cell, block, place, exprs[block].then(transform)))
     return list(tensors.values())
+
+
+def _target_tensor(
+    name: str, spec: Tensor, conv: Convention, cell: Cell, stacked: int | None, directions: int
+) -> dict[str, Any]:
+    shape = list(spec.shape(cell.dims))
+    return {
+        "name": name,
+        "role": spec.name,
+        "variable": "new_" + identifier(spec.name),
+        "shape": shape if stacked is None else [directions, *shape],
+        "dtype": cell.dtype,
+        "gate_axis": spec.gate_axis + (stacked is not None),
+        "gates": [native_letter(conv, g) for g in spec.gates],
+        "blocks": [],
+    }
+
+
+def _block_doc(cell: Cell, array: str, index: str, expr: Expr) -> dict[str, Any]:
+    """One assignment ``variable[index] = expr`` of a target tensor."""
+    slices = expr.slices()
+    return {
+        "level": cell.key[0],
+        "direction": cell.key[1],
+        "array": array,
+        "gate": _gate_of(array),
+        "index": index,
+        "from": [s.variable for s in slices if s.variable],
+        "transposed": any(s.transposed for s in slices),
+        "summed": len(slices) > 1,
+        "constants": expr.constants(),
+        **{dialect: expr.render(dialect) for dialect in DIALECTS},
+    }
 
 
 def _groups_needed(layer: Layer, conv: Convention) -> set[str]:
