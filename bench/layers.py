@@ -1,13 +1,17 @@
 """Cost of /explain, /run and /init in the engine (no HTTP): seconds and peak RSS.
 
+Per LSTM size (input_size = units), one row per operation:
+
 * ``explain``: the gate map and a PyTorch recipe of a layer described by sizes (no data);
-* ``run``: a float32 forward pass of a PyTorch LSTM (T steps, batch B), with and without
-  the trace;
-* ``init``: a PyTorch LSTM with orthogonal recurrent blocks (one QR per gate block) and
-  its npz encoding.
+* ``init``: a PyTorch LSTM, orthogonal recurrent blocks (one QR per gate block), then its
+  npz encoding;
+* ``run``: a float32 forward pass (T steps, batch B), then the same with the trace.
+
+The QR goes through LAPACK, whose BLAS threads compete with every other process: on a
+busy machine ``OPENBLAS_NUM_THREADS=1`` (or the like) is many times faster.
 
     python -m bench.layers                 # units 256 and 1024
-    python -m bench.layers --units 2048
+    python -m bench.layers --units 64 --steps 5 --batch 2
 """
 
 from __future__ import annotations
@@ -15,46 +19,57 @@ from __future__ import annotations
 import argparse
 import io
 import resource
+import tempfile
 import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from rnnbridge import outputs, pipeline, verbs
+
+from .common import machine, table
+
+HEADERS = ("units", "weights", "operation", "seconds", "peak RSS MB")
 
 
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _timed(label: str, fn) -> None:
+def _timed(fn: Callable[[], object]) -> float:
     started = time.perf_counter()
     fn()
-    print(f"  {label:<44} {time.perf_counter() - started:8.3f} s   peak RSS {_peak_mb():7.0f} MB")
+    return time.perf_counter() - started
 
 
-def bench(units: int, steps: int, batch: int) -> None:
-    print(f"LSTM, input_size = units = {units}, {8 * units * units + 8 * units:,} weights")
+def rows_for(units: int, steps: int, batch: int, workdir: Path) -> list[tuple]:
+    weights = 8 * units * units + 8 * units
     sizes = {"convention": "tf1.lstm", "input_size": units, "units": units}
-    _timed("explain (sizes, target pytorch)", lambda: verbs.explain(None, target="pytorch", **sizes))
     layer = verbs.init("pytorch", cell="lstm", input_size=units, units=units, seed=0)
-    _timed("init (orthogonal per gate block)", lambda: verbs.init("pytorch", input_size=units, units=units))
-    _timed("init + npz encoding", lambda: outputs.write(layer, "npz", io.BytesIO()))
-    stream = io.BytesIO()
-    outputs.write(layer, "npz", stream)
-    path = "/tmp/bench-layers.npz"
-    with open(path, "wb") as out:
-        out.write(stream.getvalue())
+    path = workdir / f"layers-{units}.npz"
+    with path.open("wb") as stream:
+        outputs.write(layer, "npz", stream)
     model = pipeline.read([path], source="pytorch")
-    _timed(f"run float32, T={steps}, B={batch}", lambda: verbs.run(model, steps=steps, batch=batch))
-    _timed(f"run float32 + trace, T={steps}, B={batch}", lambda: verbs.run(model, steps=steps, batch=batch, trace=True))
+    cases = [
+        ("explain (sizes, target pytorch)", lambda: verbs.explain(None, target="pytorch", **sizes)),
+        ("init (orthogonal per gate block)", lambda: verbs.init("pytorch", input_size=units, units=units)),
+        ("init npz encoding", lambda: outputs.write(layer, "npz", io.BytesIO())),
+        (f"run float32 T={steps} B={batch}", lambda: verbs.run(model, steps=steps, batch=batch)),
+        (f"run float32 + trace T={steps} B={batch}", lambda: verbs.run(model, steps=steps, batch=batch, trace=True)),
+    ]
+    return [(units, weights, label, _timed(fn), _peak_mb()) for label, fn in cases]
 
 
-def main() -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--units", type=int, nargs="+", default=[256, 1024])
     parser.add_argument("--steps", type=int, default=50)
     parser.add_argument("--batch", type=int, default=8)
-    args = parser.parse_args()
-    for units in args.units:
-        bench(units, args.steps, args.batch)
+    parser.add_argument("--workdir", type=Path, default=None, help="where the npz of each size is written")
+    args = parser.parse_args(argv)
+    print(machine())
+    with tempfile.TemporaryDirectory(dir=args.workdir) as workdir:
+        rows = [row for units in args.units for row in rows_for(units, args.steps, args.batch, Path(workdir))]
+    print(table(HEADERS, rows))
 
 
 if __name__ == "__main__":
