@@ -27,11 +27,12 @@ from rnnbridge.errors import (
     VerificationFailed,
 )
 from rnnbridge.pipeline import Model, Result, convert, inspect, read, split
-from rnnbridge.verbs import explain, init, run
+from rnnbridge.verbs import Bounds, explain, explanation_text, init, load_arrays, run
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Bounds",
     "CONVENTIONS",
     "FRAMEWORKS",
     "InexactConversion",
@@ -48,8 +49,10 @@ __all__ = [
     "__version__",
     "convert",
     "explain",
+    "explanation_text",
     "init",
     "inspect",
+    "load_arrays",
     "read",
     "run",
     "split",

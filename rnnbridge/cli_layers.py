@@ -19,16 +19,20 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from rnnbridge import outputs, pipeline, verbs
 from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS
-from rnnbridge.engine.expressions import DIALECTS
 from rnnbridge.errors import InvalidField
-from rnnbridge.explain_text import render
-from rnnbridge.formats.user_arrays import SINGLE, read_arrays
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    import rnnbridge
+
+# the choices, spelled here so that ``rnnbridge --help`` loads no NumPy
+DIALECTS = ("numpy", "torch", "tensorflow")
+DTYPES = ("float16", "float32", "float64")
+FORMATS = ("npz", "json", "safetensors", "h5")
 
 Sub = argparse._SubParsersAction  # type: ignore[type-arg]
 
@@ -71,7 +75,7 @@ def _explain_parser(sub: Sub) -> None:
     p.add_argument("--bidirectional", action="store_true", help="without a file: two directions")
     p.add_argument("--peepholes", action="store_true", help="without a file: LSTM peepholes")
     _option(p, "no_bias", action="store_true", help="without a file: no biases stored")
-    p.add_argument("--dtype", choices=verbs.DTYPES, default="float32", help="without a file: dtype")
+    p.add_argument("--dtype", choices=DTYPES, default="float32", help="without a file: dtype")
     p.set_defaults(command=explain_command)
 
 
@@ -110,11 +114,11 @@ def _init_parser(sub: Sub) -> None:
     _option(p, "recurrent_initializer", default="orthogonal", help="orthogonal(gain), identity(gain), ..., default")
     _option(p, "bias_initializer", help="zeros, unit_forget_bias (LSTM default), chrono(T_max), uniform(a), default")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--dtype", choices=verbs.DTYPES, default="float32")
+    p.add_argument("--dtype", choices=DTYPES, default="float32")
     p.add_argument("--name", help="layer name (default: the cell)")
     p.add_argument("--prefix", help="PyTorch key prefix (default: name + '.')")
     _option(p, "target_forget_bias", type=float, help="TF1 target run-time forget_bias")
-    p.add_argument("--format", choices=outputs.FORMATS, default="npz")
+    p.add_argument("--format", choices=FORMATS, default="npz")
     p.add_argument("-o", "--output", metavar="OUT", help="output path; '-' for standard output")
     p.set_defaults(command=init_command)
 
@@ -125,16 +129,20 @@ def _settings():  # the RNNBRIDGE_* bounds, as the service reads them
     return settings()
 
 
-def _bounds() -> verbs.Bounds:
+def _bounds() -> rnnbridge.Bounds:
+    import rnnbridge
+
     env = _settings()
-    return verbs.Bounds(env.max_init_weights, env.max_run_elements, env.max_run_work, 64 * env.max_run_elements)
+    return rnnbridge.Bounds(env.max_init_weights, env.max_run_elements, env.max_run_work, 64 * env.max_run_elements)
 
 
-def _model(args: argparse.Namespace) -> pipeline.Model:
+def _model(args: argparse.Namespace) -> rnnbridge.Model:
+    import rnnbridge
+
     for name in args.files:
         if not Path(name).is_file():
             raise InvalidField(f"no such file: {name}", field="file")
-    return pipeline.read(
+    return rnnbridge.read(
         args.files,
         source=args.source,
         direction=args.direction,
@@ -144,6 +152,9 @@ def _model(args: argparse.Namespace) -> pipeline.Model:
 
 
 def explain_command(args: argparse.Namespace) -> int:
+    import rnnbridge
+    from rnnbridge import outputs
+
     sizes: dict[str, Any] = {}
     model = _model(args) if args.files else None
     if model is None:
@@ -158,7 +169,7 @@ def explain_command(args: argparse.Namespace) -> int:
             "bias": not args.no_bias,
             "dtype": args.dtype,
         }
-    doc = verbs.explain(
+    doc = rnnbridge.explain(
         model,
         layer=args.layer,
         target=args.target,
@@ -172,37 +183,46 @@ def explain_command(args: argparse.Namespace) -> int:
     if args.format == "json":
         print(json.dumps(outputs.jsonable(doc), indent=2))
     else:
-        sys.stdout.write(render(doc, snippets=tuple(args.snippet or ("numpy",))))
+        sys.stdout.write(rnnbridge.explanation_text(doc, snippets=tuple(args.snippet or ("numpy",))))
     return 0
 
 
-def _arrays(path: str | None, what: str, bounds: verbs.Bounds) -> dict[str, np.ndarray]:
+def _arrays(path: str | None, what: str, bounds: rnnbridge.Bounds) -> dict[str, np.ndarray]:
+    import rnnbridge
+
     if path is None:
         return {}
     if not Path(path).is_file():
         raise InvalidField(f"no such file: {path}", field=what)
-    return read_arrays(Path(path), what, max_bytes=bounds.max_bytes, max_elements=bounds.max_elements)
+    return rnnbridge.load_arrays(path, what, bounds)
 
 
-def _single(arrays: dict[str, np.ndarray], what: str, names: tuple[str, ...]) -> np.ndarray | None:
-    found = [arrays[n] for n in names if n in arrays]
-    if not found and arrays:
-        raise InvalidField(f"--{what}: expected one array (or one named {names[-1]!r}), found {sorted(arrays)}")
-    return found[0] if found else None
+def _single(arrays: dict[str, np.ndarray], what: str) -> np.ndarray | None:
+    """The array named ``what``, or the file's only array; None without a file."""
+    if what in arrays:
+        return arrays[what]
+    if len(arrays) == 1:
+        return next(iter(arrays.values()))
+    if arrays:
+        raise InvalidField(f"--{what}: expected one array (or one named {what!r}), found {sorted(arrays)}")
+    return None
 
 
 def run_command(args: argparse.Namespace) -> int:
+    import rnnbridge
+    from rnnbridge import outputs
+
     bounds = _bounds()
     inputs = _arrays(args.x, "x", bounds)
-    result = verbs.run(
+    result = rnnbridge.run(
         _model(args),
         layer=args.layer,
-        x=_single(inputs, "x", (SINGLE, "x")),
+        x=_single(inputs, "x"),
         steps=args.steps,
         batch=args.batch,
         seed=args.seed,
-        h0=_single(_arrays(args.h0, "h0", bounds), "h0", (SINGLE,)) if args.h0 else inputs.get("h0"),
-        c0=_single(_arrays(args.c0, "c0", bounds), "c0", (SINGLE,)) if args.c0 else inputs.get("c0"),
+        h0=_single(_arrays(args.h0, "h0", bounds), "h0") if args.h0 else inputs.get("h0"),
+        c0=_single(_arrays(args.c0, "c0", bounds), "c0") if args.c0 else inputs.get("c0"),
         time_major=args.time_major,
         dtype=args.dtype,
         trace=args.trace,
@@ -220,8 +240,10 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def summary(result: pipeline.Result) -> str:
+def summary(result: rnnbridge.Result) -> str:
     """The outputs of a /run for a person: names, axes, shapes, first values; divergence."""
+    import numpy as np
+
     meta = result.meta
     order = "time-major" if meta["time_major"] else "batch-major"
     lines = [f"{meta['layer']}: {meta['convention']} ({meta['native']}), {meta['dtype']}, {order}"]
@@ -249,9 +271,12 @@ def summary(result: pipeline.Result) -> str:
 
 
 def init_command(args: argparse.Namespace) -> int:
+    import rnnbridge
+    from rnnbridge import outputs
+
     target = CONVENTIONS[args.target].framework if args.target in CONVENTIONS else args.target
     outputs.check_format(args.format, target)
-    result = verbs.init(
+    result = rnnbridge.init(
         args.target,
         cell=args.cell,
         input_size=args.input_size,
@@ -278,7 +303,9 @@ def init_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write(result: pipeline.Result, fmt: str, destination: str) -> None:
+def _write(result: rnnbridge.Result, fmt: str, destination: str) -> None:
+    from rnnbridge import outputs
+
     if destination == "-":
         outputs.write(result, fmt, sys.stdout.buffer)
         sys.stdout.buffer.flush()

@@ -16,8 +16,10 @@ names are thin translations of these functions. Nothing here knows about HTTP.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,8 +32,10 @@ from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, candidates, na
 from rnnbridge.engine.equations import equations
 from rnnbridge.engine.explain import gate_map, recipe, split_snippet, target_snippet
 from rnnbridge.engine.expressions import DIALECTS
-from rnnbridge.engine.model import DIRECTIONS, LayerConfig, NativeLayer
+from rnnbridge.engine.model import LayerConfig, NativeLayer
 from rnnbridge.errors import InexactConversion, InvalidField, LayerNotFound, LimitExceeded
+from rnnbridge.explain_text import render as explanation_text
+from rnnbridge.formats.user_arrays import SINGLE, read_arrays
 from rnnbridge.pipeline import Model, Result
 
 DTYPES = ("float16", "float32", "float64")
@@ -52,6 +56,14 @@ class Bounds:
     max_elements: int = 2**24
     max_steps_weights: int = 2**32
     max_bytes: int = 256 * 1024**2
+
+
+def load_arrays(path: str | os.PathLike[str], what: str, bounds: Bounds | None = None) -> dict[str, np.ndarray]:
+    """The arrays of one user file for ``run`` (``x``, ``h0``, ``c0``, ``expected``): an
+    ``.npy`` (named ``"array"``), an ``.npz`` or JSON, recognised by content, read without
+    unpickling and within ``bounds`` (``rnnbridge.formats.user_arrays``)."""
+    bounds = bounds or Bounds()
+    return read_arrays(Path(path), what, max_bytes=bounds.max_bytes, max_elements=bounds.max_elements)
 
 
 # --- explain ------------------------------------------------------------------------------
@@ -304,7 +316,7 @@ def run(
         meta["random_input"] = {"steps": xs.shape[0], "batch": xs.shape[1], "seed": seed, "law": "N(0, 1)"}
         arrays["x"] = np.ascontiguousarray(xs if time_major else np.swapaxes(xs, 0, 1)).astype(compute)
     if expected:
-        wanted = {(layout.sequence if k == "array" else k): v for k, v in expected.items()}
+        wanted = {(layout.sequence if k == SINGLE else k): v for k, v in expected.items()}
         tol = (1e-5 if dtype == "float32" else 1e-6) if tolerance is None else tolerance
         units = [first.dims(first.num_levels - 1)["R"]] * len(first.directions)
         meta["divergence"] = run_engine.first_divergence(outputs, axes, wanted, tol, units)
@@ -532,4 +544,13 @@ def _with_forget_bias(native: NativeLayer, forget_bias: float | None) -> NativeL
     )
 
 
-__all__ = ["Bounds", "DIRECTIONS", "explain", "init", "layer_from_sizes", "run"]
+__all__ = [
+    "SINGLE",
+    "Bounds",
+    "explain",
+    "explanation_text",
+    "init",
+    "layer_from_sizes",
+    "load_arrays",
+    "run",
+]

@@ -9,13 +9,13 @@ anything is read). The weights are read as for /convert.
 from __future__ import annotations
 
 import io
-from pathlib import Path
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
-from rnnbridge import outputs, pipeline, verbs
+import rnnbridge
+from rnnbridge import outputs, pipeline
 from rnnbridge.engine.conventions import CONVENTIONS
 from rnnbridge.errors import (
     InvalidField,
@@ -25,9 +25,7 @@ from rnnbridge.errors import (
     UnsafeInput,
     UnsupportedFormat,
 )
-from rnnbridge.explain_text import render
 from rnnbridge.formats.base import InputFile
-from rnnbridge.formats.user_arrays import SINGLE, read_arrays
 from rnnbridge.schemas import (
     ArraysResponse,
     Direction,
@@ -77,8 +75,8 @@ _BINARY = {"application/octet-stream": {"schema": {"type": "string", "format": "
 UserArray = Annotated[UploadFile | None, File(description="A .npy, .npz or JSON array file.")]
 
 
-def bounds(settings: Settings) -> verbs.Bounds:
-    return verbs.Bounds(
+def bounds(settings: Settings) -> rnnbridge.Bounds:
+    return rnnbridge.Bounds(
         max_weights=settings.max_init_weights,
         max_elements=settings.max_run_elements,
         max_steps_weights=settings.max_run_work,
@@ -146,7 +144,7 @@ def explain(
             "convention, input_size and units describe a layer without a file: send one or the other",
             field="convention",
         )
-    doc = verbs.explain(
+    doc = rnnbridge.explain(
         model,
         layer=layer,
         target=target,
@@ -158,7 +156,7 @@ def explain(
         **sizes,
     )
     if format == "text":
-        return PlainTextResponse(render(doc))
+        return PlainTextResponse(rnnbridge.explanation_text(doc))
     return JSONResponse(outputs.jsonable(doc))
 
 
@@ -166,18 +164,17 @@ def _user_arrays(upload: UploadFile | None, what: str, settings: Settings) -> di
     if upload is None:
         return {}
     assert isinstance(upload, SpooledUpload), "upload routes use SpoolingRoute"
-    limits = bounds(settings)
-    return read_arrays(Path(upload.path), what, max_bytes=limits.max_bytes, max_elements=limits.max_elements)
+    return rnnbridge.load_arrays(upload.path, what, bounds(settings))
 
 
-def _one(arrays: dict, what: str, names: tuple[str, ...] = (SINGLE,)):
-    for name in names:
-        if name in arrays:
-            return arrays[name]
+def _one(arrays: dict, what: str):
+    """The array named ``what``, or the file's only array; None without a file."""
+    if what in arrays:
+        return arrays[what]
+    if len(arrays) == 1:
+        return next(iter(arrays.values()))
     if arrays:
-        raise InvalidField(
-            f"{what}: expected one array (or one named {names[-1]!r}), found {sorted(arrays)}", field=what
-        )
+        raise InvalidField(f"{what}: expected one array (or one named {what!r}), found {sorted(arrays)}", field=what)
     return None
 
 
@@ -217,10 +214,10 @@ def run(
         raise InvalidField("format h5 writes Keras weights; /run answers json, npz or safetensors", field="format")
     model = _read(file, settings, source, direction, reset_after)
     inputs = _user_arrays(x, "x", settings)
-    result = verbs.run(
+    result = rnnbridge.run(
         model,
         layer=layer,
-        x=_one(inputs, "x", (SINGLE, "x")),
+        x=_one(inputs, "x"),
         steps=steps,
         batch=batch,
         seed=seed,
@@ -280,7 +277,7 @@ def init(
     outputs.check_format(format, CONVENTIONS[target].framework if target in CONVENTIONS else target)
     if name is not None and (not name or any(c in name for c in "/\\") or any(ord(c) < 32 for c in name)):
         raise InvalidField("name is a layer name: no '/', '\\' or control characters", field="name")
-    result = verbs.init(
+    result = rnnbridge.init(
         target,
         cell=cell,
         input_size=input_size,

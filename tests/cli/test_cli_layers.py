@@ -90,3 +90,12 @@ def test_errors_are_one_line_and_exit_1(argv, in_tmp, capsys) -> None:
     assert main(argv) == 1
     err = capsys.readouterr().err.strip()
     assert err.startswith("rnnbridge: error: ") and "\n" not in err
+
+
+def test_the_choices_spelled_in_the_cli_are_the_library_ones() -> None:
+    from rnnbridge import cli_layers, outputs
+    from rnnbridge.engine.expressions import DIALECTS
+
+    assert cli_layers.FORMATS == outputs.FORMATS
+    assert cli_layers.DIALECTS == DIALECTS
+    assert cli_layers.DTYPES == verbs.DTYPES
