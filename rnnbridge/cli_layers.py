@@ -34,7 +34,7 @@ DIALECTS = ("numpy", "torch", "tensorflow")
 DTYPES = ("float16", "float32", "float64")
 FORMATS = ("npz", "json", "safetensors", "h5")
 
-Sub = argparse._SubParsersAction  # type: ignore[type-arg]
+Sub = argparse._SubParsersAction
 
 
 def add_parsers(sub: Sub) -> None:

@@ -195,8 +195,8 @@ def layer_from_sizes(
         raise InvalidField(f"dtype must be one of {list(DTYPES)}", field="dtype")
     asked = {"core": True, "bias": bias, "peephole": peepholes, "projection": bool(proj_size)}
     groups = {group for group, wanted in asked.items() if wanted}
-    for group, asked in (("peephole", peepholes), ("projection", proj_size)):
-        if asked and not any(spec.group == group for spec in conv.tensors):
+    for group, wanted in (("peephole", peepholes), ("projection", proj_size)):
+        if wanted and not any(spec.group == group for spec in conv.tensors):
             raise InvalidField(
                 f"{conv.native} has no {group}", field="peepholes" if group == "peephole" else "proj_size"
             )
@@ -371,7 +371,7 @@ def _input(x, steps, batch, seed, inputs: int, time_major: bool, bounds: Bounds)
 def _states(layer, native: NativeLayer, h0, c0, batch: int):
     count = layer.num_levels * len(layer.directions)
     dims = [layer.dims(level) for level in range(layer.num_levels) for _ in layer.directions]
-    out = []
+    out: list[np.ndarray | None] = []
     for name, given, size in (("h0", h0, "R"), ("c0", c0, "H")):
         if given is None:
             out.append(None)

@@ -39,7 +39,7 @@ import numpy as np
 from rnnbridge.engine.canonical import gate_letters
 from rnnbridge.engine.conventions import Convention
 from rnnbridge.engine.layout import split_tensor
-from rnnbridge.engine.model import CellKey, Layer, LayerConfig
+from rnnbridge.engine.model import DIRECTIONS, CellKey, Direction, Layer, LayerConfig
 from rnnbridge.errors import InvalidField
 
 #: a normal truncated at ±2σ has variance 0.7737…; its σ is divided by sqrt of that
@@ -107,8 +107,8 @@ class Shape:
         return {"H": self.units, "I": inputs, "P": self.proj_size, "R": recurrent}
 
     @property
-    def directions(self) -> tuple[str, ...]:
-        return ("forward", "backward") if self.bidirectional else ("forward",)
+    def directions(self) -> tuple[Direction, ...]:
+        return DIRECTIONS if self.bidirectional else DIRECTIONS[:1]
 
     def weights(self) -> int:
         """The number of canonical weights (what the fused tensors hold, biases included)."""
@@ -243,13 +243,18 @@ def _draw(init: Initializer, shape: tuple[int, int], rng) -> np.ndarray:
     if init.kind == "identity":
         return np.eye(*shape) * (1.0 if init.arg is None else init.arg)
     if init.kind == "uniform":
-        return rng.uniform(-init.arg, init.arg, shape)
+        return rng.uniform(-_arg(init), _arg(init), shape)
     family, law = init.kind.split("_")
     variance = {"glorot": 2.0 / (fan_in + fan_out), "he": 2.0 / fan_in, "lecun": 1.0 / fan_in}[family]
     if law == "uniform":
         limit = math.sqrt(3.0 * variance)
         return rng.uniform(-limit, limit, shape)
     return _truncated_normal(shape, math.sqrt(variance) / _TRUNCATED_STD, rng)
+
+
+def _arg(init: Initializer) -> float:
+    assert init.arg is not None, f"{init.kind} is parsed with its argument"
+    return init.arg
 
 
 def _truncated_normal(shape: tuple[int, ...], std: float, rng) -> np.ndarray:
@@ -276,7 +281,7 @@ def _biases(shape: Shape, init: Initializer, default, letters: str, h: int, rng)
     out = {side + g: np.zeros(h) for side in ("b_x", "b_h") for g in letters}
     kind = init.kind if init.kind != "default" else default
     if kind == "uniform":
-        out = {k: rng.uniform(-init.arg, init.arg, h) for k in out}
+        out = {k: rng.uniform(-_arg(init), _arg(init), h) for k in out}
     elif kind == "uniform_inv_sqrt_h":
         out = {k: rng.uniform(-1.0 / math.sqrt(h), 1.0 / math.sqrt(h), h) for k in out}
     elif kind == "unit_forget_bias" or (kind == "zeros_unit_forget" and shape.cell == "lstm"):
@@ -284,6 +289,6 @@ def _biases(shape: Shape, init: Initializer, default, letters: str, h: int, rng)
     elif kind == "zeros_gru_gates_one" and shape.cell == "gru":
         out["b_xr"], out["b_xz"] = np.ones(h), np.ones(h)
     elif kind == "chrono":
-        forget = np.log(rng.uniform(1.0, init.arg - 1.0, h))
+        forget = np.log(rng.uniform(1.0, _arg(init) - 1.0, h))
         out["b_xf"], out["b_xi"] = forget, -forget
     return out

@@ -24,7 +24,7 @@ import numpy as np
 from rnnbridge.engine import reference
 from rnnbridge.engine.canonical import to_canonical
 from rnnbridge.engine.conventions import native_letter
-from rnnbridge.engine.model import Layer, NativeLayer
+from rnnbridge.engine.model import Direction, Layer, NativeLayer
 
 Axes = tuple[str, ...]
 
@@ -187,7 +187,7 @@ def _initial(given, index: int, shape: tuple[int, int], dtype) -> np.ndarray:
     return np.zeros(shape, dtype) if given is None else np.asarray(given[index], dtype)
 
 
-def _trace_cell(layer: Layer, level: int, direction: str, xs, h0, c0, index: int, dtype) -> dict[str, np.ndarray]:
+def _trace_cell(layer: Layer, level: int, direction: Direction, xs, h0, c0, index: int, dtype) -> dict[str, np.ndarray]:
     weights = {k: v.astype(dtype) for k, v in layer.cells[(level, direction)].items()}
     dims = layer.dims(level)
     batch = xs.shape[1]
@@ -293,19 +293,18 @@ def _compare(got: np.ndarray, want: np.ndarray, axes: Axes, tolerance: float, un
     if not worst > tolerance:
         return {"status": "matches", "max_abs_diff": worst}
     info: dict[str, object] = {"status": "diverges", "max_abs_diff": worst}
-    region, offset = diff, ()
+    region, step = diff, None
     if "T" in axes:
         t_axis = axes.index("T")
         over = np.moveaxis(diff > tolerance, t_axis, 0).reshape(diff.shape[t_axis], -1).any(axis=1)
         step = int(np.argmax(over))
         info["step"] = step
         region = np.take(diff, step, axis=t_axis)
-        offset = (step,)
     where = np.unravel_index(int(np.argmax(region)), region.shape)
     rest = [a for a in axes if a != "T"]
     position = dict(zip(rest, (int(i) for i in where)))
-    if "T" in axes:
-        position["T"] = offset[0]
+    if step is not None:
+        position["T"] = step
     info["at"] = position
     full = tuple(position[a] for a in axes)
     info.update(expected=float(want[full]), computed=float(got[full]), abs_diff=float(diff[full]))
