@@ -1,8 +1,10 @@
-"""``/explain``, ``/run`` and ``/init``: form fields to a ``rnnbridge.verbs`` call, its
-result to a response. Registered by ``app.create_app`` beside ``routes``.
+"""``/explain``, ``/run`` and ``/init``: form fields to a call of ``rnnbridge.explain``,
+``rnnbridge.run`` or ``rnnbridge.init`` (``rnnbridge/verbs.py``), its result to a response.
+Registered by ``app.create_app`` beside ``routes``; like them, plain ``def`` endpoints that
+run in the threadpool.
 
 The user's arrays for /run (``x``, ``h0``, ``c0``, ``expected``) are files of the same form,
-read by ``rnnbridge.formats.user_arrays`` (``allow_pickle=False``, sizes checked before
+read by ``rnnbridge.load_arrays`` (by content, ``allow_pickle=False``, sizes checked before
 anything is read). The weights are read as for /convert.
 """
 
