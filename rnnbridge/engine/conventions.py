@@ -352,3 +352,27 @@ def candidates(framework: str, cell: str, reset_after: bool | None) -> list[Conv
         and "single_cell" not in c.features
         and (cell == "lstm" or c.reset_after == reset_after)
     ]
+
+
+#: each framework's own letters for the canonical gates, where they differ (as its source
+#: names them: TF1 ``i, j, f, o`` and ``r, u`` + candidate ``c``; Keras ``i, f, c, o`` and
+#: ``z, r, h``; ONNX ``i, o, f, c`` and ``z, r, h``), for /explain equations and /run traces
+NATIVE_GATE_LETTERS: dict[str, dict[str, str]] = {
+    "tf1.lstm": {"g": "j"},
+    "tf1.cudnn_lstm": {"g": "j"},
+    "tf1.gru": {"z": "u", "n": "c"},
+    "tf1.cudnn_gru": {"z": "u", "n": "c"},
+    "keras.lstm": {"g": "c"},
+    "keras.cudnn_lstm": {"g": "c"},
+    "keras.gru": {"n": "h"},
+    "keras.gru_reset_after": {"n": "h"},
+    "keras.cudnn_gru": {"n": "h"},
+    "onnx.lstm": {"g": "c"},
+    "onnx.gru": {"n": "h"},
+    "onnx.gru_lbr": {"n": "h"},
+}
+
+
+def native_letter(conv: Convention, gate: str) -> str:
+    """The framework's own letter of canonical gate ``gate`` (``tf1.lstm``: ``g`` -> ``j``)."""
+    return NATIVE_GATE_LETTERS.get(conv.key, {}).get(gate, gate)
