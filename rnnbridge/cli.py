@@ -530,7 +530,7 @@ COMMANDS: dict[str, Command] = {
         Command(
             "init",
             "write freshly initialised weights, gate block by gate block",
-            f"{PROG} init --target pytorch --input-size 8 --units 16",
+            f"{PROG} init --target tf1 --input-size 8 --units 4",
             _from_layers("init_options"),
             _from_layers("init_command"),
         ),
