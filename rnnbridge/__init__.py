@@ -6,6 +6,9 @@ The Python API for pipelines (the HTTP service and the CLI are thin layers over 
     rnnbridge.inspect("model.h5")                                 # the recurrent layers
     result = rnnbridge.convert("model.h5", "pytorch", prefix="")  # result.arrays, result.meta
     result.save("model.pt.safetensors", "safetensors")
+    rnnbridge.explain(rnnbridge.read(["model.h5"]), target="keras")  # where every gate lives
+    rnnbridge.run(rnnbridge.read(["model.h5"]), steps=5, batch=2)    # the forward pass
+    rnnbridge.init("pytorch", cell="lstm", input_size=8, units=16)    # per-gate-block init
 
 Importing this package loads nothing but the standard library: the names below are
 imported on first use (NumPy with the verbs, h5py with the first HDF5 file), and nothing
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
     )
     from rnnbridge.pipeline import Model, convert, inspect, read, split
     from rnnbridge.result import LayerResult, Result
+    from rnnbridge.verbs import Bounds, explain, explanation_text, init, load_arrays, run
 
 _HOMES = {
     "CONVENTIONS": "rnnbridge.engine.conventions",
@@ -52,9 +56,11 @@ _HOMES = {
     ),
     **dict.fromkeys(["Model", "convert", "inspect", "read", "split"], "rnnbridge.pipeline"),
     **dict.fromkeys(["LayerResult", "Result"], "rnnbridge.result"),
+    **dict.fromkeys(["Bounds", "explain", "explanation_text", "init", "load_arrays", "run"], "rnnbridge.verbs"),
 }
 
 __all__ = [
+    "Bounds",
     "CONVENTIONS",
     "FRAMEWORKS",
     "InexactConversion",
@@ -71,8 +77,13 @@ __all__ = [
     "VerificationFailed",
     "__version__",
     "convert",
+    "explain",
+    "explanation_text",
+    "init",
     "inspect",
+    "load_arrays",
     "read",
+    "run",
     "split",
 ]
 

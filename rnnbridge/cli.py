@@ -5,6 +5,9 @@
     rnnbridge inspect FILE... [--json]
     rnnbridge split FILE... [--format F] [-o OUT] [--json]
     rnnbridge convert FILE... --target T [--format F] [-o OUT] [--json]
+    rnnbridge explain [FILE...] [--target T] [--format text|json]
+    rnnbridge run FILE... [--x X | --steps T --batch B] [--expected Y] [-o OUT]
+    rnnbridge init --target T --input-size I --units H [--format F] [-o OUT]
     rnnbridge serve [--host H] [--port P] [--workers N]
     rnnbridge --version
 
@@ -17,6 +20,8 @@ current directory, into a folder with ``-o DIR/``, or to standard output with ``
 (not a terminal, unless the format is JSON). ``--json`` prints the command's document
 (``inspect``: the layers; ``split``/``convert``: the metadata) as JSON on standard output;
 ``serve``, which has no document, takes it as ``--log-format json`` (one JSON object per log line).
+``explain``, ``run`` and ``init`` are defined in ``rnnbridge.cli_layers``, imported when
+one of them is built or run.
 
 Options are named as the HTTP form fields; the form spelling (``--source_forget_bias``)
 is accepted too, and not shown. Only ``serve`` imports the HTTP stack: the other commands
@@ -98,7 +103,7 @@ def _fail(code: str, detail: str) -> int:
 
 _FIELD = re.compile(r"\b([a-z][a-z_]*)=(?=\S)")
 _BARE_FIELD = re.compile(r"\b([a-z][a-z_]*)=(?=\s|$)")
-_ENDPOINT = re.compile(r"(?<![\w/])/(inspect|split|convert)\b")
+_ENDPOINT = re.compile(r"(?<![\w/])/(inspect|split|convert|explain|run|init)\b")
 
 
 def in_cli_terms(detail: str, options: set[str]) -> str:
@@ -192,9 +197,9 @@ def _option(parser: argparse.ArgumentParser | argparse._ArgumentGroup, name: str
         parser.add_argument(f"--{name}", dest=name, **{**kwargs, "help": argparse.SUPPRESS, "default": None})
 
 
-def _reading_options(parser: argparse.ArgumentParser) -> None:
+def _reading_options(parser: argparse.ArgumentParser, files: str = "+") -> None:
     parser.add_argument(
-        "files", nargs="+", metavar="FILE", help="the weight file(s) of one model, a checkpoint prefix or a folder"
+        "files", nargs=files, metavar="FILE", help="the weight file(s) of one model, a checkpoint prefix or a folder"
     )
     parser.add_argument("--source", choices=FRAMEWORKS, help="the framework that wrote the file (needed for npz/JSON)")
     parser.add_argument("--direction", choices=DIRECTIONS, help="direction of a one-direction array input")
@@ -472,6 +477,18 @@ def _limits() -> Limits:
     return Limits()
 
 
+def _from_layers(function: str) -> Callable[[Any], Any]:
+    """``rnnbridge.cli_layers.<function>`` (explain, run, init), imported when it is called."""
+
+    def call(argument: Any) -> Any:
+        from rnnbridge import cli_layers
+
+        return getattr(cli_layers, function)(argument)
+
+    call.__name__ = function
+    return call
+
+
 COMMANDS: dict[str, Command] = {
     c.name: c
     for c in (
@@ -495,6 +512,27 @@ COMMANDS: dict[str, Command] = {
             f"{PROG} convert model.h5 --target pytorch -o out/",
             _convert_options,
             convert_command,
+        ),
+        Command(
+            "explain",
+            "say which slice of which tensor is which gate (text, or --format json)",
+            f"{PROG} explain model.h5 --target pytorch",
+            _from_layers("explain_options"),
+            _from_layers("explain_command"),
+        ),
+        Command(
+            "run",
+            "run a layer forward as its framework computes it",
+            f"{PROG} run model.h5 --steps 5 --batch 2",
+            _from_layers("run_options"),
+            _from_layers("run_command"),
+        ),
+        Command(
+            "init",
+            "write freshly initialised weights, gate block by gate block",
+            f"{PROG} init --target tf1 --input-size 8 --units 4",
+            _from_layers("init_options"),
+            _from_layers("init_command"),
         ),
         Command(
             "serve",

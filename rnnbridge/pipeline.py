@@ -351,7 +351,7 @@ def _ticker(phase: str, model: Model, progress: Progress | None) -> Callable[[Na
     return tick
 
 
-def _target_forget_bias(native: NativeLayer, conv: Convention, value: float | None) -> float:
+def _target_forget_bias(native: NativeLayer | Layer, conv: Convention, value: float | None) -> float:
     """The run-time forget bias the target framework will add: its default, or ``value``
     where the target has that argument (422 elsewhere: it would never be applied)."""
     if value is None:

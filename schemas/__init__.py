@@ -1,6 +1,7 @@
 """The HTTP contract: pydantic models and enumerated fields, imported by the transports only."""
 
 from rnnbridge.schemas.fields import Direction, Framework, Orientation, OutputFormat
+from rnnbridge.schemas.layers import ExplainResponse, RunResponse
 from rnnbridge.schemas.problems import PROBLEM_MEDIA_TYPE, Problem
 from rnnbridge.schemas.responses import (
     ArrayPayload,
@@ -22,6 +23,7 @@ __all__ = [
     "ConventionInfo",
     "ConventionsResponse",
     "Direction",
+    "ExplainResponse",
     "Framework",
     "Health",
     "InspectResponse",
@@ -30,6 +32,7 @@ __all__ = [
     "OutputFormat",
     "Problem",
     "Readiness",
+    "RunResponse",
     "TensorInfo",
     "TensorLayout",
 ]

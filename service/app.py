@@ -26,7 +26,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from rnnbridge import pipeline
-from rnnbridge.service import docs, errors, page, routes
+from rnnbridge.service import docs, errors, page, routes, routes_layers
 from rnnbridge.service.admission import ConcurrencyLimit
 from rnnbridge.service.metrics import Registry
 from rnnbridge.service.observability import RequestObserver
@@ -45,7 +45,7 @@ carries `X-Request-ID` (the client's, or a new one), which the logs record.
 """
 
 #: the paths whose requests carry uploads and do the heavy work
-HEAVY_PATHS = ("/inspect", "/split", "/convert")
+HEAVY_PATHS = ("/inspect", "/split", "/convert", "/explain", "/run", "/init")
 
 
 @asynccontextmanager
@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Registry(settings.metrics_dir)
     app.include_router(routes.router)
     app.include_router(routes.ops)
+    app.include_router(routes_layers.router)
     docs.install(app)
     app.include_router(page.router)
     # each add_middleware wraps the ones before it
@@ -106,7 +107,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 def _endpoints(app: FastAPI) -> frozenset[str]:
     """The paths the metrics label by name (any other path counts as ``other``)."""
-    paths = {route.path for router in (routes.router, routes.ops) for route in router.routes}  # type: ignore[attr-defined]
+    paths = {route.path for router in (routes.router, routes.ops, routes_layers.router) for route in router.routes}  # type: ignore[attr-defined]
     return frozenset({*paths, app.openapi_url or "", "/docs", "/redoc", "/"})
 
 

@@ -20,6 +20,10 @@ variable                              default          meaning
                                                        reader process); then 400
 ``RNNBRIDGE_SHUTDOWN_TIMEOUT``        ``30``           seconds in-flight requests get to finish
                                                        after SIGTERM
+``RNNBRIDGE_MAX_INIT_WEIGHTS``        2**26            weights of a layer described by sizes
+                                                       (/init, /explain without a file); 413
+``RNNBRIDGE_MAX_RUN_ELEMENTS``        2**24            elements of one /run input, output or trace
+``RNNBRIDGE_MAX_RUN_WORK``            2**32            steps x batch x weights of one /run; 413
 ``RNNBRIDGE_TMP_DIR``                 system temp      where uploads are spooled, one dir per request
 ``RNNBRIDGE_METRICS_DIR``             (per ``serve``)  where each worker publishes its metrics; by
                                                        default a fresh directory in the temp dir
@@ -62,6 +66,9 @@ class Settings(BaseSettings):
     request_timeout: float = Field(default=300.0, gt=0)
     read_timeout: float = Field(default=60.0, gt=0)
     shutdown_timeout: float = Field(default=30.0, ge=0)
+    max_init_weights: int = Field(default=2**26, gt=0)
+    max_run_elements: int = Field(default=2**24, gt=0)
+    max_run_work: int = Field(default=2**32, gt=0)
     tmp_dir: Path | None = None
     metrics_dir: Path | None = None
     log_level: LogLevel = "info"

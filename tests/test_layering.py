@@ -132,7 +132,8 @@ ALL_MODULES = {**_modules("rnnbridge"), **_modules("rnnbridge.service"), **_modu
 TRANSPORTS = {
     name: path
     for name, path in ALL_MODULES.items()
-    if name.startswith(TRANSPORT_PACKAGES) or name in ("rnnbridge.cli", "rnnbridge.terminal", "rnnbridge.__main__")
+    if name.startswith(TRANSPORT_PACKAGES)
+    or name in ("rnnbridge.cli", "rnnbridge.cli_layers", "rnnbridge.terminal", "rnnbridge.__main__")
 }
 FORMATS = {name: path for name, path in ALL_MODULES.items() if name.startswith("rnnbridge.formats")}
 

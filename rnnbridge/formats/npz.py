@@ -44,6 +44,9 @@ NPY_MAGIC = b"\x93NUMPY"
 MAX_HEADER_SIZE = 10_000
 #: members whose magic :func:`sniff` checks (the names of all are checked)
 SNIFF_MEMBERS = 16
+#: the timestamp of every member written (zip's earliest), so that an archive's bytes depend
+#: on its arrays and metadata only: the same result gives the same file
+ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 _NUMERIC_KINDS = "biufc"
 
 
@@ -234,7 +237,8 @@ def write(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], stream: IO[
 
     The stream need not be seekable. ``np.load(stream, allow_pickle=False)`` reads every
     array back (in the memory order it had), and ``json.loads(str(npz["__meta__"]))`` the
-    metadata.
+    metadata. Members carry a fixed timestamp (``ZIP_DATE``): the same arrays and metadata
+    give the same bytes.
     """
     if META_KEY in arrays:
         raise InvalidField(f"an output array may not be named {META_KEY!r}", field="format")
@@ -243,7 +247,8 @@ def write(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], stream: IO[
     members = {**arrays, META_KEY: np.array(dumps(meta))}
     with zipfile.ZipFile(stream, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
         for name, array in members.items():
-            with archive.open(f"{name}.npy", mode="w", force_zip64=True) as member:
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_DATE)
+            with archive.open(info, mode="w", force_zip64=True) as member:
                 npy_format.write_array(member, np.asarray(array), allow_pickle=False)
 
 
