@@ -244,3 +244,24 @@ def fixture_params(filter: Callable[[FixtureLayer], bool] | None = None) -> list
         reason = f"no fixture layer here (looked for {', '.join(map(str, MANIFESTS))})"
         return [pytest.param(None, marks=pytest.mark.skip(reason=reason), id="no-fixtures")]
     return [pytest.param(f, id=f.id) for f in chosen]
+
+
+def beside_only() -> list[str]:
+    """Ids of the fixtures in ``../shared/fixtures`` that the repository's own sets lack."""
+    committed = {
+        fixture["id"]
+        for manifest in MANIFESTS[:2]
+        if manifest.is_file()
+        for fixture in json.loads(manifest.read_text())["fixtures"]
+    }
+    beside = MANIFESTS[2]
+    if not beside.is_file():
+        return []
+    return [f["id"] for f in json.loads(beside.read_text())["fixtures"] if f["id"] not in committed]
+
+
+if __name__ == "__main__":  # `python tests/fixtures_index.py --beside-only`, for .ci/run
+    import sys
+
+    if sys.argv[1:] == ["--beside-only"]:
+        print(" ".join(beside_only()))
