@@ -147,7 +147,10 @@ def serve_command(args: argparse.Namespace) -> int:
 
     from rnnbridge.service.observability import log_config
 
+    from rnnbridge.service.startup import check_spool
+
     env = _settings()
+    check_spool(env.tmp_dir)  # one line and exit 1, not a worker that answers every upload 500
     level = args.log_level or env.log_level
     metrics_dir, created = _metrics_dir(env)
     os.environ["RNNBRIDGE_METRICS_DIR"] = str(metrics_dir)  # every worker builds its Settings from the environment

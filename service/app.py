@@ -26,7 +26,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from rnnbridge.formats.hdf5 import isolation
-from rnnbridge.service import docs, errors, routes
+from rnnbridge.service import docs, errors, routes, startup
 from rnnbridge.service.admission import ConcurrencyLimit
 from rnnbridge.service.metrics import Registry
 from rnnbridge.service.observability import RequestObserver
@@ -72,6 +72,8 @@ def _start_reader() -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the rnnbridge application; ``settings`` default to the environment's."""
     settings = settings or Settings()
+    startup.check_spool(settings.tmp_dir)
+    startup.import_served()
     app = FastAPI(
         title="rnnbridge",
         version=routes.version(),

@@ -110,14 +110,14 @@ class Server:
 
 
 @contextmanager
-def running_server(folder: Path, env: dict[str, str], workers: int = 1) -> Iterator[Server]:
+def running_server(folder: Path, env: dict[str, str], workers: int = 1, cwd: Path = ROOT) -> Iterator[Server]:
     """Run ``python -m rnnbridge serve`` on a free loopback port until the block ends."""
     port = _free_port()
     log = folder / "server.log"
     command = [sys.executable, "-m", "rnnbridge", "serve", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--workers", str(workers)] if workers > 1 else []
     with log.open("wb") as out:
-        process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_healthy(url, process, log)
