@@ -9,12 +9,14 @@ from __future__ import annotations
 from typing import Literal
 
 from rnnbridge.engine.conventions import FRAMEWORKS
-from rnnbridge.outputs import FORMATS
+from rnnbridge.outputs import FORMATS, TARGETS_OF
 
 #: a framework convention family: the values of ``source`` and ``target``
 Framework = Literal[FRAMEWORKS]  # type: ignore[valid-type]
 #: output encodings of /split and /convert
 OutputFormat = Literal[FORMATS]  # type: ignore[valid-type]
+#: output encodings of /split: those that no target restricts (``h5`` is Keras weights, /convert only)
+SplitFormat = Literal[tuple(f for f in FORMATS if f not in TARGETS_OF)]  # type: ignore[valid-type]
 #: ``out_in``: matrices for ``W · x`` ([H, in]); ``in_out``: their transposes, for ``x · W``
 Orientation = Literal["out_in", "in_out"]
 #: the direction of a one-direction input the file cannot tell (ONNX ``W`` of shape [1, ...],

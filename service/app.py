@@ -6,7 +6,7 @@ serve`` runs uvicorn on this factory (``uvicorn --factory rnnbridge.service.app:
 once per worker process.
 
 Middleware, outermost first: ``RequestObserver`` (request id, access log, metrics: it sees
-every answer, refusals included), ``InternalErrors`` (a bug becomes a logged 500),
+every answer, refusals included), ``HeadAsGet`` (``HEAD`` wherever ``GET``), ``InternalErrors`` (a bug becomes a logged 500),
 ``ConcurrencyLimit`` (503 beyond ``max_concurrent`` conversions), ``BodyLimits`` (413 and
 408 while the body arrives), then the routes.
 
@@ -28,6 +28,7 @@ from fastapi import FastAPI
 from rnnbridge.formats.hdf5 import isolation
 from rnnbridge.service import docs, errors, routes, startup
 from rnnbridge.service.admission import ConcurrencyLimit
+from rnnbridge.service.head import HeadAsGet
 from rnnbridge.service.metrics import Registry
 from rnnbridge.service.observability import RequestObserver
 from rnnbridge.service.settings import Settings
@@ -81,6 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        # a POST to /convert/ is a 404, not a 307 that clients re-send without the upload
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.ready = False
@@ -100,6 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         registry=app.state.metrics,
     )
     errors.install(app)  # the handlers, and InternalErrors around the limits
+    app.add_middleware(HeadAsGet)
     app.add_middleware(RequestObserver, registry=app.state.metrics, endpoints=_endpoints(app))
     _document_problems(app)
     return app

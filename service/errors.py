@@ -4,7 +4,7 @@ Every error response is ``application/problem+json`` (RFC 9457)::
 
     {"type": "urn:rnnbridge:problem:layer_not_found", "title": "No such layer",
      "status": 404, "detail": "no recurrent layer named 'x'; ...", "instance": "/split",
-     "code": "layer_not_found", "layer": "x"}
+     "code": "layer_not_found", "layer": "x", "request_id": "3f2a..."}
 
 ``STATUS`` is looked up along the exception's MRO, so a subclass added later inherits its
 parent's status. FastAPI's own request validation errors become 422 ``invalid_field``
@@ -36,6 +36,7 @@ from rnnbridge.errors import (
     VerificationFailed,
 )
 from rnnbridge.schemas import PROBLEM_MEDIA_TYPE, Problem
+from rnnbridge.service.observability import request_id
 
 logger = logging.getLogger("rnnbridge.api")
 
@@ -58,7 +59,7 @@ def status_of(exc: RnnBridgeError) -> int:
 
 
 def problem(status: int, title: str, detail: str, instance: str, code: str, **members: Any) -> JSONResponse:
-    """A problem+json response."""
+    """A problem+json response; ``request_id`` is the id of the request being served."""
     body = {
         "type": f"urn:rnnbridge:problem:{code}",
         "title": title,
@@ -67,6 +68,7 @@ def problem(status: int, title: str, detail: str, instance: str, code: str, **me
         "instance": instance,
         "code": code,
         **{k: v for k, v in members.items() if v is not None},
+        "request_id": request_id(),
     }
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
 
@@ -103,9 +105,13 @@ def _field_name(loc: Any) -> str:
 def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     phrase = HTTPStatus(exc.status_code).phrase
-    response = problem(
-        exc.status_code, phrase, str(exc.detail), request.url.path, phrase.lower().replace(" ", "_").replace("-", "_")
-    )
+    detail = str(exc.detail)
+    path = request.url.path
+    if exc.status_code == 404 and path.endswith("/") and any(
+        getattr(route, "path", None) == path.rstrip("/") for route in request.app.routes
+    ):
+        detail = f"no endpoint {path}: the endpoint is {path.rstrip('/')}, without the trailing slash"
+    response = problem(exc.status_code, phrase, detail, path, phrase.lower().replace(" ", "_").replace("-", "_"))
     response.headers.update(exc.headers or {})
     return response
 

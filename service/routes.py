@@ -50,6 +50,7 @@ from rnnbridge.schemas import (
     Orientation,
     OutputFormat,
     Readiness,
+    SplitFormat,
     TensorLayout,
 )
 from rnnbridge.service import metrics
@@ -172,7 +173,7 @@ def split(
     file: Files,
     source: Source = None,
     layer: Layer = None,
-    format: Format = "npz",
+    format: Annotated[SplitFormat, Form(description="Output encoding.")] = "npz",
     orientation: Annotated[Orientation, Form(description="out_in: W·x ([H, in]); in_out: x·W.")] = "out_in",
     source_forget_bias: SourceForgetBias = None,
     direction: DirectionField = None,
