@@ -36,7 +36,7 @@ import numpy as np
 from rnnbridge import outputs, pipeline
 from rnnbridge.errors import InvalidField, RnnBridgeError
 from rnnbridge.schemas import Direction, Framework, Orientation, OutputFormat
-from rnnbridge.service.settings import LogFormat, LogLevel, Settings
+from rnnbridge.service.settings import LogFormat, LogLevel, Settings, problems
 
 PROG = "rnnbridge"
 #: inputs at least this large get a progress display when stderr is a terminal
@@ -60,7 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(code: str, detail: str) -> int:
-    print(f"{PROG}: error: {code}: {detail}", file=sys.stderr)
+    for line in detail.splitlines() or [""]:
+        print(f"{PROG}: error: {code}: {line}", file=sys.stderr)
     return 1
 
 
@@ -195,8 +196,8 @@ def _settings() -> Settings:
     """The ``RNNBRIDGE_*`` settings; an invalid variable is a bad input, not a traceback."""
     try:
         return Settings()
-    except ValueError as exc:  # pydantic's ValidationError
-        raise InvalidField(f"invalid RNNBRIDGE_* environment: {exc}".replace("\n", " "), field="environment") from None
+    except ValueError as exc:  # pydantic's ValidationError: one line per invalid variable
+        raise InvalidField("\n".join(problems(exc)), field="environment") from None
 
 
 def _read(args: argparse.Namespace, progress: Progress | None = None) -> pipeline.Model:
