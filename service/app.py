@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.ready = False
-    app.state.metrics = Registry(settings.metrics_dir)
+    app.state.metrics = Registry(settings.metrics_dir, version=routes.version())
     app.include_router(routes.router)
     app.include_router(routes.ops)
     docs.install(app)

@@ -107,9 +107,7 @@ def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     phrase = HTTPStatus(exc.status_code).phrase
     detail = str(exc.detail)
     path = request.url.path
-    if exc.status_code == 404 and path.endswith("/") and any(
-        getattr(route, "path", None) == path.rstrip("/") for route in request.app.routes
-    ):
+    if exc.status_code == 404 and path.endswith("/") and path.rstrip("/") in request.app.openapi()["paths"]:
         detail = f"no endpoint {path}: the endpoint is {path.rstrip('/')}, without the trailing slash"
     response = problem(exc.status_code, phrase, detail, path, phrase.lower().replace(" ", "_").replace("-", "_"))
     response.headers.update(exc.headers or {})
