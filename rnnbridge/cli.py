@@ -147,7 +147,6 @@ def serve_command(args: argparse.Namespace) -> int:
     import uvicorn
 
     from rnnbridge.service.observability import log_config
-
     from rnnbridge.service.startup import check_spool
 
     env = _settings()

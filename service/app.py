@@ -6,9 +6,10 @@ serve`` runs uvicorn on this factory (``uvicorn --factory rnnbridge.service.app:
 once per worker process.
 
 Middleware, outermost first: ``RequestObserver`` (request id, access log, metrics: it sees
-every answer, refusals included), ``HeadAsGet`` (``HEAD`` wherever ``GET``), ``InternalErrors`` (a bug becomes a logged 500),
-``ConcurrencyLimit`` (503 beyond ``max_concurrent`` conversions), ``BodyLimits`` (413 and
-408 while the body arrives), then the routes.
+every answer, refusals included), ``HeadAsGet`` (``HEAD`` wherever ``GET``),
+``InternalErrors`` (a bug becomes a logged 500), ``ConcurrencyLimit`` (503 beyond
+``max_concurrent`` conversions), ``BodyLimits`` (413 and 408 while the body arrives), then
+the routes.
 
 The lifespan marks the worker ready once started and not ready when it begins to shut
 down; uvicorn then stops accepting connections and lets the requests in flight finish

@@ -66,7 +66,7 @@ def _proc_samples(pid: int, boot: float) -> Samples:
     folder = _PROC / str(pid)
     # fields after the parenthesised command name, which may itself hold spaces or parentheses
     stat = (folder / "stat").read_text().rsplit(")", 1)[1].split()
-    utime, stime, start_ticks, vsize, rss_pages = int(stat[11]), int(stat[12]), int(stat[19]), int(stat[20]), int(stat[21])
+    utime, stime, start_ticks, vsize, rss_pages = (int(stat[k]) for k in (11, 12, 19, 20, 21))
     labels = (("pid", str(pid)),)
     samples = {
         ("process_cpu_seconds_total", labels): (utime + stime) / _TICKS,
