@@ -15,6 +15,7 @@ naming the field. Anything else is a bug: it is logged with its traceback and an
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -58,16 +59,35 @@ def status_of(exc: RnnBridgeError) -> int:
     return next(STATUS[cls] for cls in type(exc).__mro__ if cls in STATUS)
 
 
+#: a client's value is echoed up to this many characters (a 60 KB layer name is not sent back whole)
+ECHO_LIMIT = 200
+DETAIL_LIMIT = 4000
+_QUOTED = re.compile(r"'([^'\\]|\\.){%d,}'" % ECHO_LIMIT)
+
+
+def clip(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text``, cut to ``limit`` characters with its length said."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _clip_detail(detail: str) -> str:
+    """``detail`` with every long quoted value in it clipped, and bounded as a whole."""
+    return clip(
+        _QUOTED.sub(lambda m: clip(m[0], ECHO_LIMIT) + ("'" if len(m[0]) > ECHO_LIMIT else ""), detail), DETAIL_LIMIT
+    )
+
+
 def problem(status: int, title: str, detail: str, instance: str, code: str, **members: Any) -> JSONResponse:
-    """A problem+json response; ``request_id`` is the id of the request being served."""
+    """A problem+json response; ``request_id`` is the id of the request being served. Values a
+    client sent (in ``detail``, ``instance`` and the members) are clipped to ``ECHO_LIMIT``."""
     body = {
         "type": f"urn:rnnbridge:problem:{code}",
         "title": title,
         "status": status,
-        "detail": detail,
-        "instance": instance,
+        "detail": _clip_detail(detail),
+        "instance": clip(instance),
         "code": code,
-        **{k: v for k, v in members.items() if v is not None},
+        **{k: clip(v) if isinstance(v, str) else v for k, v in members.items() if v is not None},
         "request_id": request_id(),
     }
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)

@@ -189,3 +189,57 @@ def test_serve_reports_each_invalid_setting_on_one_line():
     assert any("RNNBRIDGE_PORT='eighty'" in line for line in lines)
     assert any("RNNBRIDGE_MAX_UPLOAD_BYTES='lots': not a size" in line and "512MiB" in line for line in lines)
     assert any("RNNBRIDGE_WORKERS='0'" in line for line in lines)
+
+
+# --- form fields ------------------------------------------------------------------------
+
+KERAS = FIXTURES / "k2_lstm_seq" / "m.h5"
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "closest"),
+    [("/convert", "fromat", "format"), ("/convert", "taget", "target"), ("/split", "layers", "layer")],
+)
+def test_a_misspelt_field_is_422_naming_it_and_the_closest_known_one(client, path, field, closest):
+    data = {"target": "pytorch", field: "json"} if path == "/convert" else {field: ""}
+    response = client.post(path, files={"file": ("m.h5", KERAS.read_bytes())}, data=data)
+    body = response.json()
+    assert response.status_code == 422 and body["code"] == "invalid_field" and body["field"] == field
+    assert body["detail"].startswith(f"unknown field '{field}': did you mean '{closest}'?")
+
+
+def test_an_unknown_field_with_nothing_close_lists_the_known_ones(client):
+    response = client.post("/inspect", files={"file": ("m.h5", KERAS.read_bytes())}, data={"zzz": "1"})
+    assert response.status_code == 422
+    assert "did you mean" not in response.json()["detail"] and "file, reset_after, source" in response.json()["detail"]
+
+
+def test_a_file_sent_as_text_says_how_to_send_the_file(client):
+    # curl -F file=model.h5 (no @): a multipart text part holding the path
+    response = client.post("/inspect", files={"file": (None, "model.h5")})
+    assert response.status_code == 422
+    assert response.json()["detail"].endswith("send the file as multipart: curl -F file=@model.h5")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "seen"),
+    [
+        ({"json": {"file": "model.h5"}}, "the body is application/json"),
+        ({"data": {"file": "model.h5"}}, "the body is application/x-www-form-urlencoded"),
+        ({}, "the body has no Content-Type"),
+    ],
+)
+def test_a_body_that_is_not_multipart_says_how_to_send_the_file(client, kwargs, seen):
+    response = client.post("/convert", **kwargs)
+    assert response.status_code == 422
+    assert response.json()["detail"].startswith(f"{seen}: send the file as multipart: curl -F file=@model.h5")
+
+
+def test_echoed_values_are_clipped(client):
+    name = "y" * 60_000
+    response = client.post(
+        "/convert", files={"file": ("m.h5", KERAS.read_bytes())}, data={"target": "pytorch", "layer": name}
+    )
+    body = response.json()
+    assert response.status_code == 404 and len(response.content) < 2_000
+    assert "(60000 characters)" in body["layer"] and "the file has ['lstm']" in body["detail"]
