@@ -62,7 +62,7 @@ def status_of(exc: RnnBridgeError) -> int:
 #: a client's value is echoed up to this many characters (a 60 KB layer name is not sent back whole)
 ECHO_LIMIT = 200
 DETAIL_LIMIT = 4000
-_QUOTED = re.compile(r"'([^'\\]|\\.){%d,}'" % ECHO_LIMIT)
+_QUOTED = re.compile(r"'([^'\\]|\\.){" + str(ECHO_LIMIT) + ",}'")
 
 
 def clip(text: str, limit: int = ECHO_LIMIT) -> str:
