@@ -10,7 +10,7 @@
 Options are named as the HTTP form fields (``--source-forget-bias`` and
 ``--source_forget_bias`` both work) and call the same ``rnnbridge.pipeline`` and
 ``rnnbridge.outputs`` functions as the routes; no HTTP is involved. The output goes to
-``<first input stem>.gates.<ext>`` (split) or ``<stem>.<target>.<ext>`` (convert) in the
+``<first input stem>.gates.<ext>`` (split) or ``<stem>.to-<target>.<ext>`` (convert) in the
 current directory unless ``-o`` says otherwise (``-o -``: standard output).
 
 Exit codes: 0 success; 1 bad input or refused conversion (one line on stderr,

@@ -31,14 +31,14 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from rnnbridge.errors import InvalidField
+from rnnbridge.filenames import EXTENSIONS, output_name  # noqa: F401 - re-exported
 
 if TYPE_CHECKING:  # the encoders only read ``.arrays`` and ``.meta``
     from rnnbridge.pipeline import Result
 
 META_KEY = "__meta__"
 
-#: file extension of every output format
-EXTENSIONS = {"npz": "npz", "json": "json", "safetensors": "safetensors", "h5": "h5"}
+# the default output names live beside the formats' extensions, in ``rnnbridge.filenames``
 
 MEDIA_TYPES = {
     "npz": "application/octet-stream",
@@ -183,14 +183,3 @@ def write(result: Result, fmt: str, stream: IO[bytes]) -> None:
     """Write ``result`` in output format ``fmt`` (a key of ``WRITERS``) to ``stream``."""
     check_format(fmt, result.meta.get("target"))
     WRITERS[fmt](result, stream)
-
-
-def output_name(first_input: str, fmt: str, target: str | None = None) -> str:
-    """The default output file name: ``<stem>.gates.<ext>`` (split) or ``<stem>.<target>.<ext>``.
-
-    >>> output_name("dir/model.h5", "npz"), output_name("m.h5", "json", "pytorch")
-    ('model.gates.npz', 'm.pytorch.json')
-    """
-    stem = first_input.replace("\\", "/").rsplit("/", 1)[-1]
-    stem = stem.rsplit(".", 1)[0] if "." in stem.lstrip(".") else stem
-    return f"{stem or 'weights'}.{target or 'gates'}.{EXTENSIONS[fmt]}"

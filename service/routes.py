@@ -58,7 +58,7 @@ from rnnbridge.service.errors import openapi_responses, problem, service_respons
 from rnnbridge.service.forms import SpooledUpload, SpoolingRoute
 from rnnbridge.service.settings import Settings
 from rnnbridge.service.streaming import EncodedResponse
-from rnnbridge.service.uploads import Workspace, iter_file, safe_filename
+from rnnbridge.service.uploads import Workspace, content_disposition, iter_file
 
 router = APIRouter(route_class=SpoolingRoute)
 ops = APIRouter()
@@ -130,7 +130,7 @@ def _respond(workspace: Workspace, result: pipeline.Result, fmt: str, filename: 
     """Encode ``result``: JSON and small results in memory, HDF5 through a workspace file, the rest streamed."""
     if fmt == "json":
         return JSONResponse(outputs.to_json(result))
-    headers = {"Content-Disposition": f'attachment; filename="{safe_filename(filename, "weights")}"'}
+    headers = {"Content-Disposition": content_disposition(filename)}
     if fmt != "h5":
         if sum(array.nbytes for array in result.arrays.values()) > INLINE_BYTES:
             return EncodedResponse(lambda stream: outputs.write(result, fmt, stream), outputs.MEDIA_TYPES[fmt], headers)

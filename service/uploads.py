@@ -17,9 +17,11 @@ from __future__ import annotations
 import re
 import shutil
 import tempfile
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+from urllib.parse import quote
 
 import anyio
 from starlette.responses import Response
@@ -41,6 +43,27 @@ def safe_filename(name: str, default: str = "upload") -> str:
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     cleaned = _UNSAFE.sub("_", base).lstrip(".")[:120]
     return cleaned or default
+
+
+def content_disposition(name: str) -> str:
+    """``attachment`` with ``name``: ``filename="..."`` made safe ASCII (``safe_filename``) and,
+    for a name with other characters, ``filename*=UTF-8''...`` (RFC 6266) with the name itself,
+    minus directories, quotes and control or format characters.
+
+    >>> content_disposition("m.gates.npz")
+    'attachment; filename="m.gates.npz"'
+    >>> print(content_disposition("модель.gates.npz"))
+    attachment; filename="weights.gates.npz"; filename*=UTF-8''%D0%BC%D0%BE%D0%B4%D0%B5%D0%BB%D1%8C.gates.npz
+    """
+    ascii_name = safe_filename(name, "weights")
+    if name.isascii():
+        return f'attachment; filename="{ascii_name}"'
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    readable = "".join(c for c in base if c != '"' and unicodedata.category(c)[0] not in "CZ" or c == " ")
+    readable = readable.strip().lstrip(".")[:120] or ascii_name
+    if not _UNSAFE.sub("", ascii_name.split(".", 1)[0]).strip("_"):
+        ascii_name = "weights" + ascii_name[ascii_name.index(".") :] if "." in ascii_name else "weights"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(readable, safe='')}"
 
 
 def _too_large(limit: int, size: int | None = None) -> LimitExceeded:

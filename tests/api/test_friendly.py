@@ -8,11 +8,13 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
 from importlib import metadata
 from pathlib import Path
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -243,3 +245,42 @@ def test_echoed_values_are_clipped(client):
     body = response.json()
     assert response.status_code == 404 and len(response.content) < 2_000
     assert "(60000 characters)" in body["layer"] and "the file has ['lstm']" in body["detail"]
+
+
+# --- download names ---------------------------------------------------------------------
+
+
+def _disposition_names(header: str) -> tuple[str, str | None]:
+    """``filename`` and the decoded ``filename*`` of a Content-Disposition header."""
+    ascii_name = re.search(r'filename="([^"]*)"', header)[1]  # type: ignore[index]
+    extended = re.search(r"filename\*=UTF-8''([!#$&+.^_`|~0-9A-Za-z%-]+)$", header)  # RFC 8187 attr-chars
+    return ascii_name, unquote(extended[1], errors="strict") if extended else None
+
+
+@pytest.mark.parametrize(
+    ("uploads", "data", "expected"),
+    [
+        (["k2_lstm_seq/m.h5"], {}, "m.gates.npz"),
+        (["k2_lstm_seq/m.h5"], {"target": "keras"}, "m.to-keras.npz"),
+        (["k2_lstm_seq/m.h5"], {"target": "onnx", "format": "safetensors"}, "m.to-onnx.safetensors"),
+        (["k2_lstm_seq/m.h5"], {"target": "keras", "format": "h5"}, "m.to-keras.weights.h5"),
+        (["tf1_lstm/model.ckpt.index", "tf1_lstm/model.ckpt.data-00000-of-00001"], {"target": "pytorch"}, "model.to-pytorch.npz"),
+        (["k3_lstm/m.weights.h5"], {"target": "pytorch"}, "m.to-pytorch.npz"),
+    ],
+)
+def test_download_names_do_not_pass_for_another_kind_of_file(client, uploads, data, expected):
+    files = [("file", (Path(name).name, (FIXTURES / name).read_bytes())) for name in uploads]
+    response = client.post("/convert" if "target" in data else "/split", files=files, data=data)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-disposition"] == f'attachment; filename="{expected}"'
+    # Keras 3's load_weights refuses an HDF5 file whose name does not end in .weights.h5
+    assert expected.endswith(".weights.h5") == (data.get("format") == "h5")
+    assert not re.search(r"\.(keras|onnx|ckpt|h5|pt)\.", expected)
+
+
+def test_a_non_ascii_name_is_sent_as_filename_star(client):
+    upload = {"file": ("модель (v2).h5", (FIXTURES / "k2_lstm_seq" / "m.h5").read_bytes())}
+    response = client.post("/convert", files=upload, data={"target": "pytorch"})
+    ascii_name, utf8_name = _disposition_names(response.headers["content-disposition"])
+    assert utf8_name == "модель (v2).to-pytorch.npz"
+    assert ascii_name.isascii() and ascii_name.endswith(".to-pytorch.npz")

@@ -170,7 +170,7 @@ def test_split_safetensors_holds_the_metadata(client, keras_lstm):
 def test_convert_to_every_framework(client, keras_lstm, target):
     response = client.post("/convert", files=_files(keras_lstm), data={"target": target})
     assert response.status_code == 200, response.text
-    assert response.headers["content-disposition"] == f'attachment; filename="m.{target}.npz"'
+    assert response.headers["content-disposition"] == f'attachment; filename="m.to-{target}.npz"'
     arrays = _npz(response.content)
     meta = _meta(arrays)
     assert meta["target"] == target

@@ -47,7 +47,7 @@ def test_split_writes_the_default_name_in_the_current_directory(keras_lstm, in_t
 @pytest.mark.parametrize(("fmt", "ext"), [("npz", "npz"), ("json", "json"), ("safetensors", "safetensors")])
 def test_convert_default_name_per_format(keras_lstm, in_tmp, fmt, ext):
     assert main(["convert", str(keras_lstm), "--target", "onnx", "--format", fmt]) == 0
-    assert (in_tmp / f"m.onnx.{ext}").stat().st_size > 0
+    assert (in_tmp / f"m.to-onnx.{ext}").stat().st_size > 0
 
 
 def test_json_output_matches_the_http_encoding(keras_lstm, in_tmp):
@@ -88,7 +88,7 @@ def test_json_flag_prints_the_metadata(keras_lstm, in_tmp, capsys):
     assert main(["convert", str(keras_lstm), "--target", "keras", "--no-verify", "--json"]) == 0
     meta = json.loads(capsys.readouterr().out)
     assert meta["target"] == "keras" and meta["layers"][0]["verification"] is None
-    assert meta == _npz(in_tmp / "m.keras.npz")[1]
+    assert meta == _npz(in_tmp / "m.to-keras.npz")[1]
 
 
 def test_in_out_orientation(keras_lstm, in_tmp):
@@ -180,7 +180,7 @@ def test_progress_on_request_shows_phases_and_a_full_bar(keras_lstm, in_tmp, cap
     assert bars[-1].endswith("100%") and "#" * Progress.WIDTH in bars[-1]
     percents = [int(line.rsplit(" ", 1)[1].rstrip("%")) for line in bars]
     assert percents == sorted(percents)
-    assert phases[-1] == "rnnbridge: wrote 3 arrays to m.onnx.npz"
+    assert phases[-1] == "rnnbridge: wrote 3 arrays to m.to-onnx.npz"
 
 
 def test_no_progress_for_small_files_or_when_not_a_terminal(keras_lstm, in_tmp, capsys):
