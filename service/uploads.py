@@ -3,7 +3,9 @@
 ``BodyLimits`` (ASGI middleware) refuses a body over ``max_upload_bytes`` with 413 as
 early as the size is known: at once when ``Content-Length`` declares it, otherwise the
 moment the bytes received pass the limit, before the rest is read; and a body that takes
-longer than ``request_timeout`` to arrive with 408.
+longer than ``request_timeout`` to arrive with 408. A client that closes the connection before
+its body is complete is logged as such and recorded with status 499 (nginx's "client closed
+request"), not as a malformed body.
 
 ``Workspace`` is one temporary directory per request, inside ``Settings.tmp_dir``. The
 multipart parser (``forms``) writes the uploaded files into it under sanitised names;
@@ -14,6 +16,7 @@ closed, so the directory can go before the response is streamed.
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import tempfile
@@ -29,6 +32,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rnnbridge.errors import LimitExceeded
 from rnnbridge.service.errors import error_response, problem
+
+logger = logging.getLogger("rnnbridge.api")
 
 _CHUNK = 1024 * 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -128,6 +133,8 @@ class BodyLimits:
                 complete = not message.get("more_body", False)
                 if received > self.max_bytes:
                     raise refusal.set(error_response(_too_large(self.max_bytes), scope["path"]))
+            elif message["type"] == "http.disconnect":
+                raise refusal.set(_client_aborted(received, _declared_length(scope)))
             return message
 
         await refusal.run(self.app, scope, guarded_receive, send)
@@ -160,6 +167,17 @@ class _Refusal(Exception):
                 raise
         if self.response is not None and not started:
             await self.response(scope, receive, send)
+
+
+#: the status recorded for a request whose client went away before its body was complete (as
+#: nginx logs it): nobody receives it, but the access log and the metrics say what happened
+CLIENT_CLOSED_REQUEST = 499
+
+
+def _client_aborted(received: int, declared: int | None) -> Response:
+    of = f" of {declared}" if declared is not None else ""
+    logger.info("the client closed the connection during the upload, after %d%s bytes", received, of)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
 def _timed_out(timeout: float, path: str) -> Response:

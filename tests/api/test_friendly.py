@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -22,7 +23,7 @@ import pytest
 from rnnbridge.service.observability import JsonFormatter
 from rnnbridge.service.settings import Settings
 
-from ..conftest import FIXTURES
+from ..conftest import FIXTURES, running_server
 
 TRACE_ID, PARENT_ID = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
@@ -284,3 +285,29 @@ def test_a_non_ascii_name_is_sent_as_filename_star(client):
     ascii_name, utf8_name = _disposition_names(response.headers["content-disposition"])
     assert utf8_name == "модель (v2).to-pytorch.npz"
     assert ascii_name.isascii() and ascii_name.endswith(".to-pytorch.npz")
+
+
+# --- a client that goes away ------------------------------------------------------------
+
+
+def test_a_client_that_aborts_mid_upload_is_logged_as_such_not_as_a_400(tmp_path):
+    with running_server(tmp_path, {"RNNBRIDGE_TMP_DIR": str(tmp_path)}) as server:
+        port = int(server.url.rsplit(":", 1)[1])
+        head = (
+            "POST /inspect HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+            "Content-Length: 1000000\r\n\r\n--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"m.h5\"\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", port)) as connection:
+            connection.sendall(head + bytes(50_000))
+            time.sleep(0.5)  # the server is reading the body when the client goes
+        deadline = time.monotonic() + 20
+        while "closed the connection during the upload" not in server.log.read_text():
+            assert time.monotonic() < deadline, server.log.read_text()
+            time.sleep(0.1)
+        metrics = httpx.get(f"{server.url}/metrics").text
+        assert 'rnnbridge_http_requests_total{endpoint="/inspect",method="POST",status="499"} 1.0' in metrics
+        assert 'status="400"' not in metrics and 'status="500"' not in metrics
+        log = [json.loads(line) for line in server.log.read_text().splitlines() if line.startswith("{")]
+        (access,) = [line for line in log if line["logger"] == "rnnbridge.access" and line["path"] == "/inspect"]
+        assert access["status"] == 499 and 50_000 <= access["bytes_in"] < 1_000_000
+        assert not any(line["level"] == "error" for line in log)
