@@ -7,8 +7,9 @@ format           layout
                  a 0-d unicode array holding the metadata as a JSON string. Everything
                  loads with ``np.load(path, allow_pickle=False)``.
 ``json``         ``{"arrays": {name: {"dtype", "shape", "data"}}, "meta": {...}}``; ``data``
-                 is the flat C-order list of exact values (Python floats round-trip
-                 float16/32/64 through their shortest repr), NaN and infinities as the
+                 is the flat C-order list of exact values, each written as the shortest
+                 decimal that reads back to the same value *in the array's dtype* (``0.3``
+                 for float32 0.3, not ``0.30000001192092896``), NaN and infinities as the
                  strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``.
 ``safetensors``  the tensors, with the metadata JSON under ``__metadata__["rnnbridge"]``.
 ``h5``           ``/convert`` to Keras only: the Keras 3 ``.weights.h5`` layout that
@@ -116,10 +117,18 @@ def to_json(result: Result) -> dict[str, Any]:
     return {"arrays": arrays, "meta": jsonable(result.meta)}
 
 
+_SHORTEST = (np.dtype(np.float32), np.dtype(np.float16))
+
+
 def array_payload(array: np.ndarray) -> dict[str, Any]:
     """One array as ``{"dtype", "shape", "data"}`` with ``data`` flat in C order."""
     array = np.asarray(array)
-    data = array.ravel(order="C").tolist()
+    data = array.ravel(order="C")
+    if array.dtype in _SHORTEST:
+        # the shortest decimal that reads back to the same float32/float16 (NumPy's Dragon4), as
+        # the Python float of that decimal: JSON gets "0.3", not float64's "0.30000001192092896"
+        data = data.astype(str).astype(np.float64)
+    data = data.tolist()
     if array.dtype.kind in "fc" and not np.isfinite(array).all():
         data = jsonable(data)
     return {"dtype": array.dtype.name, "shape": list(array.shape), "data": data}
