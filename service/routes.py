@@ -39,6 +39,7 @@ from rnnbridge.errors import (
     VerificationFailed,
 )
 from rnnbridge.formats.base import InputFile
+from rnnbridge.output_sizes import encoded_size
 from rnnbridge.schemas import (
     ArraysResponse,
     ConventionInfo,
@@ -133,6 +134,8 @@ def _respond(workspace: Workspace, result: pipeline.Result, fmt: str, filename: 
     headers = {"Content-Disposition": content_disposition(filename)}
     if fmt != "h5":
         if sum(array.nbytes for array in result.arrays.values()) > INLINE_BYTES:
+            size = encoded_size(result, fmt)  # a Content-Length where the size is known in advance
+            headers.update({} if size is None else {"Content-Length": str(size)})
             return EncodedResponse(lambda stream: outputs.write(result, fmt, stream), outputs.MEDIA_TYPES[fmt], headers)
         buffer = io.BytesIO()
         outputs.write(result, fmt, buffer)

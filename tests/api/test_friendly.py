@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import httpx
+import numpy as np
 import pytest
 
 from rnnbridge.service.observability import JsonFormatter
@@ -311,3 +312,39 @@ def test_a_client_that_aborts_mid_upload_is_logged_as_such_not_as_a_400(tmp_path
         (access,) = [line for line in log if line["logger"] == "rnnbridge.access" and line["path"] == "/inspect"]
         assert access["status"] == 499 and 50_000 <= access["bytes_in"] < 1_000_000
         assert not any(line["level"] == "error" for line in log)
+
+
+# --- large downloads --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "npz"])
+def test_a_large_streamed_download_carries_its_content_length(tmp_path, fmt):
+    import warnings
+
+    from rnnbridge.service import create_app
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
+        from fastapi.testclient import TestClient
+
+    from rnnbridge.service.routes import INLINE_BYTES
+
+    hidden, inputs = 384, 1024  # 8.6 MB of float32 weights: over INLINE_BYTES, so streamed
+    rng = np.random.default_rng(0)
+    weights = {
+        "weight_ih_l0": rng.standard_normal((4 * hidden, inputs), np.float32),
+        "weight_hh_l0": rng.standard_normal((4 * hidden, hidden), np.float32),
+    }
+    assert sum(a.nbytes for a in weights.values()) > INLINE_BYTES
+    buffer = io.BytesIO()
+    np.savez(buffer, **weights)
+    settings = Settings(tmp_dir=tmp_path, max_upload_bytes=64 << 20)
+    with TestClient(create_app(settings)) as client:
+        response = client.post(
+            "/convert",
+            files={"file": ("big.npz", buffer.getvalue())},
+            data={"source": "pytorch", "target": "keras", "format": fmt},
+        )
+    assert response.status_code == 200, response.text
+    assert int(response.headers["content-length"]) == len(response.content)
+    assert "chunked" not in response.headers.get("transfer-encoding", "")
