@@ -52,7 +52,7 @@ def find_onnx(
     used: set[str] = set()
     nodes = weights.attrs.get("nodes")
     bare = nodes is None
-    if bare:  # bare arrays (npz / JSON)
+    if nodes is None:  # bare arrays (npz / JSON)
         nodes = [_bare_node(weights.tensors, direction, reset_after)]
     graph_inputs = frozenset(weights.attrs.get("graph_inputs", ()))
     for node in nodes:

@@ -96,7 +96,7 @@ HOW_TO_NAME = (
 
 def fused_candidates(tensors: Mapping[str, np.ndarray]) -> list[dict[str, object]]:
     """Arrays whose shapes look like fused LSTM/GRU gate tensors: what they may be and how to name them."""
-    out = []
+    out: list[dict[str, object]] = []
     for name, array in tensors.items():
         guess = _guess(array.shape)
         if guess is not None:

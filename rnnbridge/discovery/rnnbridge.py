@@ -28,7 +28,7 @@ from rnnbridge.discovery.common import Found, count_other
 from rnnbridge.discovery.tf1 import find_tf1
 from rnnbridge.engine.canonical import check_topology, from_canonical, gate_letters
 from rnnbridge.engine.conventions import CONVENTIONS
-from rnnbridge.engine.model import DIRECTIONS, Layer, LayerConfig, NativeLayer
+from rnnbridge.engine.model import DIRECTIONS, CellKey, Layer, LayerConfig, NativeLayer, Origin
 from rnnbridge.engine.naming import parse_names
 from rnnbridge.errors import MalformedFile, RnnBridgeError
 from rnnbridge.formats.base import WeightFile
@@ -119,14 +119,15 @@ def _split_layer(entry: dict[str, Any], weights: WeightFile) -> NativeLayer:
     name = str(entry["name"])
     conv = CONVENTIONS[entry["convention"]]
     transpose = entry.get("orientation") == "in_out"
-    cells: dict[tuple[int, str], dict[str, np.ndarray]] = {}
-    origin: dict[tuple[int, str, str], str] = {}
+    cells: dict[CellKey, dict[str, np.ndarray]] = {}
+    origin: Origin = {}
     for key, array in weights.tensors.items():
         parts = key[len(name) + 1 :].split("/") if key.startswith(name + "/") else []
         match = _CELL.match(parts[0]) if len(parts) == 3 else None
-        if match is None or parts[1] not in DIRECTIONS:
+        direction = next((d for d in DIRECTIONS if d == parts[1]), None) if match is not None else None
+        if match is None or direction is None:
             continue
-        cell = (int(match[1]), parts[1])
+        cell = (int(match[1]), direction)
         cells.setdefault(cell, {})[parts[2]] = array.T if transpose and array.ndim == 2 else array
         origin[(cell[0], cell[1], parts[2])] = key
     if not cells:

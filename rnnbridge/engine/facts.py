@@ -49,7 +49,7 @@ from rnnbridge.engine.conventions import (
     TANH,
     Convention,
 )
-from rnnbridge.engine.model import NativeLayer
+from rnnbridge.engine.model import CellKey, Direction, NativeLayer, Origin
 from rnnbridge.errors import InvalidField
 
 #: the request field that states each fact
@@ -375,9 +375,9 @@ def _settle_direction(layer: NativeLayer, direction: str, assumed: bool) -> Nati
         return _without(layer, "direction") if assumed else layer
     if not assumed or current == "bidirectional":
         raise _contradiction(layer, "direction", direction, current, "its configuration or tensors")
-    new = "backward" if direction == "reverse" else "forward"
-    cells = {(level, new): tensors for (level, _), tensors in layer.cells.items()}
-    origin = {(level, new, name): where for (level, _, name), where in layer.origin.items()}
+    new: Direction = "backward" if direction == "reverse" else "forward"
+    cells: dict[CellKey, dict[str, np.ndarray]] = {(level, new): tensors for (level, _), tensors in layer.cells.items()}
+    origin: Origin = {(level, new, name): where for (level, _, name), where in layer.origin.items()}
     return replace(_without(layer, "direction"), cells=cells, origin=origin)
 
 

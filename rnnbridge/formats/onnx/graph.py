@@ -144,8 +144,10 @@ def walk_graphs(buf: bytes, sl: slice) -> tuple[GraphParts, int]:
             raise MalformedFile(f"ONNX: subgraphs nested more than {MAX_SUBGRAPH_DEPTH} deep")
         parts = parse_graph(buf, graph_slice)
         count += 1
-        for mine, theirs in zip(merged, parts):
-            mine.extend(theirs)
+        merged.nodes.extend(parts.nodes)
+        merged.initializers.extend(parts.initializers)
+        merged.sparse.extend(parts.sparse)
+        merged.inputs.extend(parts.inputs)
         for node_slice in parts.nodes:
             pending += [(sub, depth + 1) for sub in _subgraphs(buf, node_slice)]
     return merged, count

@@ -31,7 +31,7 @@ The bytes are written with rnnbridge's own protobuf encoder (``wire.encoder``): 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import IO, Any
 
 import numpy as np
@@ -117,7 +117,7 @@ class _Graph:
         )
         return chunks
 
-    def node(self, op: str, inputs: list[str], outputs: list[str], name: str, attributes: list[bytes] = ()) -> None:
+    def node(self, op: str, inputs: list[str], outputs: list[str], name: str, attributes: Sequence[bytes] = ()) -> None:
         while inputs and not inputs[-1]:
             inputs = inputs[:-1]  # trailing optional inputs are left out
         fields = [pb.field_text(1, i) for i in inputs] + [pb.field_text(2, o) for o in outputs]
@@ -141,7 +141,7 @@ def tensor_proto(name: str, array: np.ndarray) -> list[Chunk]:
         raise InvalidField(f"ONNX RNN weights cannot be {array.dtype} (float16, float32 or float64)", field="format")
     raw = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).reshape(-1).view(np.uint8)
     head = pb.packed_varints(1, array.shape) + pb.field_varint(2, data_type) + pb.field_text(8, name)
-    return [head + pb.field_head(9, raw.nbytes), memoryview(raw)]
+    return [head + pb.field_head(9, raw.nbytes), memoryview(raw.data)]
 
 
 def value_info(name: str, dtype: np.dtype, dims: list[int | str]) -> bytes:
@@ -158,14 +158,16 @@ def _add_layer(graph: _Graph, arrays: Mapping[str, np.ndarray], layer: Mapping[s
     start, levels, directions = target["names_start"], int(target["num_layers"]), tuple(target["directions"])
     op = "LSTM" if target["convention"] == "onnx.lstm" else "GRU"
     weights = [{slot: arrays.get(f"{start}l{k}/{slot}") for slot in "WRBP"} for k in range(levels)]
-    dtype, hidden, inputs = weights[0]["W"].dtype, weights[0]["R"].shape[-1], weights[0]["W"].shape[-1]
+    w0, r0 = arrays[f"{start}l0/W"], arrays[f"{start}l0/R"]
+    dtype, hidden, inputs = w0.dtype, r0.shape[-1], w0.shape[-1]
     d = len(directions)
     states = ["initial_h", "initial_c"] if op == "LSTM" else ["initial_h"]
     graph.inputs.append(value_info(f"{prefix}X", dtype, ["seq_length", "batch_size", inputs]))
     for state in states:
         graph.inputs.append(value_info(f"{prefix}{state}", dtype, [levels * d, "batch_size", hidden]))
     attributes = _attributes(op, target, hidden, directions)
-    x, finals = f"{prefix}X", {state: [] for state in states}
+    x = f"{prefix}X"
+    finals: dict[str, list[str]] = {state: [] for state in states}
     for k, w in enumerate(weights):
         here = f"{start}l{k}/"
         for slot, array in w.items():

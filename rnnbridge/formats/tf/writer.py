@@ -72,7 +72,11 @@ def write(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], stream: IO[
     full = json.loads(dumps(meta))
     full["checkpoint"] = {"variables": layer_of}
     index, data = bundle(variables, json.dumps(full, separators=(",", ":")).encode())
-    members = {f"{PREFIX}.index": [index], f"{PREFIX}.data-00000-of-00001": data, "checkpoint": [_state_file()]}
+    members: dict[str, list[bytes | memoryview]] = {
+        f"{PREFIX}.index": [index],
+        f"{PREFIX}.data-00000-of-00001": data,
+        "checkpoint": [_state_file()],
+    }
     with tarfile.open(fileobj=stream, mode="w|", format=tarfile.GNU_FORMAT) as tar:
         for name, chunks in members.items():
             info = tarfile.TarInfo(name)
@@ -171,7 +175,7 @@ def bundle(
             raise InvalidField(f"a TF checkpoint cannot hold {array.dtype} variable {name!r}", field="format")
         raw = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).reshape(-1).view(np.uint8)
         entries[name.encode()] = _entry(dtype, array.shape, offset, raw.size, mask(crc32c_array(raw)))
-        data.append(memoryview(raw))
+        data.append(memoryview(raw.data))
         offset += raw.size
     if metadata is not None:
         payload, checksum = _scalar_string(metadata)
