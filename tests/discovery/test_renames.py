@@ -75,7 +75,7 @@ def test_bad_names_are_refused_with_the_reason(tmp_path, names, message):
 def test_the_cli_and_the_service_take_names(tmp_path, client, capsys):
     path, mapping = authored(tmp_path)
     pairs = ",".join(f"{k}={v}" for k, v in mapping.items())
-    assert main(["inspect", path, "--source", "pytorch", "--names", pairs]) == 0
+    assert main(["inspect", path, "--source", "pytorch", "--names", pairs, "--json"]) == 0
     assert '"name": "encoder"' in capsys.readouterr().out
     with open(path, "rb") as upload:
         response = client.post(
