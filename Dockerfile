@@ -24,12 +24,15 @@ RUN pip install --no-cache-dir .
 FROM python:3.11-slim AS runtime
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
-    PYTHONUNBUFFERED=1
+    PYTHONUNBUFFERED=1 \
+    RNNBRIDGE_HOST=0.0.0.0 \
+    RNNBRIDGE_PORT=8000
 RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin rnnbridge
 COPY --from=builder /opt/venv /opt/venv
 USER 10001
 EXPOSE 8000
-# slim images have no curl: probe /healthz with the standard library
+# slim images have no curl: probe /healthz with the standard library, on RNNBRIDGE_PORT
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \
-    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4)"]
-CMD ["rnnbridge", "serve", "--host", "0.0.0.0", "--port", "8000"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('RNNBRIDGE_PORT', '8000') + '/healthz', timeout=4)"]
+# host and port from RNNBRIDGE_HOST / RNNBRIDGE_PORT (above; override them with -e)
+CMD ["rnnbridge", "serve"]

@@ -15,7 +15,7 @@ Each command translates its options to one ``rnnbridge.pipeline`` call and the e
 one line; the choices come from the registries (``rnnbridge.engine.conventions``,
 ``rnnbridge.outputs``). A FILE may be a TensorFlow checkpoint prefix (``model.ckpt``) or
 index, which brings its data shards, or a folder (``rnnbridge.inputs``). The output goes to
-``<first input stem>.gates.<ext>`` (split) or ``<stem>.<target>.<ext>`` (convert) in the
+``<first input stem>.gates.<ext>`` (split) or ``<stem>.to-<target>.<ext>`` (convert) in the
 current directory, into a folder with ``-o DIR/``, or to standard output with ``-o -``
 (not a terminal, unless the format is JSON). ``--json`` prints the command's document
 (``inspect``: the layers; ``split``/``convert``: the metadata) as JSON on standard output;
@@ -97,7 +97,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _fail(code: str, detail: str) -> int:
-    print(f"{PROG}: error: {code}: {detail}", file=sys.stderr)
+    for line in detail.splitlines() or [""]:
+        print(f"{PROG}: error: {code}: {line}", file=sys.stderr)
     return 1
 
 
@@ -414,8 +415,10 @@ def serve_command(args: argparse.Namespace) -> int:
     import uvicorn
 
     from rnnbridge.service.observability import log_config
+    from rnnbridge.service.startup import check_spool
 
     env = _settings()
+    check_spool(env.tmp_dir)  # one line and exit 1, not a worker that answers every upload 500
     level = args.log_level or env.log_level
     metrics_dir, created = _metrics_dir(env)
     os.environ["RNNBRIDGE_METRICS_DIR"] = str(metrics_dir)  # every worker builds its Settings from the environment
@@ -460,12 +463,12 @@ def _metrics_dir(env: Settings) -> tuple[Path, bool]:
 
 def _settings() -> Settings:
     """The ``RNNBRIDGE_*`` settings; an invalid variable is a bad input, not a traceback."""
-    from rnnbridge.service.settings import Settings
+    from rnnbridge.service.settings import Settings, problems
 
     try:
         return Settings()
-    except ValueError as exc:  # pydantic's ValidationError
-        raise InvalidField(f"invalid RNNBRIDGE_* environment: {exc}".replace("\n", " "), field="environment") from None
+    except ValueError as exc:  # pydantic's ValidationError: one line per invalid variable
+        raise InvalidField("\n".join(problems(exc)), field="environment") from None
 
 
 def _limits() -> Limits:

@@ -7,7 +7,9 @@ format           layout
                  a 0-d unicode array holding the metadata as a JSON string. Everything
                  loads with ``np.load(path, allow_pickle=False)``. (``formats.npz``)
 ``json``         ``{"arrays": {name: {"dtype", "shape", "data"}}, "meta": {...}}``; ``data``
-                 is the flat C-order list of exact values, NaN and infinities as the
+                 is the flat C-order list of exact values, each written as the shortest
+                 decimal that reads back to the same value *in the array's dtype* (``0.3``
+                 for float32 0.3, not ``0.30000001192092896``), NaN and infinities as the
                  strings ``"NaN"``, ``"Infinity"``, ``"-Infinity"``. (``formats.json_arrays``)
 ``safetensors``  the tensors, with the metadata JSON under ``__metadata__["rnnbridge"]``.
                  (``formats.safetensors.writer``)
@@ -34,6 +36,7 @@ from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
 from rnnbridge.errors import InvalidField
+from rnnbridge.filenames import file_name
 
 if TYPE_CHECKING:
     import numpy as np
@@ -157,14 +160,23 @@ def write(result: Result, fmt: str, stream: IO[bytes]) -> None:
 
 
 def output_name(first_input: str, fmt: str, target: str | None = None) -> str:
-    """The default output file name: ``<stem>.gates.<ext>`` (split) or ``<stem>.<target>.<ext>``.
+    """The default output file name, ``<stem>.gates.<ext>`` (split) or ``<stem>.to-<target>.<ext>``,
+    with the extension of format ``fmt``; the naming rules are ``rnnbridge.filenames``'.
 
     >>> output_name("dir/model.h5", "npz"), output_name("m.h5", "json", "pytorch")
-    ('model.gates.npz', 'm.pytorch.json')
+    ('model.gates.npz', 'm.to-pytorch.json')
+    >>> output_name("m.h5", "h5", "keras"), output_name("model.ckpt.index", "tf_checkpoint", "tf1")
+    ('m.to-keras.weights.h5', 'model.to-tf1.tar')
     """
-    stem = first_input.replace("\\", "/").rsplit("/", 1)[-1]
-    stem = stem.rsplit(".", 1)[0] if "." in stem.lstrip(".") else stem
-    return f"{stem or 'weights'}.{target or 'gates'}.{EXTENSIONS[fmt]}"
+    return file_name(first_input, EXTENSIONS[fmt], target)
+
+
+def encoded_size(result: Result, fmt: str) -> int | None:
+    """The bytes ``write(result, fmt, stream)`` will write, where known in advance
+    (``rnnbridge.output_sizes``); None otherwise."""
+    from rnnbridge.output_sizes import encoded_size
+
+    return encoded_size(result, fmt)
 
 
 # Thin aliases of the writers, by their former names here.

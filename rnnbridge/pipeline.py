@@ -6,7 +6,7 @@ check every option, the output format included, before the work, and return a
 
     import rnnbridge
     result = rnnbridge.convert("model.h5", "pytorch", format="safetensors")
-    result.save("out/")                       # out/model.pytorch.safetensors
+    result.save("out/")                       # out/model.to-pytorch.safetensors
     rnnbridge.inspect("model.ckpt")           # a TF checkpoint prefix: index + shards
 
 The HTTP routes and the CLI only translate their arguments to these calls and the errors
@@ -308,6 +308,15 @@ def prepare() -> None:
     isolation.start_reader()
 
 
+def speedups() -> dict[str, bool]:
+    """Which compiled speed-ups this process uses: the tiled transpose
+    (``rnnbridge.engine._transpose``) and the CRC32C of TF checkpoints (``google-crc32c``)."""
+    from rnnbridge.engine import layout
+    from rnnbridge.formats.tf import crc32c
+
+    return {"transpose": layout.transpose_into is not None, "crc32c": crc32c.COMPILED}
+
+
 def _model(
     model: Model | Inputs,
     source: str | None,
@@ -533,6 +542,7 @@ __all__ = [
     "inspect",
     "prepare",
     "read",
+    "speedups",
     "split",
     "assumptions_of",
 ]

@@ -24,3 +24,6 @@ class Problem(BaseModel):
     code: str = Field(description="Stable machine code, e.g. `inexact_conversion`")
     layer: str | None = Field(default=None, description="The layer concerned, if any")
     tensor: str | None = Field(default=None, description="The tensor concerned, if any")
+    request_id: str | None = Field(
+        default=None, description="The request's id, as in the `X-Request-ID` header and the logs"
+    )

@@ -6,9 +6,10 @@ serve`` runs uvicorn on this factory (``uvicorn --factory rnnbridge.service.app:
 once per worker process.
 
 Middleware, outermost first: ``RequestObserver`` (request id, access log, metrics: it sees
-every answer, refusals included), ``InternalErrors`` (a bug becomes a logged 500),
-``ConcurrencyLimit`` (503 beyond ``max_concurrent`` conversions), ``BodyLimits`` (413 and
-408 while the body arrives), then the routes.
+every answer, refusals included), ``HeadAsGet`` (``HEAD`` wherever ``GET``),
+``InternalErrors`` (a bug becomes a logged 500), ``ConcurrencyLimit`` (503 beyond
+``max_concurrent`` conversions), ``BodyLimits`` (413 and 408 while the body arrives), then
+the routes.
 
 The lifespan marks the worker ready once started and not ready when it begins to shut
 down; uvicorn then stops accepting connections and lets the requests in flight finish
@@ -26,8 +27,9 @@ from typing import Any
 from fastapi import FastAPI
 
 from rnnbridge import pipeline
-from rnnbridge.service import docs, errors, page, routes, routes_layers
+from rnnbridge.service import docs, errors, page, routes, routes_layers, startup
 from rnnbridge.service.admission import ConcurrencyLimit
+from rnnbridge.service.head import HeadAsGet
 from rnnbridge.service.metrics import Registry
 from rnnbridge.service.observability import RequestObserver
 from rnnbridge.service.settings import Settings
@@ -72,6 +74,8 @@ def _start_reader() -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the rnnbridge application; ``settings`` default to the environment's."""
     settings = settings or Settings()
+    startup.check_spool(settings.tmp_dir)
+    startup.import_served()
     app = FastAPI(
         title="rnnbridge",
         version=routes.version(),
@@ -79,10 +83,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         lifespan=lifespan,
+        # a POST to /convert/ is a 404, not a 307 that clients re-send without the upload
+        redirect_slashes=False,
     )
     app.state.settings = settings
     app.state.ready = False
-    app.state.metrics = Registry(settings.metrics_dir)
+    app.state.metrics = Registry(settings.metrics_dir, version=routes.version())
     app.include_router(routes.router)
     app.include_router(routes.ops)
     app.include_router(routes_layers.router)
@@ -100,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         registry=app.state.metrics,
     )
     errors.install(app)  # the handlers, and InternalErrors around the limits
+    app.add_middleware(HeadAsGet)
     app.add_middleware(RequestObserver, registry=app.state.metrics, endpoints=_endpoints(app))
     _document_problems(app)
     return app

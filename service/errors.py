@@ -4,7 +4,7 @@ Every error response is ``application/problem+json`` (RFC 9457)::
 
     {"type": "urn:rnnbridge:problem:layer_not_found", "title": "No such layer",
      "status": 404, "detail": "no recurrent layer named 'x'; ...", "instance": "/split",
-     "code": "layer_not_found", "layer": "x"}
+     "code": "layer_not_found", "layer": "x", "request_id": "3f2a..."}
 
 ``STATUS`` is looked up along the exception's MRO, so a subclass added later inherits its
 parent's status. FastAPI's own request validation errors become 422 ``invalid_field``
@@ -15,6 +15,7 @@ naming the field. Anything else is a bug: it is logged with its traceback and an
 from __future__ import annotations
 
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -36,6 +37,7 @@ from rnnbridge.errors import (
     VerificationFailed,
 )
 from rnnbridge.schemas import PROBLEM_MEDIA_TYPE, Problem
+from rnnbridge.service.observability import request_id
 
 logger = logging.getLogger("rnnbridge.api")
 
@@ -57,16 +59,36 @@ def status_of(exc: RnnBridgeError) -> int:
     return next(STATUS[cls] for cls in type(exc).__mro__ if cls in STATUS)
 
 
+#: a client's value is echoed up to this many characters (a 60 KB layer name is not sent back whole)
+ECHO_LIMIT = 200
+DETAIL_LIMIT = 4000
+_QUOTED = re.compile(r"'([^'\\]|\\.){" + str(ECHO_LIMIT) + ",}'")
+
+
+def clip(text: str, limit: int = ECHO_LIMIT) -> str:
+    """``text``, cut to ``limit`` characters with its length said."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
+
+
+def _clip_detail(detail: str) -> str:
+    """``detail`` with every long quoted value in it clipped, and bounded as a whole."""
+    return clip(
+        _QUOTED.sub(lambda m: clip(m[0], ECHO_LIMIT) + ("'" if len(m[0]) > ECHO_LIMIT else ""), detail), DETAIL_LIMIT
+    )
+
+
 def problem(status: int, title: str, detail: str, instance: str, code: str, **members: Any) -> JSONResponse:
-    """A problem+json response."""
+    """A problem+json response; ``request_id`` is the id of the request being served. Values a
+    client sent (in ``detail``, ``instance`` and the members) are clipped to ``ECHO_LIMIT``."""
     body = {
         "type": f"urn:rnnbridge:problem:{code}",
         "title": title,
         "status": status,
-        "detail": detail,
-        "instance": instance,
+        "detail": _clip_detail(detail),
+        "instance": clip(instance),
         "code": code,
-        **{k: v for k, v in members.items() if v is not None},
+        **{k: clip(v) if isinstance(v, str) else v for k, v in members.items() if v is not None},
+        "request_id": request_id(),
     }
     return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE)
 
@@ -103,9 +125,11 @@ def _field_name(loc: Any) -> str:
 def _on_http_exception(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     phrase = HTTPStatus(exc.status_code).phrase
-    response = problem(
-        exc.status_code, phrase, str(exc.detail), request.url.path, phrase.lower().replace(" ", "_").replace("-", "_")
-    )
+    detail = str(exc.detail)
+    path = request.url.path
+    if exc.status_code == 404 and path.endswith("/") and path.rstrip("/") in request.app.openapi()["paths"]:
+        detail = f"no endpoint {path}: the endpoint is {path.rstrip('/')}, without the trailing slash"
+    response = problem(exc.status_code, phrase, detail, path, phrase.lower().replace(" ", "_").replace("-", "_"))
     response.headers.update(exc.headers or {})
     return response
 

@@ -27,12 +27,14 @@ from typing import IO, Any
 
 import anyio.to_thread
 from fastapi import Request, Response
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.datastructures import FormData, Headers, UploadFile
 from starlette.exceptions import HTTPException
 
+from rnnbridge.service import form_fields
 from rnnbridge.service.uploads import Workspace, safe_filename
 
 #: file bytes buffered per part before they are handed to a thread for writing
@@ -193,9 +195,10 @@ def _append(stream: IO[bytes], data: bytearray, last: bool) -> None:
 class SpoolingRequest(Request):
     """A request whose multipart form is written into its ``workspace`` (see the module)."""
 
-    def __init__(self, request: Request, workspace: Workspace) -> None:
+    def __init__(self, request: Request, workspace: Workspace, fields: frozenset[str] = frozenset()) -> None:
         super().__init__(request.scope, request.receive)
         self.workspace = workspace
+        self.fields = fields  # the form fields the endpoint declares: any other is refused
         self._spooled: FormData | None = None
 
     async def form(self, **_limits: Any) -> FormData:  # type: ignore[override]
@@ -204,8 +207,7 @@ class SpoolingRequest(Request):
             return self._spooled
         media_type, options = parse_options_header(self.headers.get("Content-Type"))
         if media_type != b"multipart/form-data":
-            self._spooled = await super().form()
-            return self._spooled
+            raise form_fields.not_multipart(media_type.decode("latin-1"))
         if b"boundary" not in options:
             raise _bad_request("no boundary in the Content-Type")
         charset = options.get(b"charset", b"utf-8").decode("latin-1")
@@ -215,7 +217,16 @@ class SpoolingRequest(Request):
             charset = "latin-1"
         spooler = FormSpooler(self.workspace, charset)
         self._spooled = await spooler.parse(options[b"boundary"], self.stream())
+        form_fields.check(self._spooled, self.fields)
         return self._spooled
+
+
+def _form_fields(dependant: Dependant) -> set[str]:
+    """The names of the form fields an endpoint and its dependencies declare."""
+    names = {param.alias for param in dependant.body_params}
+    for dependency in dependant.dependencies:
+        names |= _form_fields(dependency)
+    return names
 
 
 class SpoolingRoute(APIRoute):
@@ -223,11 +234,16 @@ class SpoolingRoute(APIRoute):
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        fields = frozenset(_form_fields(self.dependant))
 
         async def spooling_handler(request: Request) -> Response:
             workspace = Workspace(request.app.state.settings.tmp_dir)  # one mkdir, like a part's below
             try:
-                return await handler(SpoolingRequest(request, workspace))
+                spooling = SpoolingRequest(request, workspace, fields)
+                # parsed here, not inside FastAPI's handler, which would turn a refusal of the
+                # form (unknown field, text for a file, not multipart) into a bare 400
+                await spooling.form()
+                return await handler(spooling)
             finally:
                 await anyio.to_thread.run_sync(workspace.close)
 

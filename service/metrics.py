@@ -6,6 +6,8 @@ sees half a file) whenever a request starts or ends. ``GET /metrics``, whichever
 answers it, adds up the snapshots of every process: counters and histograms of all
 processes that ever published (a worker that was restarted keeps its counts), gauges of
 the processes still alive. Without a directory the registry exposes its own process only.
+Each scrape also reads the process metrics of every live worker and adds the build info
+(``process_metrics``).
 
 No client library is needed for this: the samples are plain sums, and the text
 exposition format (version 0.0.4) is a few lines of formatting.
@@ -20,6 +22,8 @@ import threading
 from collections import defaultdict
 from pathlib import Path
 from typing import Literal
+
+from rnnbridge.service import process_metrics
 
 MEDIA_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -37,6 +41,7 @@ FAMILIES: dict[str, tuple[Kind, str]] = {
     "rnnbridge_http_requests_in_flight": ("gauge", "Requests being served, by endpoint."),
     "rnnbridge_http_requests_waiting": ("gauge", "Conversion requests waiting in line for a slot."),
     "rnnbridge_conversions_total": ("counter", "Successful conversions, by source and target framework."),
+    **process_metrics.FAMILIES,  # type: ignore[dict-item]
 }
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
@@ -44,8 +49,9 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 class Registry:
     """The metrics of this process; thread-safe (routes count from worker threads)."""
 
-    def __init__(self, directory: Path | None = None) -> None:
+    def __init__(self, directory: Path | None = None, version: str = "0+unknown") -> None:
         self.directory = directory
+        self.version = version
         self._samples: Samples = defaultdict(float)
         self._lock = threading.Lock()
         if directory is not None:
@@ -84,15 +90,17 @@ class Registry:
     def collect(self) -> Samples:
         """The samples of every process (see the module): published snapshots plus this one's."""
         if self.directory is None:
-            return self.snapshot()
-        self.publish()
-        total: Samples = defaultdict(float)
-        for path in self.directory.glob("*.json"):
-            alive = _alive(int(path.stem)) if path.stem.isdigit() else False
-            for (name, labels), value in _read_snapshot(path).items():
-                if alive or _kind_of(name) != "gauge":
-                    total[(name, labels)] += value
-        return total
+            total, workers = self.snapshot(), [os.getpid()]
+        else:
+            self.publish()
+            total, workers = defaultdict(float), []
+            for path in self.directory.glob("*.json"):
+                alive = _alive(int(path.stem)) if path.stem.isdigit() else False
+                workers += [int(path.stem)] if alive else []
+                for (name, labels), value in _read_snapshot(path).items():
+                    if alive or _kind_of(name) != "gauge":
+                        total[(name, labels)] += value
+        return {**total, **process_metrics.process_samples(workers), **process_metrics.build_samples(self.version)}
 
     def exposition(self) -> str:
         """The text exposition format of ``collect()``."""

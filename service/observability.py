@@ -4,7 +4,9 @@
 client's ``X-Request-ID`` when it is 1 to 128 visible ASCII characters, a fresh UUID
 otherwise — returns it in the ``X-Request-ID`` response header, and makes it available
 to every log record emitted while the request is served (``request_id()``; context
-variables follow the work into the threadpool). When the response is complete it
+variables follow the work into the threadpool). A valid W3C ``traceparent`` header (Trace
+Context, version ``00``) is passed through the same way: every JSON log line of the request
+carries its ``trace_id`` and ``parent_id``, so the lines join the caller's trace. When the response is complete it
 records the request in the metrics ``Registry`` and logs one access line.
 
 ``log_config(level, fmt)`` is the ``logging.config.dictConfig`` that ``rnnbridge serve``
@@ -32,12 +34,28 @@ from rnnbridge.service.metrics import Registry
 HEADER = "X-Request-ID"
 _VALID_ID = re.compile(r"[\x21-\x7e]{1,128}")
 _request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("rnnbridge_request_id", default=None)
+#: W3C Trace Context: version 00, a non-zero 16-byte trace id and 8-byte parent id, flags
+_TRACEPARENT = re.compile(r"00-(?!0{32})([0-9a-f]{32})-(?!0{16})([0-9a-f]{16})-[0-9a-f]{2}")
+_trace: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar("rnnbridge_trace", default=None)
 access_log = logging.getLogger("rnnbridge.access")
 
 
 def request_id() -> str | None:
     """The id of the request being served in this context, if any."""
     return _request_id.get()
+
+
+def trace() -> dict[str, str] | None:
+    """``{"trace_id", "parent_id"}`` of the request's valid ``traceparent`` header, if it sent one."""
+    return _trace.get()
+
+
+def _incoming_trace(scope: Scope) -> dict[str, str] | None:
+    for key, value in scope.get("headers", ()):
+        if key == b"traceparent":
+            match = _TRACEPARENT.fullmatch(value.decode("latin-1").strip())
+            return {"trace_id": match[1], "parent_id": match[2]} if match else None
+    return None
 
 
 def _incoming_id(scope: Scope) -> str:
@@ -68,7 +86,7 @@ class RequestObserver:
             await self.app(scope, receive, send)
             return
         ident = _incoming_id(scope)
-        token = _request_id.set(ident)
+        token, trace_token = _request_id.set(ident), _trace.set(_incoming_trace(scope))
         exchange = _Exchange(scope, self.endpoint(scope["path"]), ident)
         self._in_flight(exchange, +1)
         try:
@@ -77,6 +95,7 @@ class RequestObserver:
             self._in_flight(exchange, -1)
             self._record(exchange)
             _request_id.reset(token)
+            _trace.reset(trace_token)
 
     def _in_flight(self, exchange: _Exchange, change: int) -> None:
         self.registry.inc("rnnbridge_http_requests_in_flight", {"endpoint": exchange.endpoint}, change)
@@ -157,6 +176,7 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
             "request_id": request_id(),
+            **(trace() or {}),
         }
         document.update(getattr(record, "fields", None) or {})
         if record.exc_info:

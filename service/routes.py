@@ -38,7 +38,7 @@ from rnnbridge.errors import (
     UnsupportedFormat,
     VerificationFailed,
 )
-from rnnbridge.outputs import jsonable
+from rnnbridge.outputs import encoded_size, jsonable
 from rnnbridge.pipeline import InputFile
 from rnnbridge.result import Result
 from rnnbridge.schemas import (
@@ -52,6 +52,7 @@ from rnnbridge.schemas import (
     Orientation,
     OutputFormat,
     Readiness,
+    SplitFormat,
     TensorLayout,
 )
 from rnnbridge.service import metrics
@@ -59,7 +60,7 @@ from rnnbridge.service.errors import openapi_responses, problem, service_respons
 from rnnbridge.service.forms import SpooledUpload, SpoolingRoute
 from rnnbridge.service.settings import Settings
 from rnnbridge.service.streaming import EncodedResponse
-from rnnbridge.service.uploads import Workspace, iter_file, safe_filename
+from rnnbridge.service.uploads import Workspace, content_disposition, iter_file
 
 router = APIRouter(route_class=SpoolingRoute)
 ops = APIRouter()
@@ -167,14 +168,17 @@ def _with_verification(response: Response, layers: list[dict]) -> Response:
 
 def _respond(workspace: Workspace, result: Result) -> Response:
     """Encode ``result`` in its format: JSON and small results in memory, a format that
-    seeks (HDF5) through a workspace file, the rest streamed."""
+    seeks (HDF5) through a workspace file, the rest streamed (with a Content-Length where
+    the size is known in advance)."""
     output = result.output_format()
     if output.name == "json":
         return JSONResponse(result.to_json())
     filename = result.default_name()
-    headers = {"Content-Disposition": f'attachment; filename="{safe_filename(filename, "weights")}"'}
+    headers = {"Content-Disposition": content_disposition(filename)}
     if not output.seeks:
         if sum(array.nbytes for array in result.arrays.values()) > INLINE_BYTES:
+            size = encoded_size(result, output.name)
+            headers.update({} if size is None else {"Content-Length": str(size)})
             return EncodedResponse(result.write, output.media_type, headers)
         buffer = io.BytesIO()
         result.write(buffer)
@@ -230,7 +234,7 @@ def split(
     file: Files,
     source: Source = None,
     layer: Layer = None,
-    format: Format = "npz",
+    format: Annotated[SplitFormat, Form(description="Output encoding.")] = "npz",
     orientation: Annotated[Orientation, Form(description="out_in: W·x ([H, in]); in_out: x·W.")] = "out_in",
     source_forget_bias: SourceForgetBias = None,
     direction: DirectionField = None,

@@ -31,6 +31,11 @@ variable                              default          meaning
 ``RNNBRIDGE_LOG_FORMAT``              ``json``         ``json`` (one object a line) or ``text``
 ====================================  ===============  ===========================================
 
+Sizes (``RNNBRIDGE_MAX_UPLOAD_BYTES``) are bytes or a number with a unit: ``2GB`` and ``10kB``
+are decimal (10**9, 10**3), ``512MiB`` and ``2GiB`` binary (2**20, 2**30), case-insensitive.
+``problems(error)`` turns a validation error into one line per invalid variable, which is what
+``rnnbridge serve`` prints before exiting.
+
 Only the transports (``rnnbridge.service``, ``rnnbridge.cli``) import this module; the engine and
 the readers receive plain values (``rnnbridge.formats.base.Limits``).
 """
@@ -38,15 +43,31 @@ the readers receive plain values (``rnnbridge.formats.base.Limits``).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import BeforeValidator, ByteSize, Field, TypeAdapter, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rnnbridge.formats.base import DEFAULT_MAX_TENSOR_ELEMENTS, Limits
 
 LogLevel = Literal["critical", "error", "warning", "info", "debug", "trace"]
 LogFormat = Literal["json", "text"]
+
+_BYTE_SIZE = TypeAdapter(ByteSize)
+
+
+def _size(value: Any) -> int:
+    """Bytes, from an int or a string with an optional unit (``2GB``, ``512MiB``, ``1.5 GiB``)."""
+    if isinstance(value, int):
+        return value
+    try:
+        return int(_BYTE_SIZE.validate_python(value))
+    except ValidationError:
+        raise ValueError("not a size: give bytes or a number with a unit, e.g. 2GB, 512MiB") from None
+
+
+#: a byte count that accepts units
+Size = Annotated[int, BeforeValidator(_size)]
 
 
 class Settings(BaseSettings):
@@ -57,7 +78,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1)
-    max_upload_bytes: int = Field(default=2 * 1024**3, gt=0)
+    max_upload_bytes: Size = Field(default=2 * 1024**3, gt=0)
     max_tensor_elements: int = Field(default=DEFAULT_MAX_TENSOR_ELEMENTS, gt=0)
     max_concurrent: int = Field(default=2, ge=1)
     max_queued: int = Field(default=16, ge=0)
@@ -82,3 +103,15 @@ class Settings(BaseSettings):
             tmp_dir=self.tmp_dir,
             read_timeout=self.read_timeout,
         )
+
+
+def problems(error: ValidationError, prefix: str = "RNNBRIDGE_") -> list[str]:
+    """One line per invalid setting: the variable, the value it had and what is wrong."""
+    lines = []
+    for item in error.errors():
+        name = prefix + "_".join(str(part) for part in item.get("loc", ())).upper()
+        value = item.get("input")
+        shown = repr(value if not isinstance(value, str) or len(value) <= 80 else value[:80] + "...")
+        message = str(item.get("msg", "invalid")).removeprefix("Value error, ")
+        lines.append(f"{name}={shown}: {message[:1].lower()}{message[1:]}")
+    return lines

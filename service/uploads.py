@@ -3,7 +3,9 @@
 ``BodyLimits`` (ASGI middleware) refuses a body over ``max_upload_bytes`` with 413 as
 early as the size is known: at once when ``Content-Length`` declares it, otherwise the
 moment the bytes received pass the limit, before the rest is read; and a body that takes
-longer than ``request_timeout`` to arrive with 408.
+longer than ``request_timeout`` to arrive with 408. A client that closes the connection before
+its body is complete is logged as such and recorded with status 499 (nginx's "client closed
+request"), not as a malformed body.
 
 ``Workspace`` is one temporary directory per request, inside ``Settings.tmp_dir``. The
 multipart parser (``forms``) writes the uploaded files into it under sanitised names;
@@ -14,12 +16,15 @@ closed, so the directory can go before the response is streamed.
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import tempfile
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+from urllib.parse import quote
 
 import anyio
 from starlette.responses import Response
@@ -27,6 +32,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rnnbridge.errors import LimitExceeded
 from rnnbridge.service.errors import error_response, problem
+
+logger = logging.getLogger("rnnbridge.api")
 
 _CHUNK = 1024 * 1024
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -41,6 +48,27 @@ def safe_filename(name: str, default: str = "upload") -> str:
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     cleaned = _UNSAFE.sub("_", base).lstrip(".")[:120]
     return cleaned or default
+
+
+def content_disposition(name: str) -> str:
+    """``attachment`` with ``name``: ``filename="..."`` made safe ASCII (``safe_filename``) and,
+    for a name with other characters, ``filename*=UTF-8''...`` (RFC 6266) with the name itself,
+    minus directories, quotes and control or format characters.
+
+    >>> content_disposition("m.gates.npz")
+    'attachment; filename="m.gates.npz"'
+    >>> print(content_disposition("модель.gates.npz"))
+    attachment; filename="weights.gates.npz"; filename*=UTF-8''%D0%BC%D0%BE%D0%B4%D0%B5%D0%BB%D1%8C.gates.npz
+    """
+    ascii_name = safe_filename(name, "weights")
+    if name.isascii():
+        return f'attachment; filename="{ascii_name}"'
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    readable = "".join(c for c in base if c != '"' and unicodedata.category(c)[0] not in "CZ" or c == " ")
+    readable = readable.strip().lstrip(".")[:120] or ascii_name
+    if not _UNSAFE.sub("", ascii_name.split(".", 1)[0]).strip("_"):
+        ascii_name = "weights" + ascii_name[ascii_name.index(".") :] if "." in ascii_name else "weights"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(readable, safe='')}"
 
 
 def _too_large(limit: int, size: int | None = None) -> LimitExceeded:
@@ -105,6 +133,8 @@ class BodyLimits:
                 complete = not message.get("more_body", False)
                 if received > self.max_bytes:
                     raise refusal.set(error_response(_too_large(self.max_bytes), scope["path"]))
+            elif message["type"] == "http.disconnect":
+                raise refusal.set(_client_aborted(received, _declared_length(scope)))
             return message
 
         await refusal.run(self.app, scope, guarded_receive, send)
@@ -137,6 +167,17 @@ class _Refusal(Exception):
                 raise
         if self.response is not None and not started:
             await self.response(scope, receive, send)
+
+
+#: the status recorded for a request whose client went away before its body was complete (as
+#: nginx logs it): nobody receives it, but the access log and the metrics say what happened
+CLIENT_CLOSED_REQUEST = 499
+
+
+def _client_aborted(received: int, declared: int | None) -> Response:
+    of = f" of {declared}" if declared is not None else ""
+    logger.info("the client closed the connection during the upload, after %d%s bytes", received, of)
+    return Response(status_code=CLIENT_CLOSED_REQUEST)
 
 
 def _timed_out(timeout: float, path: str) -> Response:

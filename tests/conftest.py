@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
     from rnnbridge.service.settings import Settings
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+#: the committed copy of the shared fixtures (tests/fixtures_index.py)
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "shared"
 ROOT = Path(__file__).resolve().parents[1]
 
 #: the upload limit of the test app and the test server: far above the fixtures, cheap to exceed

@@ -1,8 +1,11 @@
 """The test suite's one view of the real fixtures (files written by the frameworks).
 
-Reads ``/work/shared/fixtures/manifest.json`` (beside the checkout) and, when present,
-``tests/fixtures/manifest.json`` (same schema), and turns every recurrent layer into a
-``FixtureLayer``: its native tensors as a ``NativeLayer``, its input, initial states and the
+Reads ``tests/fixtures/shared/manifest.json`` (the committed copy of the project's shared
+fixtures), ``tests/fixtures/manifest.json`` (the fixtures generated for this repository, same
+schema) and, where a checkout has them beside it, ``../shared/fixtures/manifest.json``, whose
+fixtures add coverage when they are not in the committed copy (same id: the copy wins). So the
+suite runs from the repository alone, and a newer shared set only adds tests. Every recurrent
+layer becomes a ``FixtureLayer``: its native tensors as a ``NativeLayer``, its input, initial states and the
 framework's recorded outputs, time-major.
 
 The mapping from the manifest's ``native_type``, ``flags`` and roles to a convention and
@@ -26,9 +29,12 @@ from rnnbridge.engine import conventions as conv
 from rnnbridge.engine.conventions import CONVENTIONS, Convention
 from rnnbridge.engine.model import LayerConfig, NativeLayer
 
-SHARED_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
 LOCAL_FIXTURES = Path(__file__).resolve().parent / "fixtures"
-MANIFESTS = (SHARED_FIXTURES / "manifest.json", LOCAL_FIXTURES / "manifest.json")
+#: the committed copy of the shared fixtures (same folders and manifest as ``../shared/fixtures``)
+SHARED_FIXTURES = LOCAL_FIXTURES / "shared"
+#: the project's shared fixtures beside the checkout, where present: extra coverage only
+BESIDE_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+MANIFESTS = tuple(root / "manifest.json" for root in (SHARED_FIXTURES, LOCAL_FIXTURES, BESIDE_FIXTURES))
 
 
 def _shared_manifest() -> list[dict]:
@@ -212,11 +218,14 @@ def _fixture_layer(root: Path, fixture: dict, layer: dict) -> FixtureLayer:
 
 
 def _index() -> tuple[list[FixtureLayer], dict[str, str]]:
-    layers, unmapped = [], {}
+    layers, unmapped, seen = [], {}, set()
     for manifest in MANIFESTS:
         if not manifest.is_file():
             continue
         for fixture in json.loads(manifest.read_text())["fixtures"]:
+            if fixture["id"] in seen:
+                continue
+            seen.add(fixture["id"])
             for layer in fixture["layers"]:
                 try:
                     layers.append(_fixture_layer(manifest.parent, fixture, layer))
@@ -235,3 +244,24 @@ def fixture_params(filter: Callable[[FixtureLayer], bool] | None = None) -> list
         reason = f"no fixture layer here (looked for {', '.join(map(str, MANIFESTS))})"
         return [pytest.param(None, marks=pytest.mark.skip(reason=reason), id="no-fixtures")]
     return [pytest.param(f, id=f.id) for f in chosen]
+
+
+def beside_only() -> list[str]:
+    """Ids of the fixtures in ``../shared/fixtures`` that the repository's own sets lack."""
+    committed = {
+        fixture["id"]
+        for manifest in MANIFESTS[:2]
+        if manifest.is_file()
+        for fixture in json.loads(manifest.read_text())["fixtures"]
+    }
+    beside = MANIFESTS[2]
+    if not beside.is_file():
+        return []
+    return [f["id"] for f in json.loads(beside.read_text())["fixtures"] if f["id"] not in committed]
+
+
+if __name__ == "__main__":  # `python tests/fixtures_index.py --beside-only`, for .ci/run
+    import sys
+
+    if sys.argv[1:] == ["--beside-only"]:
+        print(" ".join(beside_only()))

@@ -4,8 +4,11 @@ command, port, settings and healthcheck agree with the CLI, ``Settings`` and the
 from __future__ import annotations
 
 import json
+import os
 import re
+import shlex
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,15 +21,33 @@ from rnnbridge.cli import build_parser
 from rnnbridge.service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-HEALTH_URL = re.compile(r"http://[\w.]+:(\d+)(/\w*)")
+
+
+_VARIABLE = re.compile(r"\$\{(\w+):-([^}]*)\}")
+
+
+def _interpolate(value: Any, env: dict[str, str]) -> Any:
+    """``value`` with compose's ``${NAME:-default}`` replaced as ``docker compose`` would."""
+    if isinstance(value, str):
+        return _VARIABLE.sub(lambda m: env.get(m[1]) or m[2], value)
+    if isinstance(value, list):
+        return [_interpolate(v, env) for v in value]
+    if isinstance(value, dict):
+        return {k: _interpolate(v, env) for k, v in value.items()}
+    return value
+
+
+def _compose(env: dict[str, str]) -> dict[str, Any]:
+    yaml = pytest.importorskip("yaml")
+    document = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    (service,) = document["services"].values()
+    return dict(_interpolate(service, env))
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    yaml = pytest.importorskip("yaml")
-    document = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-    (service,) = document["services"].values()
-    return dict(service)
+    """The compose service as ``docker compose`` reads it with nothing set in the shell."""
+    return _compose({})
 
 
 @pytest.fixture(scope="module")
@@ -54,37 +75,54 @@ def test_dockerfile_is_multi_stage_and_non_root(dockerfile):
     assert any("COPY --from=" in line for line in runtime)
 
 
+def _image_env(dockerfile: list[str]) -> dict[str, str]:
+    pairs = " ".join(_instruction(dockerfile, "ENV")).split()
+    return dict(pair.split("=", 1) for pair in pairs if "=" in pair)
+
+
 def test_dockerfile_and_compose_run_the_same_command(dockerfile, compose):
     (cmd,) = _instruction(dockerfile, "CMD")
     assert json.loads(cmd) == compose["command"]
     args = _serve_args(compose["command"])
-    assert (args.host, args.port) == ("0.0.0.0", 8000)
+    # no --host/--port: serve binds RNNBRIDGE_HOST/PORT, which the image and compose set
+    assert (args.host, args.port) == (None, None)
+    image = _image_env(dockerfile)
+    assert image["RNNBRIDGE_HOST"] == compose["environment"]["RNNBRIDGE_HOST"] == "0.0.0.0"
+    assert image["RNNBRIDGE_PORT"] == compose["environment"]["RNNBRIDGE_PORT"] == "8000"
 
 
-def test_compose_publishes_the_served_port(compose):
-    port = _serve_args(compose["command"]).port
-    assert any(str(mapping).split(":")[-1] == str(port) for mapping in compose["ports"])
+@pytest.mark.parametrize("shell", [{}, {"RNNBRIDGE_PORT": "9100"}, {"RNNBRIDGE_PUBLISH_ADDRESS": "0.0.0.0"}])
+def test_compose_publishes_the_served_port_on_loopback_unless_asked(shell):
+    service = _compose(shell)
+    port = service["environment"]["RNNBRIDGE_PORT"]
+    assert port == shell.get("RNNBRIDGE_PORT", "8000")
+    address = shell.get("RNNBRIDGE_PUBLISH_ADDRESS", "127.0.0.1")
+    assert service["ports"] == [f"{address}:{port}:{port}"]
+
+
+def _probe(where: str, dockerfile: list[str], compose: dict[str, Any]) -> list[str]:
+    if where == "compose":
+        test = compose["healthcheck"]["test"]
+        assert test[0] == "CMD"
+        return list(test[1:])
+    (line,) = _instruction(dockerfile, "HEALTHCHECK")
+    return list(json.loads(line[line.index("CMD") + 3 :]))
 
 
 @pytest.mark.parametrize("where", ["dockerfile", "compose"])
-def test_healthcheck_probes_the_liveness_route_on_the_served_port(where, dockerfile, compose, client):
-    probe = (
-        " ".join(_instruction(dockerfile, "HEALTHCHECK"))
-        if where == "dockerfile"
-        else " ".join(compose["healthcheck"]["test"])
-    )
-    port, path = HEALTH_URL.search(probe).groups()  # type: ignore[union-attr]
-    assert int(port) == _serve_args(compose["command"]).port
-    assert path == "/healthz" and client.get(path).status_code == 200
-
-
-def test_healthcheck_command_succeeds_against_a_real_server(compose, server_url):
-    test = compose["healthcheck"]["test"]
-    assert test[:2] == ["CMD", "python"]
-    served = urlsplit(server_url)
-    command = [arg.replace("127.0.0.1:8000", served.netloc) for arg in test[2:]]
-    run = subprocess.run([sys.executable, *command], capture_output=True, text=True, timeout=30)
+def test_healthcheck_follows_rnnbridge_port_against_a_real_server(where, dockerfile, compose, server_url):
+    probe = _probe(where, dockerfile, compose)
+    assert probe[0] == "python" and "/healthz" in probe[-1]
+    port = str(urlsplit(server_url).port)
+    env = {k: v for k, v in os.environ.items() if k != "RNNBRIDGE_PORT"}
+    run = subprocess.run([sys.executable, *probe[1:]], env={**env, "RNNBRIDGE_PORT": port}, capture_output=True)
     assert run.returncode == 0, run.stderr
+    # and it can fail: nothing listens on the port it is given
+    with socket.socket() as unused:
+        unused.bind(("127.0.0.1", 0))
+        idle = str(unused.getsockname()[1])
+    run = subprocess.run([sys.executable, *probe[1:]], env={**env, "RNNBRIDGE_PORT": idle}, capture_output=True)
+    assert run.returncode != 0
 
 
 def test_compose_documents_every_setting_with_its_default(compose):
@@ -101,7 +139,7 @@ def test_compose_settings_are_valid(compose, monkeypatch):
     for key, value in compose["environment"].items():
         monkeypatch.setenv(key, str(value))
     settings = Settings()
-    assert settings.port == _serve_args(compose["command"]).port
+    assert (settings.host, settings.port) == ("0.0.0.0", 8000)
     tmpfs = [Path(entry.split(":")[0]) for entry in compose["tmpfs"]]
     assert settings.tmp_dir in tmpfs
     assert settings.metrics_dir is not None and any(mount in settings.metrics_dir.parents for mount in tmpfs)
@@ -113,6 +151,12 @@ def test_compose_runs_hardened(compose):
     assert compose["read_only"] is True
     assert compose["restart"] in ("always", "unless-stopped", "on-failure")
     assert re.fullmatch(r"\d+[kmg]?", str(compose["mem_limit"]))
+    assert compose["cap_drop"] == ["ALL"] and not compose.get("cap_add")
+    assert "no-new-privileges:true" in compose["security_opt"]
+    assert compose["init"] is True
+    assert 0 < int(compose["pids_limit"]) <= 1024
+    assert 0 < float(compose["cpus"])
+    assert compose["user"].split(":")[0] not in ("0", "root")
 
 
 def test_dockerfile_passes_hadolint():
@@ -149,7 +193,8 @@ def test_compose_file_is_valid_for_docker_compose(tmp_path):
     assert run.returncode == 0, run.stderr
     (service,) = json.loads(run.stdout)["services"].values()
     assert service["read_only"] is True and service["healthcheck"]["test"][:2] == ["CMD", "python"]
-    assert [(p["target"], p["published"]) for p in service["ports"]] == [(8000, "8000")]
+    assert [(p["host_ip"], p["target"], p["published"]) for p in service["ports"]] == [("127.0.0.1", 8000, "8000")]
+    assert service["cap_drop"] == ["ALL"] and service["init"] is True
 
 
 def test_the_image_context_leaves_tests_and_caches_out():
@@ -164,3 +209,108 @@ def test_the_wheel_ships_the_offline_docs_assets():
     static = ROOT / "service"
     shipped = {path for pattern in patterns for path in static.glob(pattern)}
     assert {static / "static" / name for name in ("swagger-ui-bundle.js", "redoc.standalone.js")} <= shipped
+
+
+# --------------------------------------------------------------------------- Kubernetes
+
+K8S = ROOT / "deploy" / "k8s"
+
+
+@pytest.fixture(scope="module")
+def manifests() -> dict[str, dict[str, Any]]:
+    """Every resource of deploy/k8s by ``kind`` (one resource per kind)."""
+    yaml = pytest.importorskip("yaml")
+    documents = [doc for path in sorted(K8S.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc]
+    resources = {doc["kind"]: doc for doc in documents}
+    assert len(resources) == len(documents), "one resource per kind"
+    return resources
+
+
+def test_kubernetes_manifests_validate_against_the_kubernetes_schemas(manifests):
+    validate = pytest.importorskip("kubernetes_validate")
+    version = validate.latest_version()
+    for kind, resource in manifests.items():
+        if kind == "Kustomization":  # kustomize's own file, not an API object
+            continue
+        validate.validate(resource, version, strict=True)  # raises on unknown or mistyped fields
+    with pytest.raises(validate.ValidationError):  # and the check can fail
+        broken = json.loads(json.dumps(manifests["Deployment"]))
+        broken["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["cpu"] = {"cores": 2}
+        validate.validate(broken, version, strict=True)
+
+
+def test_kustomization_applies_the_service_manifests(manifests):
+    listed = set(manifests["Kustomization"]["resources"])
+    assert listed == {"deployment.yaml", "service.yaml", "hpa.yaml", "pdb.yaml"}
+    assert all((K8S / name).is_file() for name in listed)
+
+
+def _pod(manifests: dict[str, dict[str, Any]], kind: str = "Deployment") -> dict[str, Any]:
+    return dict(manifests[kind]["spec"]["template"])
+
+
+def _container_env(container: dict[str, Any]) -> dict[str, str]:
+    return {item["name"]: item["value"] for item in container.get("env", [])}
+
+
+def test_the_deployment_serves_its_port_and_probes_routes_that_answer(manifests, client, monkeypatch):
+    (container,) = _pod(manifests)["spec"]["containers"]
+    env = _container_env(container)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings = Settings()  # every setting the manifest gives is valid
+    assert _serve_args(container["command"]).port is None  # the port comes from RNNBRIDGE_PORT
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    assert ports["http"] == settings.port and settings.host == "0.0.0.0"
+    for probe, path in [("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")]:
+        assert container[probe]["httpGet"] == {"path": path, "port": "http"}
+        assert client.get(path).status_code == 200
+    annotations = _pod(manifests)["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(settings.port) and client.get(annotations["prometheus.io/path"]).status_code == 200
+    grace = _pod(manifests)["spec"]["terminationGracePeriodSeconds"]
+    assert grace > settings.shutdown_timeout
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "Job"])
+def test_pods_run_restricted(manifests, kind):
+    """The Pod Security Standards' ``restricted`` profile, and resources requested and bounded."""
+    spec = _pod(manifests, kind)["spec"]
+    assert spec["securityContext"]["runAsNonRoot"] is True and spec["securityContext"]["runAsUser"] != 0
+    assert spec["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert spec["automountServiceAccountToken"] is False
+    for container in spec["containers"]:
+        context = container["securityContext"]
+        assert context["allowPrivilegeEscalation"] is False and context["readOnlyRootFilesystem"] is True
+        assert context["capabilities"] == {"drop": ["ALL"]}
+        assert {"cpu", "memory"} <= set(container["resources"]["requests"]) <= set(container["resources"]["limits"])
+        writable = {mount["mountPath"] for mount in container["volumeMounts"]}
+        assert Path(_container_env(container).get("RNNBRIDGE_TMP_DIR", "/tmp")) in {Path(p) for p in writable}
+    assert not any(key in spec for key in ("hostNetwork", "hostPID", "hostIPC"))
+
+
+def test_service_hpa_and_pdb_select_the_deployment(manifests):
+    deployment = manifests["Deployment"]
+    labels = _pod(manifests)["metadata"]["labels"]
+    name = deployment["metadata"]["name"]
+    assert deployment["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    assert manifests["Service"]["spec"]["selector"].items() <= labels.items()
+    assert manifests["Service"]["spec"]["ports"][0]["targetPort"] == "http"
+    assert manifests["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    target = manifests["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", name)
+    hpa = manifests["HorizontalPodAutoscaler"]["spec"]
+    # CPU utilisation is relative to the request: the pods must request CPU
+    assert all("cpu" in c["resources"]["requests"] for c in _pod(manifests)["spec"]["containers"])
+    assert manifests["PodDisruptionBudget"]["spec"]["minAvailable"] < hpa["minReplicas"] <= hpa["maxReplicas"]
+
+
+def test_the_batch_job_runs_a_valid_cli_command(manifests):
+    (container,) = _pod(manifests, "Job")["spec"]["containers"]
+    script = " ".join(container["args"])
+    invocation = re.search(r"rnnbridge (convert [^;|]*?)(?:\|\||;|$)", script)
+    assert invocation is not None, script
+    words = shlex.split(invocation[1].replace('"$f"', "model.h5").replace('"$out"', "out.safetensors"))
+    args = build_parser().parse_args(words)
+    assert (args.target, args.format, args.prefix) == ("pytorch", "safetensors", "")
+    job = manifests["Job"]["spec"]
+    assert f"-v n={job['completions']}" in script and job["completionMode"] == "Indexed"

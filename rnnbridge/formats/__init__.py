@@ -16,6 +16,7 @@ from pathlib import Path
 from types import ModuleType
 
 from rnnbridge.errors import UnsupportedFormat
+from rnnbridge.formats import diagnose
 from rnnbridge.formats.base import InputFile, Limits, WeightFile
 
 #: format name -> module, in sniffing order
@@ -57,7 +58,9 @@ def detect(files: Sequence[InputFile]) -> str | None:
 def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
     """Read an upload into named arrays, expanding an archive that no format claims."""
     if not files:
-        raise UnsupportedFormat("no file was uploaded", understood=sorted(FORMATS))
+        raise UnsupportedFormat(
+            "no file was uploaded: send it as multipart, curl -F file=@model.h5", understood=sorted(FORMATS)
+        )
     name = detect(files)
     if name is not None:
         return module(name).read(files, limits)
@@ -70,7 +73,4 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
             name = detect(members)
             if name is not None:
                 return module(name).read(members, limits)
-    raise UnsupportedFormat(
-        "the upload is none of the formats rnnbridge reads: " + "; ".join(DESCRIPTIONS.values()),
-        understood=sorted(FORMATS),
-    )
+    raise diagnose.unrecognised(files, sorted(FORMATS))  # what was seen, then the short list of what is read

@@ -20,8 +20,9 @@ recurses deeper). :func:`loads_bounded` is shared with the Keras readers for the
 JSON metadata.
 
 The writer (``write``, ``to_json``) produces the first shape: ``data`` is the flat C-order
-list of exact values (Python floats round-trip float16/32/64 through their shortest
-repr), non-finite values as the strings above.
+list of exact values, each the shortest decimal that reads back to the same value *in the
+array's dtype* (``0.3`` for float32 0.3, not float64's ``0.30000001192092896``), non-finite
+values as the strings above.
 """
 
 from __future__ import annotations
@@ -241,10 +242,18 @@ def to_json(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> dict[s
     return {"arrays": {name: array_payload(array) for name, array in arrays.items()}, JSON_KEY: jsonable(meta)}
 
 
+_SHORTEST = (np.dtype(np.float32), np.dtype(np.float16))
+
+
 def array_payload(array: np.ndarray) -> dict[str, Any]:
     """One array as ``{"dtype", "shape", "data"}`` with ``data`` flat in C order."""
     array = np.asarray(array)
-    data = array.ravel(order="C").tolist()
+    data = array.ravel(order="C")
+    if array.dtype in _SHORTEST:
+        # the shortest decimal that reads back to the same float32/float16 (NumPy's Dragon4), as
+        # the Python float of that decimal: JSON gets "0.3", not float64's "0.30000001192092896"
+        data = data.astype(str).astype(np.float64)
+    data = data.tolist()
     if array.dtype.kind in "fc" and not np.isfinite(array).all():
         data = jsonable(data)
     return {"dtype": array.dtype.name, "shape": list(array.shape), "data": data}

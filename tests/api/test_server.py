@@ -48,7 +48,7 @@ def test_split_end_to_end(server_url, keras_lstm):
 
 def test_convert_to_pytorch_end_to_end(server_url, keras_lstm):
     response = _post(server_url, "/convert", keras_lstm, target="pytorch")
-    assert response.headers["content-disposition"] == 'attachment; filename="m.pytorch.npz"'
+    assert response.headers["content-disposition"] == 'attachment; filename="m.to-pytorch.npz"'
     arrays, meta = _npz(response)
     assert sorted(arrays) == ["lstm.bias_hh_l0", "lstm.bias_ih_l0", "lstm.weight_hh_l0", "lstm.weight_ih_l0"]
     assert arrays["lstm.weight_ih_l0"].shape == (24, 4)

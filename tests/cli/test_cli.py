@@ -52,7 +52,7 @@ def test_split_writes_the_default_name_in_the_current_directory(keras_lstm, in_t
 @pytest.mark.parametrize(("fmt", "ext"), [("npz", "npz"), ("json", "json"), ("safetensors", "safetensors")])
 def test_convert_default_name_per_format(keras_lstm, in_tmp, fmt, ext):
     assert main(["convert", str(keras_lstm), "--target", "onnx", "--format", fmt]) == 0
-    assert (in_tmp / f"m.onnx.{ext}").stat().st_size > 0
+    assert (in_tmp / f"m.to-onnx.{ext}").stat().st_size > 0
 
 
 def test_json_output_matches_the_http_encoding(keras_lstm, in_tmp):
@@ -93,7 +93,7 @@ def test_json_flag_prints_the_metadata(keras_lstm, in_tmp, capsys):
     assert main(["convert", str(keras_lstm), "--target", "keras", "--no-verify", "--json"]) == 0
     meta = json.loads(capsys.readouterr().out)
     assert meta["target"] == "keras" and meta["layers"][0]["verification"] is None
-    assert meta == _npz(in_tmp / "m.keras.npz")[1]
+    assert meta == _npz(in_tmp / "m.to-keras.npz")[1]
 
 
 def test_in_out_orientation(keras_lstm, in_tmp):
@@ -185,7 +185,7 @@ def test_progress_on_request_shows_phases_and_a_full_bar(keras_lstm, in_tmp, cap
     assert bars[-1].endswith("100%") and "#" * Progress.WIDTH in bars[-1]
     percents = [int(line.rsplit(" ", 1)[1].rstrip("%")) for line in bars]
     assert percents == sorted(percents)
-    assert phases[-1] == "rnnbridge: wrote 3 arrays to m.onnx.npz"
+    assert phases[-1] == "rnnbridge: wrote 3 arrays to m.to-onnx.npz"
 
 
 def test_no_progress_for_small_files_or_when_not_a_terminal(keras_lstm, in_tmp, capsys):
@@ -285,7 +285,7 @@ def test_output_into_a_folder_under_the_default_name(spelling, in_tmp):
     if not spelling.endswith("/"):
         (in_tmp / "out").mkdir()
     assert main(["convert", str(REPO_H5), "--target", "pytorch", "-o", spelling]) == 0
-    assert [p.name for p in (in_tmp / "out").iterdir()] == ["m.pytorch.npz"]
+    assert [p.name for p in (in_tmp / "out").iterdir()] == ["m.to-pytorch.npz"]
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077])

@@ -16,7 +16,8 @@ from rnnbridge.errors import LimitExceeded, MalformedFile, UnsafeInput
 from rnnbridge.formats import archive
 from rnnbridge.formats.base import InputFile, Limits
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+from ..fixtures_index import SHARED_FIXTURES as FIXTURES
+
 CKPT = ["model.ckpt.index", "model.ckpt.data-00000-of-00001", "checkpoint"]
 
 

@@ -18,7 +18,8 @@ from rnnbridge.formats.hdf5 import safety as hdf5_safety
 from rnnbridge.formats.hdf5 import keras_h5
 from rnnbridge.formats.base import InputFile, Limits
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+from ..fixtures_index import SHARED_FIXTURES as FIXTURES
+
 DATA = Path(__file__).resolve().parent / "data" / "keras"
 needs_fixtures = pytest.mark.skipif(
     not (FIXTURES / "manifest.json").is_file(), reason=f"shared fixtures not found at {FIXTURES}"

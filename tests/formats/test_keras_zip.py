@@ -14,7 +14,8 @@ from rnnbridge.errors import LimitExceeded, MalformedFile, UnsafeInput, Unsuppor
 from rnnbridge.formats.hdf5 import keras_zip
 from rnnbridge.formats.base import InputFile, Limits
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+from ..fixtures_index import SHARED_FIXTURES as FIXTURES
+
 MEMBER = "model.weights.h5:"
 
 

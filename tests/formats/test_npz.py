@@ -14,7 +14,8 @@ from rnnbridge.errors import LimitExceeded, MalformedFile, UnsafeInput, Unsuppor
 from rnnbridge.formats import npz
 from rnnbridge.formats.base import InputFile, Limits
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
+from ..fixtures_index import SHARED_FIXTURES as FIXTURES
+
 NATIVE_NPZ = sorted(FIXTURES.glob("*/rnn*.native.npz")) + sorted(
     FIXTURES.glob("*/rnn*.canonical.npz")
 )

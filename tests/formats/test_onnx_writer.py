@@ -127,7 +127,7 @@ def test_the_cli_writes_model_onnx_and_the_service_answers_it(tmp_path, client):
         )
     assert response.status_code == 200, response.text
     assert response.content == out.read_bytes()  # the same bytes, whichever way it is asked for
-    assert response.headers["content-disposition"].endswith('model.onnx.onnx"')
+    assert response.headers["content-disposition"].endswith('model.to-onnx.onnx"')
 
 
 def test_several_layers_sit_side_by_side_with_their_own_inputs_and_outputs(tmp_path):

@@ -16,9 +16,10 @@ from rnnbridge.errors import LimitExceeded, MalformedFile, RnnBridgeError, Unsup
 from rnnbridge.formats.tf import checkpoint as tf_checkpoint
 from rnnbridge.formats.base import InputFile, Limits
 
+from ..fixtures_index import SHARED_FIXTURES as FIXTURES
+
 from .wire import varint as _varint
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures"
 PARTITIONED = Path(__file__).resolve().parent / "data" / "tf_partitioned"
 NO_FIXTURES = pytest.mark.skip(reason=f"shared fixtures not found at {FIXTURES}")
 DATA = "model.ckpt.data-00000-of-00001"

@@ -121,10 +121,10 @@ def test_the_service_and_the_cli_write_checkpoints(client, tmp_path, monkeypatch
             data={"target": "tf1", "format": "tf_checkpoint", "scope": "enc"},
         )
     assert response.status_code == 200, response.text
-    assert response.headers["content-disposition"].endswith('.tf1.tar"')
+    assert response.headers["content-disposition"].endswith('.to-tf1.tar"')
     with tarfile.open(fileobj=io.BytesIO(response.content)) as tar:
         assert "model.ckpt.index" in tar.getnames()
     monkeypatch.chdir(tmp_path)
     assert main(["convert", str(fx.dir / "model.pt"), "--target", "tf1", "--format", "tf_checkpoint"]) == 0
-    model = pipeline.read([tmp_path / "model.tf1.tar"])
+    model = pipeline.read([tmp_path / "model.to-tf1.tar"])
     assert [layer.name for layer in model.layers] == ["encoder.rnn"]

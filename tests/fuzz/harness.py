@@ -27,8 +27,8 @@ from rnnbridge.errors import RnnBridgeError, VerificationFailed
 from rnnbridge.formats.base import InputFile, Limits
 
 ROOT = Path(__file__).resolve().parents[2]
-SHARED = ROOT.parent / "shared" / "fixtures"
 LOCAL = ROOT / "tests" / "fixtures"
+SHARED = LOCAL / "shared"  # the committed copy of the shared fixtures
 #: bounds that make a lying size fail fast (far above every seed)
 LIMITS = Limits(max_tensor_elements=2**20, max_total_bytes=16 << 20)
 

@@ -492,7 +492,7 @@ def _zip_empty_name() -> bytes:
     return _zip([("model.ckpt.index", b"x"), ("", b"y")])
 
 
-SHARED_KERAS2 = HERE.parents[2] / "shared" / "fixtures" / "k2_lstm_seq" / "m.h5"
+SHARED_KERAS2 = HERE.parent / "fixtures" / "shared" / "k2_lstm_seq" / "m.h5"
 
 
 def _h5_segfault() -> bytes:

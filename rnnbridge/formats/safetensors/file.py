@@ -13,11 +13,13 @@ Layout::
 Contract of the reader: the header is bounded (``MAX_HEADER_BYTES``), must be one JSON
 object without duplicate keys, and every entry is checked before any tensor is read:
 a known dtype, ``end - begin == prod(shape) * itemsize``, offsets inside the file and not
-overlapping, element counts and total bytes within ``Limits``. Tensors are read once
-each, straight into their arrays. BF16 is widened exactly to float32 (with a note);
-every other dtype is kept. ``__metadata__`` goes to ``attrs["metadata"]``, and the
-metadata rnnbridge writes in it (``__metadata__["rnnbridge"]``, a JSON string) parsed to
-``attrs["meta"]``, where discovery finds a converted file's layers. Several
+overlapping, element counts and total bytes within ``Limits``. Tensors are memory-mapped
+read-only, so nothing beyond the header is read until a tensor is used (``inspect`` of a
+large file reads its header only; the upload must not shrink while its arrays are in use).
+BF16 is widened exactly to float32 (with a note); every other dtype is kept.
+``__metadata__`` goes to ``attrs["metadata"]``, and the metadata rnnbridge writes in it
+(``__metadata__["rnnbridge"]``, a JSON string) parsed to ``attrs["meta"]``, where discovery
+finds a converted file's layers. Several
 safetensors files in one upload (shards) are merged; a name in two of them is
 ``MalformedFile``.
 
@@ -31,10 +33,10 @@ This module holds the reader; the header checks are in ``header`` and the writer
 
 from __future__ import annotations
 
-import io
 import math
 import struct
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -100,18 +102,22 @@ def _check_limits(entries: list[Entry], limits: Limits, budget: int) -> int:
     return left
 
 
-def _read_tensor(stream: io.BufferedIOBase, entry: Entry, data_start: int) -> np.ndarray:
-    raw = np.empty(entry.end - entry.begin, dtype=np.uint8)
-    stream.seek(data_start + entry.begin)
-    if stream.readinto(raw.data) != raw.size:
-        raise MalformedFile(f"tensor {entry.name!r}: the file ends inside its data", tensor=entry.name)
+def _read_tensor(path: Path, entry: Entry, data_start: int) -> np.ndarray:
+    """The tensor's bytes, memory-mapped read-only: nothing is read until it is used, so
+    ``inspect`` of a large file reads its header only. BOOL and BF16 are converted (read) here."""
+    count = entry.end - entry.begin
+    if count == 0:
+        raw = np.empty(0, dtype=np.uint8)
+    else:
+        raw = np.memmap(path, dtype=np.uint8, mode="r", offset=data_start + entry.begin, shape=(count,))
     if entry.dtype == "BOOL":  # bytes other than 0 and 1 would make odd NumPy bools
         array = raw != 0
     else:
         array = raw.view(DTYPES[entry.dtype])
     if entry.dtype == "BF16":
         array = widen_bfloat16(array)
-    return array.astype(array.dtype.newbyteorder("="), copy=False).reshape(entry.shape)
+    array = array.astype(array.dtype.newbyteorder("="), copy=False).reshape(entry.shape)
+    return array.view(np.ndarray) if isinstance(array, np.memmap) else array
 
 
 def _read_file(file: InputFile, limits: Limits, budget: int) -> tuple[WeightFile, int]:
@@ -133,7 +139,7 @@ def _read_file(file: InputFile, limits: Limits, budget: int) -> tuple[WeightFile
         left = _check_limits(entries, limits, budget)
         tensors = {}
         for entry in sorted(entries, key=lambda e: e.begin):
-            tensors[entry.name] = _read_tensor(stream, entry, 8 + length)
+            tensors[entry.name] = _read_tensor(file.path, entry, 8 + length)
     tensors = {entry.name: tensors[entry.name] for entry in entries}  # header order
     widened = [entry.name for entry in entries if entry.dtype == "BF16"]
     notes = []

@@ -193,11 +193,17 @@ def write_result(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], stre
     The tensors named in ``meta["bfloat16"]`` (stored as bfloat16 in the source file) are
     stored as BF16 again when every value still is one.
     """
-    exact = [name for name in meta.get("bfloat16", ()) if _fits_bfloat16(arrays[name])]
+    metadata, exact = result_header(arrays, meta)
     try:
-        write(stream, arrays, {SAFETENSORS_KEY: dumps(meta)}, bfloat16=exact)
+        write(stream, arrays, metadata, bfloat16=exact)
     except ValueError as exc:  # a dtype or name safetensors cannot hold
         raise InvalidField(f"the result cannot be written as safetensors: {exc}", field="format") from exc
+
+
+def result_header(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
+    """The ``__metadata__`` and the BF16 tensor names ``write_result`` writes for a result."""
+    exact = [name for name in meta.get("bfloat16", ()) if _fits_bfloat16(arrays[name])]
+    return {SAFETENSORS_KEY: dumps(meta)}, exact
 
 
 def _fits_bfloat16(array: np.ndarray) -> bool:

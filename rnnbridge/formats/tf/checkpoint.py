@@ -22,8 +22,9 @@ Contract: the index is found by its footer magic, never by its file name; data s
 paired by the client file names ``<prefix>.data-<k:05d>-of-<n:05d>``. Every block handle,
 offset, size and shape is checked against the real file sizes and ``Limits`` before anything
 is allocated, and any contradiction is ``MalformedFile``. Block checksums of the index and the
-crc32c of every tensor's bytes are verified (the latter with a vectorised NumPy CRC32C, about
-100 MB/s). Each tensor is read once, with ``np.fromfile`` at its offset. The scalar string
+crc32c of every tensor's bytes are verified (the latter compiled where ``google-crc32c`` is
+installed, about 2 GB/s, else vectorised with NumPy, about 46 MB/s: ``crc32c``). Each
+tensor is read once, with ``np.fromfile`` at its offset. The scalar string
 ``_CHECKPOINTABLE_OBJECT_GRAPH`` (which relates a TF2 checkpoint's or SavedModel's variables
 to the objects that own them) is returned as bytes in ``attrs["object_graph"]``; other
 string and non-numeric entries are listed in ``attrs["skipped"]``, not read, except

@@ -1,7 +1,13 @@
 """CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), and LevelDB's masked form.
 
-:func:`crc32c` runs byte by byte and suits small ``bytes`` (SSTable blocks);
-:func:`crc32c_array` is vectorised with NumPy (about 100 MB/s) for tensor bytes. The "raw"
+Where ``google-crc32c`` is installed with its compiled extension (a dependency of rnnbridge;
+wheels for the usual platforms), :func:`crc32c` and :func:`crc32c_array` use it: about 2 GB/s
+here, fed 1 MiB copies (it takes only ``bytes``), against about 46 MB/s for NumPy
+(``python -m bench.crc32c``). Otherwise they fall back to pure Python and NumPy, with the same
+results; ``COMPILED`` says which is in use.
+
+The fallback: :func:`crc32c` runs byte by byte and suits small ``bytes`` (SSTable blocks);
+:func:`crc32c_array` is vectorised with NumPy for tensor bytes. The "raw"
 CRC (start 0, no final xor) is linear over GF(2) and blind to leading zero bytes, so the
 bytes are front-padded to a (lanes, width) grid, all lanes advance one byte per step
 together, and lanes are folded pairwise with raw(a + b) = shift(raw(a), len(b)) ^ raw(b),
@@ -12,9 +18,23 @@ are written.
 
 from __future__ import annotations
 
+from types import ModuleType
+
 import numpy as np
 
+_google_crc32c: ModuleType | None
+try:
+    import google_crc32c as _google_crc32c
+except ImportError:  # pragma: no cover - an optional speed-up
+    _google_crc32c = None
+
+#: the compiled implementation, or None: google-crc32c without its C extension is pure Python
+#: and slower than the NumPy code below
+_COMPILED = _google_crc32c if getattr(_google_crc32c, "implementation", None) == "c" else None
+COMPILED = _COMPILED is not None
+
 _CHUNK = 1 << 26  # bytes per NumPy pass: bounds the padded copy
+_COMPILED_CHUNK = 1 << 20  # bytes per copy handed to the compiled CRC: stays in cache
 
 
 def _crc32c_table() -> list[int]:
@@ -34,7 +54,13 @@ _SHIFTS = [np.stack([_TABLE_NP, *(np.arange(256, dtype=np.uint32) << s for s in 
 
 
 def crc32c(data: bytes) -> int:
-    """CRC-32C of a small ``bytes`` object, byte by byte."""
+    """CRC-32C of a small ``bytes`` object."""
+    if _COMPILED is not None:
+        return int(_COMPILED.value(bytes(data)))
+    return _crc32c_bytes(data)
+
+
+def _crc32c_bytes(data: bytes) -> int:
     crc, table = 0xFFFFFFFF, _TABLE
     for byte in data:
         crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
@@ -42,7 +68,16 @@ def crc32c(data: bytes) -> int:
 
 
 def crc32c_array(data: np.ndarray) -> int:
-    """CRC-32C of a ``uint8`` array, vectorised (about 100 MB/s)."""
+    """CRC-32C of a ``uint8`` array: compiled where available, else vectorised with NumPy."""
+    if _COMPILED is not None:
+        crc = 0
+        for start in range(0, data.size, _COMPILED_CHUNK):
+            crc = _COMPILED.extend(crc, data[start : start + _COMPILED_CHUNK].tobytes())
+        return int(crc)
+    return _crc32c_numpy(data)
+
+
+def _crc32c_numpy(data: np.ndarray) -> int:
     raw = 0
     for start in range(0, data.size, _CHUNK):
         chunk = data[start : start + _CHUNK]
