@@ -206,6 +206,14 @@ class SpoolingRequest(Request):
         if self._spooled is not None:
             return self._spooled
         media_type, options = parse_options_header(self.headers.get("Content-Type"))
+        if media_type == b"application/x-www-form-urlencoded":
+            # fields only (``/explain`` of a convention and sizes, ``/init``): a file cannot travel so
+            form = await super().form()
+            if form_fields.FILE_FIELD in form:
+                raise form_fields.not_multipart(media_type.decode("latin-1"))
+            form_fields.check(form, self.fields)
+            self._spooled = form
+            return form
         if media_type != b"multipart/form-data":
             raise form_fields.not_multipart(media_type.decode("latin-1"))
         if b"boundary" not in options:

@@ -304,7 +304,7 @@ def test_every_output_format_of_the_target_is_saved_and_reads_back(tmp_path, fmt
     target = TARGET_OF.get(fmt, "tf1")
     result = verbs.init(target, cell=cell, input_size=3, units=4, bidirectional=True, seed=3, format=fmt)
     path = result.save(f"{tmp_path}/out/")
-    assert path is not None and path.name == f"init.{target}.{outputs.OUTPUTS[fmt].extension}"
+    assert path is not None and path.name == f"init.to-{target}.{outputs.OUTPUTS[fmt].extension}"
     back = pipeline.split(pipeline.read([InputFile(path.name, path)], source=target)).arrays
     expected = gates_of(result, tmp_path)
     assert back.keys() == expected.keys()

@@ -134,7 +134,7 @@ def test_init_returns_the_same_bytes_for_the_same_seed(client) -> None:
     data = {"target": "pytorch", "cell": "gru", "input_size": "3", "units": "4", "bidirectional": "true", "seed": "9"}
     first, again = client.post("/init", data=data), client.post("/init", data=data)
     assert first.status_code == 200 and first.content == again.content
-    assert 'filename="init.pytorch.npz"' in first.headers["content-disposition"]
+    assert 'filename="init.to-pytorch.npz"' in first.headers["content-disposition"]
     arrays = _npz(first.content)
     meta = json.loads(str(arrays.pop("__meta__")))
     assert sorted(arrays) == sorted(meta["layers"][0]["tensors"])
@@ -187,9 +187,9 @@ def test_the_routes_are_plain_functions_run_in_the_threadpool() -> None:
 @pytest.mark.parametrize(
     "target, fmt, media_type, filename",
     [
-        ("onnx", "onnx", "application/octet-stream", "init.onnx.onnx"),
-        ("tf1", "tf_checkpoint", "application/x-tar", "init.tf1.tar"),
-        ("keras", "h5", "application/x-hdf5", "init.keras.weights.h5"),
+        ("onnx", "onnx", "application/octet-stream", "init.to-onnx.onnx"),
+        ("tf1", "tf_checkpoint", "application/x-tar", "init.to-tf1.tar"),
+        ("keras", "h5", "application/x-hdf5", "init.to-keras.weights.h5"),
     ],
 )
 def test_init_answers_every_format_of_its_target(client, tmp_path: Path, target, fmt, media_type, filename) -> None:

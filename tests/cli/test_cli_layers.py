@@ -69,7 +69,7 @@ def test_run_reads_x_from_json(keras_lstm, in_tmp, capsys) -> None:
 def test_init_writes_the_same_bytes_for_the_same_seed(in_tmp) -> None:
     argv = ["init", "--target", "tf1", "--input-size", "3", "--units", "4", "--peepholes", "--seed", "2"]
     assert main(argv) == 0
-    first = (in_tmp / "init.tf1.npz").read_bytes()
+    first = (in_tmp / "init.to-tf1.npz").read_bytes()
     assert main([*argv, "-o", "again.npz"]) == 0
     assert (in_tmp / "again.npz").read_bytes() == first
     with np.load(io.BytesIO(first), allow_pickle=False) as archive:
@@ -103,7 +103,7 @@ def test_the_choices_spelled_in_the_cli_are_the_library_ones() -> None:
 
 @pytest.mark.parametrize(
     "output, target, written",
-    [("model.onnx", "onnx", "model.onnx"), ("ckpt.tar", "tf1", "ckpt.tar"), ("out/", "keras", "out/init.keras.npz")],
+    [("model.onnx", "onnx", "model.onnx"), ("ckpt.tar", "tf1", "ckpt.tar"), ("out/", "keras", "out/init.to-keras.npz")],
 )
 def test_init_takes_the_format_from_the_output_name(output, target, written, in_tmp) -> None:
     argv = ["init", "--target", target, "--input-size", "3", "--units", "4", "-o", output]
