@@ -17,6 +17,7 @@ Rules every reader follows:
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,8 @@ import numpy as np
 
 #: the largest tensor a reader materialises, unless the service configures another bound
 DEFAULT_MAX_TENSOR_ELEMENTS = 2**31
+#: what an error message quotes of a value taken from a file, at most (characters)
+MAX_QUOTED = 200
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,17 @@ class Limits:
     tmp_dir: Path | None = None
     #: wall-clock bound on reading one file whose library runs in a child process (HDF5)
     read_timeout: float = 60.0
+    #: read the whole upload in a reader process (``formats.read``), as the service does:
+    #: no parser then shares the caller's GIL, and the reader is bounded in time and memory
+    isolate: bool = False
+    #: the reader process's memory budget (resident bytes): ``read_memory_base`` plus
+    #: ``read_memory_factor`` times the upload's size; a reader that passes it is ended (413)
+    read_memory_base: int = 512 * 1024**2
+    read_memory_factor: float = 4.0
+
+    def read_memory(self, upload_bytes: int) -> int:
+        """The resident memory a reader process may reach while it reads ``upload_bytes``."""
+        return self.read_memory_base + int(self.read_memory_factor * upload_bytes)
 
 
 @dataclass
@@ -63,3 +77,22 @@ class WeightFile:
     attrs: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     bfloat16: set[str] = field(default_factory=set)
+
+
+_QUOTE = reprlib.Repr()
+for _name, _bound in {"maxlevel": 2, "maxtuple": 8, "maxlist": 8, "maxdict": 4, "maxset": 4}.items():
+    setattr(_QUOTE, _name, _bound)
+_QUOTE.maxstring = _QUOTE.maxother = _QUOTE.maxlong = 60
+
+
+def quote(value: object, limit: int = MAX_QUOTED) -> str:
+    """A short ``repr`` of a value read from a file, for an error message.
+
+    Bounded in time and size whatever ``value`` is (a list of millions of numbers, a
+    self-referencing structure): long containers and strings are elided with ``...``.
+
+    >>> quote(list(range(1000)))
+    '[0, 1, 2, 3, 4, 5, 6, 7, ...]'
+    """
+    text = _QUOTE.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
