@@ -17,15 +17,25 @@ Rules every reader follows:
 
 from __future__ import annotations
 
+import math
 import reprlib
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
+from rnnbridge.errors import LimitExceeded, MalformedFile
+
 #: the largest tensor a reader materialises, unless the service configures another bound
 DEFAULT_MAX_TENSOR_ELEMENTS = 2**31
+#: the largest zip central directory opened: ``zipfile`` makes a ~500-byte ``ZipInfo`` of
+#: every 46-byte entry before anyone can count them (8 MiB: ~180,000 entries, ~90 MB)
+MAX_ZIP_DIRECTORY_BYTES = 8 * 1024**2
+#: extracted archive members may be this many times their archive's size, plus EXPANSION_BASE
+MAX_EXPANSION_RATIO = 16
+EXPANSION_BASE = 64 * 1024**2
 #: what an error message quotes of a value taken from a file, at most (characters)
 MAX_QUOTED = 200
 
@@ -53,6 +63,13 @@ class Limits:
     #: ``read_memory_factor`` times the upload's size; a reader that passes it is ended (413)
     read_memory_base: int = 512 * 1024**2
     read_memory_factor: float = 4.0
+
+    def expansion(self, packed_bytes: int) -> int:
+        """The most bytes compressed members of ``packed_bytes`` may inflate to on disk:
+        ``EXPANSION_BASE`` + ``MAX_EXPANSION_RATIO`` x their size, within ``max_total_bytes``
+        (weights compress barely; 200 MiB of zeros packed into 200 KB are a bomb, and the
+        spool may be a tmpfs, i.e. memory)."""
+        return min(self.max_total_bytes, EXPANSION_BASE + MAX_EXPANSION_RATIO * packed_bytes)
 
     def read_memory(self, upload_bytes: int) -> int:
         """The resident memory a reader process may reach while it reads ``upload_bytes``."""
@@ -96,3 +113,27 @@ def quote(value: object, limit: int = MAX_QUOTED) -> str:
     """
     text = _QUOTE.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def check_shape(shape: tuple[int, ...] | list[int], itemsize: int, what: str, tensor: str | None = None) -> None:
+    """Refuse a shape no NumPy array can have (the product of its non-zero dimensions times
+    ``itemsize`` must fit in 63 bits, even when another dimension is 0)."""
+    if math.prod(max(n, 1) for n in shape) * max(itemsize, 1) >= 2**63:
+        raise MalformedFile(f"{what}: shape {quote(list(shape))} is larger than any array can be", tensor=tensor)
+
+
+def open_zip(file: str | Path | IO[bytes]) -> zipfile.ZipFile:
+    """``zipfile.ZipFile(file)``, once its central directory is known to be at most
+    ``MAX_ZIP_DIRECTORY_BYTES`` (``LimitExceeded``); ``zipfile.BadZipFile`` as zipfile raises it."""
+    stream = open(file, "rb") if isinstance(file, (str, Path)) else file
+    try:
+        end = zipfile._EndRecData(stream)  # noqa: SLF001 - the standard library's own locator of the directory
+        if end is not None and end[zipfile._ECD_SIZE] > MAX_ZIP_DIRECTORY_BYTES:  # noqa: SLF001
+            raise LimitExceeded(
+                f"the zip's central directory has {end[zipfile._ECD_SIZE]} bytes, more than {MAX_ZIP_DIRECTORY_BYTES}"  # noqa: SLF001
+            )
+        stream.seek(0)
+        return zipfile.ZipFile(stream if stream is file else file)
+    finally:
+        if stream is not file:
+            stream.close()

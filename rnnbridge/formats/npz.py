@@ -32,7 +32,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from rnnbridge.errors import LimitExceeded, MalformedFile, UnsafeInput, UnsupportedFormat
-from rnnbridge.formats.base import InputFile, Limits, WeightFile
+from rnnbridge.formats.base import InputFile, Limits, WeightFile, open_zip
 from rnnbridge.formats.json_arrays import loads_bounded
 
 NAME = "npz"
@@ -84,7 +84,7 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
     """
     path = _the_file(files).path
     try:
-        with zipfile.ZipFile(path) as archive:
+        with open_zip(path) as archive:
             headers = [_checked_header(archive, info, limits) for info in _members(archive)]
             _check_total(headers, limits)
             return _load(archive, headers, limits)
@@ -95,7 +95,7 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
 
 def _is_npz(path: Path) -> bool:
     try:
-        with zipfile.ZipFile(path) as archive:
+        with open_zip(path) as archive:
             infos = archive.infolist()
             if not infos or not all(i.filename.endswith(".npy") for i in infos):
                 return False

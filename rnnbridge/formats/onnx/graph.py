@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rnnbridge.errors import MalformedFile
+from rnnbridge.errors import LimitExceeded, MalformedFile
 from rnnbridge.formats.onnx.tensor_proto import Context, ints, parse_tensor, skip
 from rnnbridge.formats.onnx.tensor_values import decode_tensor
 from rnnbridge.formats.wire import protobuf as pb
@@ -38,6 +38,13 @@ class Header:
     ir_version: int = 0
     producer: str = ""
     opset_imports: dict[str, int] = field(default_factory=dict)
+
+
+#: the most nodes, initializers and sparse initializers of a graph (a large model has ~10**4 nodes;
+#: each costs a few hundred bytes of Python, so the bound keeps the graph's objects under ~150 MB)
+MAX_GRAPH_ENTRIES = 2**18
+#: the most fields (inputs, outputs, attributes, names) of one node
+MAX_NODE_FIELDS = 2**14
 
 
 class GraphParts(NamedTuple):
@@ -97,20 +104,26 @@ def _parse_opset(buf: Any, sl: slice) -> tuple[str, int]:
 
 
 def parse_graph(buf: bytes, sl: slice) -> GraphParts:
-    """The byte ranges of the GraphProto's nodes and (sparse) initializers."""
+    """The byte ranges of the GraphProto's nodes and (sparse) initializers (``MAX_GRAPH_ENTRIES`` in all)."""
     parts = GraphParts([], [], [])
     where = {1: parts.nodes, 5: parts.initializers, 15: parts.sparse}
+    entries = 0
     for number, wire, value in pb.iter_fields(buf, sl.start, sl.stop):
         if number in where:
             value = pb.expect_bytes(wire, value, f"GraphProto field {number}")
             where[number].append(value)
+            entries += 1
+            if entries > MAX_GRAPH_ENTRIES:
+                raise LimitExceeded(f"ONNX: the graph has more than {MAX_GRAPH_ENTRIES} nodes and initializers")
     return parts
 
 
 def parse_node(buf: bytes, sl: slice, index: int) -> Node:
-    """A NodeProto's names and attribute ranges; attributes are decoded on demand."""
+    """A NodeProto's names and attribute ranges (``MAX_NODE_FIELDS``); attributes are decoded on demand."""
     node = Node(index)
-    for number, wire, value in pb.iter_fields(buf, sl.start, sl.stop):
+    for count, (number, wire, value) in enumerate(pb.iter_fields(buf, sl.start, sl.stop)):
+        if count >= MAX_NODE_FIELDS:
+            raise LimitExceeded(f"ONNX: node {index} has more than {MAX_NODE_FIELDS} fields")
         if number not in (1, 2, 3, 4, 5, 7):
             continue
         where = pb.expect_bytes(wire, value, f"NodeProto field {number}")
