@@ -127,7 +127,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_timer = None
         if self._in_head and not self.transport.is_closing():
             if self._head_bytes:
-                self._refuse(b"408 Request Timeout", f"the request head did not arrive within {self.header_timeout:g} s")
+                self._refuse(
+                    b"408 Request Timeout", f"the request head did not arrive within {self.header_timeout:g} s"
+                )
             else:
                 self.transport.close()  # an idle connection that never sent a byte
 

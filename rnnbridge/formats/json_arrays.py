@@ -47,8 +47,10 @@ MAX_JSON_BYTES = 256 * 1024**2
 MAX_DEPTH = 64
 #: the most values (numbers, strings, literals, arrays, objects) in an arrays document
 MAX_JSON_VALUES = 2**22
-#: the most values in a metadata document (a model config of thousands of layers has ~10**5)
-MAX_META_VALUES = 2**20
+#: the most values in a metadata document (a model config of a thousand layers has ~5 x 10**4)
+MAX_META_VALUES = 2**18
+#: the largest metadata document (model configs, ``__meta__``)
+MAX_META_BYTES = 8 * 1024**2
 DTYPES = ("float16", "float32", "float64")
 SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
@@ -113,7 +115,8 @@ def loads_bounded(
     max_depth : int
         The deepest nesting of ``[`` / ``{`` allowed.
     max_values : int
-        The most values (hence Python objects) the document may create.
+        The most values (hence Python objects) the document may create; a metadata
+        document (``max_values`` at most ``MAX_META_VALUES``) is at most ``MAX_META_BYTES``.
 
     Raises
     ------
@@ -122,6 +125,8 @@ def loads_bounded(
     LimitExceeded
         More than ``max_values`` values.
     """
+    if max_values <= MAX_META_VALUES and len(data) > MAX_META_BYTES:
+        raise LimitExceeded(f"{what}: a JSON document of {len(data)} bytes, more than {MAX_META_BYTES}")
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError as exc:

@@ -33,7 +33,7 @@ from numpy.lib import format as npy_format
 
 from rnnbridge.errors import LimitExceeded, MalformedFile, UnsafeInput, UnsupportedFormat
 from rnnbridge.formats.base import InputFile, Limits, WeightFile, open_zip
-from rnnbridge.formats.json_arrays import loads_bounded
+from rnnbridge.formats.json_arrays import MAX_META_BYTES, loads_bounded
 
 NAME = "npz"
 NPY_MAGIC = b"\x93NUMPY"
@@ -146,6 +146,8 @@ def _checked_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Lim
             tensor=key,
         )
     data_bytes = elements * header.dtype.itemsize
+    if key == META_KEY and data_bytes > MAX_META_BYTES:
+        raise LimitExceeded(f"npz '{META_KEY}' declares {data_bytes} bytes, more than {MAX_META_BYTES}", tensor=key)
     if info.file_size < header.data_offset + data_bytes:
         raise MalformedFile(
             f"npz member '{key}': header declares {header.shape} {header.dtype}, "

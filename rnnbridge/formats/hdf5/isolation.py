@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import atexit
 import dataclasses
+import errno
 import importlib
 import json
 import mmap
@@ -68,7 +69,7 @@ RETIRE_RSS = 384 * 1024**2
 #: seconds between two samples of a working reader's resident memory
 WATCH_INTERVAL = 0.01
 #: the longest answer line accepted from a reader (names, shapes, attributes; not arrays)
-MAX_ANSWER_BYTES = 32 * 1024**2
+MAX_ANSWER_BYTES = 16 * 1024**2
 #: the longest error detail passed on (it may quote names taken from the file)
 MAX_DETAIL = 600
 _START_TIMEOUT = 120.0
@@ -233,6 +234,7 @@ class _Pool:
     def _reset(self) -> None:
         self._lock = threading.Lock()
         self._idle: list[_Reader] = []
+        self._busy: set[_Reader] = set()
         self._slots = threading.BoundedSemaphore(MAX_READERS)
 
     def run(self, request: dict[str, Any], name: str, timeout: float, budget: int | None = None) -> str:
@@ -246,6 +248,15 @@ class _Pool:
 
     def _run(self, request: dict[str, Any], name: str, timeout: float, budget: int | None) -> str:
         reader = self._take()
+        with self._lock:
+            self._busy.add(reader)
+        try:
+            return self._read(reader, request, name, timeout, budget)
+        finally:
+            with self._lock:
+                self._busy.discard(reader)
+
+    def _read(self, reader: _Reader, request: dict[str, Any], name: str, timeout: float, budget: int | None) -> str:
         try:
             answer = reader.run(request, timeout, budget)
         except _OverBudget as exc:
@@ -281,8 +292,12 @@ class _Pool:
         self._give_back(_Reader())
 
     def close(self) -> None:
+        """End the idle readers, and kill the busy ones (the process is exiting)."""
         with self._lock:
             idle, self._idle = self._idle, []
+            busy = list(self._busy)
+        for reader in busy:
+            reader.process.kill()
         for reader in idle:
             reader.end()
 
@@ -348,6 +363,11 @@ def _serve_one(request: dict[str, Any]) -> str:
     except (ValueError, OverflowError, RecursionError) as exc:
         detail = f"the file could not be read: {type(exc).__name__}: {quote(str(exc))}"
         answer = {"error": {"class": "MalformedFile", "detail": detail, "fields": {"code": "malformed_file"}}}
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        detail = "there is no room left in the spool directory to read the file; retry later"
+        answer = {"error": {"class": "LimitExceeded", "detail": detail, "fields": {"code": "spool_full"}}}
     except MemoryError:
         detail = "reading the file needed more memory than the reader process may have"
         answer = {"error": {"class": "LimitExceeded", "detail": detail, "fields": {"code": "read_memory_exceeded"}}}

@@ -33,7 +33,7 @@ from rnnbridge.errors import LimitExceeded, MalformedFile, UnsafeInput, Unsuppor
 from rnnbridge.formats.base import InputFile, Limits, WeightFile, open_zip
 from rnnbridge.formats.hdf5.isolation import read_isolated
 from rnnbridge.formats.hdf5.keras_h5 import CONFIG_MAX_DEPTH
-from rnnbridge.formats.json_arrays import loads_bounded
+from rnnbridge.formats.json_arrays import MAX_META_BYTES, loads_bounded
 
 NAME = "keras_zip"
 CONFIG = "config.json"
@@ -41,7 +41,7 @@ METADATA = "metadata.json"
 WEIGHTS_H5 = "model.weights.h5"
 WEIGHTS_NPZ = "model.weights.npz"
 #: the largest ``config.json`` / ``metadata.json`` read (and ``MAX_META_VALUES`` values)
-MAX_JSON_BYTES = 64 * 1024**2
+MAX_JSON_BYTES = MAX_META_BYTES
 _COPY_CHUNK = 1024**2
 _ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, ValueError)
 
