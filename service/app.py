@@ -62,6 +62,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         app.state.ready = False
         app.state.metrics.publish()
+        isolation.stop_readers()  # a read still running past the shutdown timeout is ended
         logger.info("rnnbridge shut down")
 
 

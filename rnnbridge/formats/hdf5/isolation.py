@@ -330,6 +330,11 @@ def start_reader() -> None:
     _POOL.start_one()
 
 
+def stop_readers() -> None:
+    """End every reader process, killing those still reading (a server shutting down)."""
+    _POOL.close()
+
+
 def serve(replies_fd: int) -> None:
     """A reader process's loop: one JSON request per line of standard input, one answer per request."""
     global _IN_READER
