@@ -12,6 +12,7 @@ Used by ``tests/fuzz/test_readers.py`` (a CI-sized hypothesis run) and by
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import random
@@ -90,10 +91,43 @@ def seeds() -> dict[str, Seed]:
     }
 
 
-def available_seeds() -> dict[str, Seed]:
-    """The seeds whose files exist here."""
+#: the structural bombs of issue 13 as seeds, each just past the cap it exercises (so
+#: that mutations land on both sides of it) and small enough to read in well under a second
+BOMB_SIZES: dict[str, dict[str, int]] = {
+    "json_unterminated_escapes": {"pairs": 20_000},
+    "keras_unterminated_escapes": {"pairs": 200_000},
+    "npz_meta_bomb": {"lists": 300_000},
+    "sstable_prefix_bomb": {"entries": 1_100},
+    "torch_empty_sets": {"opcodes": 600_000},
+    "keras_config_lists": {"lists": 300_000},
+    "onnx_empty_nodes": {"nodes": 300_000},
+    "json_floats": {"values": 50_000},
+    "keras_zero_weights": {"mib": 70},
+    "pickle_echo": {"items": 2_000},
+    "onnx_many_dims": {"dims": 1_000},
+    "safetensors_huge_empty_shape": {},
+    "json_huge_empty_shape": {},
+}
+
+
+def bomb_seeds() -> dict[str, Seed]:
+    """One seed per structural bomb (``tests.hostile.bombs``), named ``bomb-<name>``."""
+    from tests.hostile import bombs
+
     out = {}
-    for name, seed in seeds().items():
+    for name, sizes in BOMB_SIZES.items():
+        made = functools.cache(functools.partial(bombs.BOMBS[name], **sizes))
+        file_name = made()[0]
+        source = "pytorch" if file_name.endswith((".json", ".npz")) else None
+        out[f"bomb-{name}"] = Seed(f"bomb-{name}", lambda made=made: [made()], source=source)
+    return out
+
+
+def available_seeds(with_bombs: bool = False) -> dict[str, Seed]:
+    """The seeds whose files exist here (and the bombs' with ``with_bombs``)."""
+    out = {}
+    candidates = {**seeds(), **(bomb_seeds() if with_bombs else {})}
+    for name, seed in candidates.items():
         try:
             seed.files()
         except (OSError, StopIteration):

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from tests.fuzz import harness
 
 SEEDS = harness.available_seeds()
+BOMBS = harness.bomb_seeds()
 
 ops = st.lists(
     st.tuples(
@@ -50,3 +51,24 @@ def test_mutated_input_inside_a_zip_never_crashes(reader, mutations):
     files = harness.mutated(seed, seed.victims[0], mutations)
     with tempfile.TemporaryDirectory() as folder:
         harness.outcome([("upload.zip", harness.as_zip(files))], Path(folder), seed.source)
+
+
+@pytest.mark.parametrize("bomb", sorted(BOMBS))
+def test_a_structural_bomb_is_an_rnnbridge_error_or_a_result(bomb, tmp_path):
+    seed = BOMBS[bomb]
+    assert harness.outcome(seed.files(), tmp_path, seed.source) in {
+        "ok",
+        "limit_exceeded",
+        "malformed_file",
+        "unsupported_format",
+        "layer_not_found",
+    }
+
+
+@settings(max_examples=30, deadline=None, database=None)
+@given(bomb=st.sampled_from(sorted(BOMBS)), mutations=ops)
+def test_mutated_bombs_never_crash(bomb, mutations):
+    seed = BOMBS[bomb]
+    files = harness.mutated(seed, 0, mutations)
+    with tempfile.TemporaryDirectory() as folder:
+        harness.outcome(files, Path(folder), seed.source)
