@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -88,7 +89,7 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
             headers = [_checked_header(archive, info, limits) for info in _members(archive)]
             _check_total(headers, limits)
             return _load(archive, headers, limits)
-    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
         # RuntimeError: an encrypted member; NotImplementedError: an unknown compression
         raise MalformedFile(f"npz: not a readable zip archive: {exc}") from exc
 
@@ -100,7 +101,7 @@ def _is_npz(path: Path) -> bool:
             if not infos or not all(i.filename.endswith(".npy") for i in infos):
                 return False
             return all(_member_magic(archive, i) == NPY_MAGIC for i in infos[:SNIFF_MEMBERS])
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError):
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError, RuntimeError):
         return False
 
 
@@ -207,7 +208,7 @@ def _load_member(archive: zipfile.ZipFile, header: _Header) -> np.ndarray:
     try:
         with archive.open(header.key + ".npy") as fh:
             return npy_format.read_array(fh, allow_pickle=False, max_header_size=MAX_HEADER_SIZE)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         raise MalformedFile(f"npz member '{header.key}': truncated or corrupt: {exc}", tensor=header.key) from exc
 
 

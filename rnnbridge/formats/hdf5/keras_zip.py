@@ -24,6 +24,7 @@ import os
 import shutil
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -43,7 +44,7 @@ WEIGHTS_NPZ = "model.weights.npz"
 #: the largest ``config.json`` / ``metadata.json`` read (and ``MAX_META_VALUES`` values)
 MAX_JSON_BYTES = MAX_META_BYTES
 _COPY_CHUNK = 1024**2
-_ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, ValueError)
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError, ValueError)
 
 
 def sniff(files: Sequence[InputFile]) -> bool:
