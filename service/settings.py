@@ -38,7 +38,7 @@ Resource bounds against hostile input (issue 13; README "Hostile input and resou
 ``RNNBRIDGE_IDLE_TIMEOUT``            ``5``            seconds a keep-alive connection may idle
 ``RNNBRIDGE_MIN_BODY_RATE``           16 KiB/s         slowest average body rate accepted, after
 ``RNNBRIDGE_BODY_RATE_GRACE``         ``10``           this many seconds; slower: 408
-``RNNBRIDGE_MAX_UPLOADS``             (see below)      bodies arriving at once per worker; default
+``RNNBRIDGE_MAX_UPLOADS``             ``0``            bodies arriving at once per worker; 0 means
                                                        max_concurrent + max_queued; beyond, 503
 ``RNNBRIDGE_SPOOL_MIN_FREE``          64 MiB           /readyz is 503 below this free space
 ``RNNBRIDGE_API_KEYS``                (none)           comma-separated keys; when set, every
@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     idle_timeout: float = Field(default=5.0, gt=0)
     min_body_rate: int = Field(default=16 * 1024, ge=0)
     body_rate_grace: float = Field(default=10.0, ge=0)
-    max_uploads: int | None = Field(default=None, ge=1)
+    max_uploads: int = Field(default=0, ge=0)  # 0: max_concurrent + max_queued
     spool_min_free: int = Field(default=64 * 1024**2, ge=0)
     api_keys: str = Field(default="", repr=False)
     auth_exempt: str = "/healthz,/readyz,/metrics"
