@@ -223,9 +223,9 @@ def _declared_array(name: str, entry: Any, limits: Limits) -> np.ndarray:
         raise MalformedFile(f"array '{name}': dtype {dtype!r} is not one of {DTYPES}", tensor=name)
     if not isinstance(shape, list) or not all(_is_count(n) for n in shape):
         raise MalformedFile(f"array '{name}': shape {quote(shape)} is not a list of counts", tensor=name)
-    check_shape(shape, np.dtype(dtype).itemsize, f"array '{name}'", tensor=name)
     elements = math.prod(shape)
     _check_elements(name, elements, limits)
+    check_shape(shape, np.dtype(dtype).itemsize, f"array '{name}'", tensor=name)
     if not isinstance(data, list) or len(data) != elements:
         found = len(data) if isinstance(data, list) else type(data).__name__
         raise MalformedFile(f"array '{name}': shape {shape} needs {elements} values, data has {found}", tensor=name)

@@ -21,6 +21,7 @@ JSON goes to ``attrs["meta"]``. Arrays keep their dtype, in native byte order.
 from __future__ import annotations
 
 import math
+import tokenize
 import zipfile
 import zlib
 from collections import Counter
@@ -167,7 +168,7 @@ def _parse_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str) -> 
             if any(n < 0 for n in shape):
                 raise ValueError(f"negative dimension in shape {shape}")
             return _Header(key, tuple(shape), dtype, fh.tell())
-    except (ValueError, TypeError, SyntaxError, EOFError) as exc:
+    except (ValueError, TypeError, SyntaxError, EOFError, tokenize.TokenError) as exc:
         raise MalformedFile(f"npz member '{key}': bad .npy header: {exc}", tensor=key) from exc
 
 
@@ -208,7 +209,7 @@ def _load_member(archive: zipfile.ZipFile, header: _Header) -> np.ndarray:
     try:
         with archive.open(header.key + ".npy") as fh:
             return npy_format.read_array(fh, allow_pickle=False, max_header_size=MAX_HEADER_SIZE)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, tokenize.TokenError) as exc:
         raise MalformedFile(f"npz member '{header.key}': truncated or corrupt: {exc}", tensor=header.key) from exc
 
 

@@ -70,7 +70,9 @@ def _npz() -> Upload:
 
 
 def _json() -> Upload:
-    arrays = {k: {"dtype": "float32", "shape": list(v.shape), "data": v.ravel().tolist()} for k, v in _state_dict().items()}
+    arrays = {
+        k: {"dtype": "float32", "shape": list(v.shape), "data": v.ravel().tolist()} for k, v in _state_dict().items()
+    }
     return [("w.json", json.dumps({"arrays": arrays}).encode())]
 
 
@@ -79,13 +81,22 @@ def seeds() -> dict[str, Seed]:
     tf1 = SHARED / "tf1_lstm"
     return {
         "keras_zip": Seed("keras_zip", _read(SHARED / "k3_lstm" / "m.keras")),
-        "torch": Seed("torch", _read(_first(LOCAL / "torch_lstm_no_bias" / "model.pt", SHARED / "torch_lstm_1l" / "model.pt"))),
+        "torch": Seed(
+            "torch", _read(_first(LOCAL / "torch_lstm_no_bias" / "model.pt", SHARED / "torch_lstm_1l" / "model.pt"))
+        ),
         "npz": Seed("npz", _npz, source="pytorch"),
         "tf_checkpoint": Seed(
             "tf_checkpoint", _read(tf1 / "model.ckpt.index", tf1 / "model.ckpt.data-00000-of-00001"), victims=(0, 1)
         ),
         "keras_h5": Seed("keras_h5", _read(SHARED / "k2_lstm_seq" / "m.h5")),
-        "safetensors": Seed("safetensors", _read(_first(LOCAL / "torch_lstm_no_bias" / "model.safetensors", SHARED / "torch_lstm_1l" / "model.safetensors"))),
+        "safetensors": Seed(
+            "safetensors",
+            _read(
+                _first(
+                    LOCAL / "torch_lstm_no_bias" / "model.safetensors", SHARED / "torch_lstm_1l" / "model.safetensors"
+                )
+            ),
+        ),
         "onnx": Seed("onnx", _read(SHARED / "onnx_lstm_forward" / "model.onnx")),
         "json": Seed("json", _json, source="pytorch"),
     }
@@ -100,7 +111,7 @@ BOMB_SIZES: dict[str, dict[str, int]] = {
     "sstable_prefix_bomb": {"entries": 1_100},
     "torch_empty_sets": {"opcodes": 600_000},
     "keras_config_lists": {"lists": 300_000},
-    "onnx_empty_nodes": {"nodes": 300_000},
+    "onnx_empty_nodes": {"nodes": 70_000},
     "json_floats": {"values": 50_000},
     "keras_zero_weights": {"mib": 70},
     "pickle_echo": {"items": 2_000},
@@ -141,7 +152,16 @@ def available_seeds(with_bombs: bool = False) -> dict[str, Seed]:
 #: (kind, position in [0, 1), payload) — kinds: flip, set, insert, delete, truncate, splice
 Op = tuple[str, float, bytes]
 KINDS = ("flip", "set", "insert", "delete", "truncate", "splice")
-INTERESTING = [b"\x00", b"\xff", b"\x7f", b"\x80", b"\xff\xff\xff\xff", b"\x00\x00\x00\x80", b"\xff" * 8, b"\x01\x00\x00\x00\x00\x00\x00\x00"]
+INTERESTING = [
+    b"\x00",
+    b"\xff",
+    b"\x7f",
+    b"\x80",
+    b"\xff\xff\xff\xff",
+    b"\x00\x00\x00\x80",
+    b"\xff" * 8,
+    b"\x01\x00\x00\x00\x00\x00\x00\x00",
+]
 
 
 def mutate(data: bytes, ops: Sequence[Op]) -> bytes:

@@ -16,6 +16,7 @@ server runs with a 256 MiB reader base so that the bound is tight enough to mean
 from __future__ import annotations
 
 import io
+import json
 import signal
 import socket
 import threading
@@ -349,3 +350,56 @@ def test_probes_and_metrics_need_no_key_and_keys_are_never_logged(guarded):
     httpx.get(f"{guarded.url}/conventions", headers={"X-API-Key": "not-a-key-but-secret-looking"})
     log = guarded.log.read_text()
     assert "first-key" not in log and "second-key" not in log and "not-a-key" not in log
+
+
+# ------------------------------------------------- valid uploads: the same memory bound
+
+
+def _torch_state(hidden: int = 512, inputs: int = 512) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    shapes = {
+        "lstm.weight_ih_l0": (4 * hidden, inputs),
+        "lstm.weight_hh_l0": (4 * hidden, hidden),
+        "lstm.bias_ih_l0": (4 * hidden,),
+        "lstm.bias_hh_l0": (4 * hidden,),
+    }
+    return {k: rng.standard_normal(s).astype(np.float32) for k, s in shapes.items()}
+
+
+def _valid_npz() -> tuple[str, bytes]:
+    buffer = io.BytesIO()
+    np.savez(buffer, **_torch_state())
+    return "lstm.npz", buffer.getvalue()
+
+
+def _valid_safetensors() -> tuple[str, bytes]:
+    from tests.hostile.make_corpus import safetensors_bytes
+
+    return "lstm.safetensors", safetensors_bytes(_torch_state())
+
+
+def _valid_json() -> tuple[str, bytes]:
+    state = _torch_state(hidden=128, inputs=128)
+    arrays = {k: {"dtype": "float32", "shape": list(v.shape), "data": v.ravel().tolist()} for k, v in state.items()}
+    return "lstm.json", json.dumps({"arrays": arrays}).encode()
+
+
+@pytest.mark.parametrize("make", [_valid_npz, _valid_safetensors, _valid_json], ids=["npz", "safetensors", "json"])
+def test_a_valid_conversion_stays_within_the_memory_bound(attacked, make):
+    name, data = make()
+    fields = {"target": "keras", "source": "pytorch"} if not name.endswith(".safetensors") else {"target": "keras"}
+    idle = tree_rss(attacked.process.pid)
+    with Watch(attacked.process.pid, attacked.url) as watch:
+        response = httpx.post(f"{attacked.url}/convert", files={"file": (name, data)}, data=fields, timeout=120)
+    assert response.status_code == 200, response.text[:300]
+    assert watch.peak_rss <= _bound(idle, len(data)), (watch.peak_rss >> 20, idle >> 20, len(data) >> 20)
+    _assert_responsive(watch)
+
+
+def test_a_part_header_over_its_bound_is_400(attacked):
+    body = b"--b\r\nContent-Disposition: form-data; name=file; filename=x.h5\r\nX-Pad: " + b"a" * 100_000
+    body += b"\r\n\r\ndata\r\n--b--\r\n"
+    response = httpx.post(
+        f"{attacked.url}/inspect", content=body, headers={"Content-Type": "multipart/form-data; boundary=b"}
+    )
+    assert response.status_code == 400 and "16384" in response.json()["detail"]

@@ -40,9 +40,10 @@ class Header:
     opset_imports: dict[str, int] = field(default_factory=dict)
 
 
-#: the most nodes, initializers and sparse initializers of a graph (a large model has ~10**4 nodes;
-#: each costs a few hundred bytes of Python, so the bound keeps the graph's objects under ~150 MB)
-MAX_GRAPH_ENTRIES = 2**18
+#: the most nodes, initializers and sparse initializers of a graph (a large exported model has
+#: ~10**4 nodes; each costs a few hundred bytes of Python and ~10 us to decode, so the bound
+#: keeps the graph under ~40 MB of objects and about a second of decoding)
+MAX_GRAPH_ENTRIES = 2**16
 #: the most fields (inputs, outputs, attributes, names) of one node
 MAX_NODE_FIELDS = 2**14
 

@@ -114,8 +114,9 @@ def parse_entry(name: str, info: object) -> Entry:
             f"tensor {name!r}: shape {list(shape)} or data_offsets {list(offsets)} is out of form",
             tensor=name,
         )
-    check_shape(shape, DTYPES[dtype].itemsize, f"tensor {name!r:.200}", tensor=name)
     nbytes = math.prod(shape) * DTYPES[dtype].itemsize
+    if not nbytes:  # an empty array may still declare dimensions no array can have
+        check_shape(shape, DTYPES[dtype].itemsize, f"tensor {name!r:.200}", tensor=name)
     if offsets[1] - offsets[0] != nbytes:
         raise MalformedFile(
             f"tensor {name!r}: {dtype} {list(shape)} needs {nbytes} bytes, "
