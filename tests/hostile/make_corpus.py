@@ -334,12 +334,8 @@ def _h5_declared_bomb() -> bytes:
 
     def fill(h5: h5py.File) -> None:
         h5.create_dataset(
-            "kernel",
-            data=np.zeros((4096, 8192), "f4"),
-            chunks=(512, 8192),
-            compression="gzip",
-            compression_opts=9,
-            track_times=False,
+            "kernel", data=np.zeros((4096, 8192), "f4"), chunks=(512, 8192), compression="gzip",
+            compression_opts=9, track_times=False,
         )
 
     return _h5(fill)
@@ -430,7 +426,7 @@ def _onnx_giant_field() -> bytes:
 def _zip_symlink(name: str) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name, _ZIP_DATE)
     info.create_system = 3
-    info.external_attr = 0o120777 << 16
+    info.external_attr = (0o120777 << 16)
     return info
 
 
@@ -455,11 +451,7 @@ def _h5_global_heap_hang() -> bytes:
     """
 
     def fill(h5: h5py.File) -> None:
-        for key, value in (
-            ("model_config", '{"class_name": "Sequential"}'),
-            ("backend", "tensorflow"),
-            ("keras_version", "2.21.0"),
-        ):
+        for key, value in (("model_config", '{"class_name": "Sequential"}'), ("backend", "tensorflow"), ("keras_version", "2.21.0")):
             h5.attrs[key] = value
         h5.create_group("model_weights")
 
@@ -482,9 +474,7 @@ def _central_patch(data: bytes, offset: int, value: bytes) -> bytes:
 def _torch_zip_valid() -> bytes:
     """A torch.save zip whose data.pkl is a plain dict and one storage member."""
     pkl = pickle.dumps({"w": 1}, protocol=2)
-    return _zip(
-        [("archive/data.pkl", pkl), ("archive/data/0", b"\0" * 16), ("archive/version", b"3\n")], zipfile.ZIP_STORED
-    )
+    return _zip([("archive/data.pkl", pkl), ("archive/data/0", b"\0" * 16), ("archive/version", b"3\n")], zipfile.ZIP_STORED)
 
 
 def _torch_zip_version() -> bytes:
@@ -551,358 +541,73 @@ def _npz_object(markers: Path) -> bytes:
 
 ENTRIES: list[Entry] = [
     # HDF5: reads outside the file, plugins, bombs
-    Entry(
-        "h5_external_link.h5",
-        "HDF5 external link /lstm -> <markers>/secret.h5:/secret",
-        _one_m("h5_external_link.h5", _h5_external_link),
-        True,
-    ),
-    Entry(
-        "h5_external_storage.h5",
-        "dataset /kernel with external=[(<markers>/secret.bin, 0, 144)]",
-        _one_m("h5_external_storage.h5", _h5_external_storage),
-        True,
-    ),
-    Entry(
-        "h5_virtual_dataset.h5",
-        "virtual dataset /kernel mapping <markers>/secret.h5:/secret",
-        _one_m("h5_virtual_dataset.h5", _h5_virtual),
-        True,
-    ),
-    Entry(
-        "h5_filter_plugin.h5",
-        "dataset with optional filter 32001 (blosc, a plugin library)",
-        _one("h5_filter_plugin.h5", _h5_filter_plugin),
-    ),
-    Entry(
-        "h5_scaleoffset.h5",
-        "dataset with the lossy built-in scale-offset filter",
-        _one("h5_scaleoffset.h5", _h5_scaleoffset),
-    ),
-    Entry(
-        "h5_chunk_bomb.h5",
-        "(4, 3) float32 dataset whose raw deflate chunk inflates to 64 MiB",
-        _one("h5_chunk_bomb.h5", _h5_chunk_bomb),
-    ),
-    Entry(
-        "h5_declared_bomb.h5",
-        "gzip dataset of 4096x8192 float32 zeros (128 MiB) in ~130 KiB",
-        _one("h5_declared_bomb.h5", _h5_declared_bomb),
-    ),
-    Entry(
-        "h5_huge_shape.h5",
-        "chunked dataset of shape (2**31, 2**31), nothing written",
-        _one("h5_huge_shape.h5", _h5_huge_shape),
-    ),
-    Entry(
-        "h5_deep_config.h5",
-        "model_config attribute of 100 000 nested JSON lists",
-        _one("h5_deep_config.h5", _h5_deep_config),
-    ),
-    Entry(
-        "h5_deep_groups.h5",
-        "150 nested groups ending in a soft link back to the top",
-        _one("h5_deep_groups.h5", _h5_deep_groups),
-    ),
-    Entry(
-        "h5_global_heap_hang.h5",
-        "string attributes; one global-heap object size byte 0 -> 6 (libhdf5 loops for ever)",
-        _one("h5_global_heap_hang.h5", _h5_global_heap_hang),
-    ),
-    Entry(
-        "h5_segfault.h5",
-        "shared fixture k2_lstm_seq/m.h5 with byte 7561 1 -> 5 (libhdf5 segfaults reading weight_names)",
-        _one("h5_segfault.h5", _h5_segfault),
-    ),
-    Entry(
-        "h5_bad_layer_names.h5",
-        "Keras 2 save_weights layout, LSTM layer named '..\\..\\evil'",
-        _one("h5_bad_layer_names.h5", _h5_bad_layer_names),
-    ),
+    Entry("h5_external_link.h5", "HDF5 external link /lstm -> <markers>/secret.h5:/secret", _one_m("h5_external_link.h5", _h5_external_link), True),
+    Entry("h5_external_storage.h5", "dataset /kernel with external=[(<markers>/secret.bin, 0, 144)]", _one_m("h5_external_storage.h5", _h5_external_storage), True),
+    Entry("h5_virtual_dataset.h5", "virtual dataset /kernel mapping <markers>/secret.h5:/secret", _one_m("h5_virtual_dataset.h5", _h5_virtual), True),
+    Entry("h5_filter_plugin.h5", "dataset with optional filter 32001 (blosc, a plugin library)", _one("h5_filter_plugin.h5", _h5_filter_plugin)),
+    Entry("h5_scaleoffset.h5", "dataset with the lossy built-in scale-offset filter", _one("h5_scaleoffset.h5", _h5_scaleoffset)),
+    Entry("h5_chunk_bomb.h5", "(4, 3) float32 dataset whose raw deflate chunk inflates to 64 MiB", _one("h5_chunk_bomb.h5", _h5_chunk_bomb)),
+    Entry("h5_declared_bomb.h5", "gzip dataset of 4096x8192 float32 zeros (128 MiB) in ~130 KiB", _one("h5_declared_bomb.h5", _h5_declared_bomb)),
+    Entry("h5_huge_shape.h5", "chunked dataset of shape (2**31, 2**31), nothing written", _one("h5_huge_shape.h5", _h5_huge_shape)),
+    Entry("h5_deep_config.h5", "model_config attribute of 100 000 nested JSON lists", _one("h5_deep_config.h5", _h5_deep_config)),
+    Entry("h5_deep_groups.h5", "150 nested groups ending in a soft link back to the top", _one("h5_deep_groups.h5", _h5_deep_groups)),
+    Entry("h5_global_heap_hang.h5", "string attributes; one global-heap object size byte 0 -> 6 (libhdf5 loops for ever)", _one("h5_global_heap_hang.h5", _h5_global_heap_hang)),
+    Entry("h5_segfault.h5", "shared fixture k2_lstm_seq/m.h5 with byte 7561 1 -> 5 (libhdf5 segfaults reading weight_names)", _one("h5_segfault.h5", _h5_segfault)),
+    Entry("h5_bad_layer_names.h5", "Keras 2 save_weights layout, LSTM layer named '..\\..\\evil'", _one("h5_bad_layer_names.h5", _h5_bad_layer_names)),
     # pickles
-    Entry(
-        "torch_reduce.pt",
-        "torch.save zip whose data.pkl is os.system('touch <markers>/pwned-by-pickle') via __reduce__",
-        _one_m("torch_reduce.pt", lambda m: _torch_zip(_reduce_pickle(m))),
-        True,
-    ),
-    Entry(
-        "torch_legacy_reduce.pt",
-        "legacy torch.save (magic number + pickle) with the same __reduce__ payload",
-        _one_m("torch_legacy_reduce.pt", lambda m: _legacy_torch(_reduce_pickle(m))),
-        True,
-    ),
-    Entry(
-        "torch_zip_version.pt",
-        "torch.save zip whose central directory asks for zip version 16.4 (fuzz find)",
-        _one("torch_zip_version.pt", _torch_zip_version),
-    ),
-    Entry(
-        "torch_zip_encrypted.pt",
-        "torch.save zip whose members carry the encrypted flag (fuzz find)",
-        _one("torch_zip_encrypted.pt", _torch_zip_encrypted),
-    ),
-    Entry(
-        "zip_empty_name.zip",
-        "zip with a member whose name is empty (fuzz find)",
-        _one("zip_empty_name.zip", _zip_empty_name),
-    ),
-    Entry(
-        "torch_eval.pt",
-        "torch.save zip whose data.pkl calls builtins.eval (GLOBAL + REDUCE)",
-        _one("torch_eval.pt", lambda: _torch_zip(_eval_pickle())),
-    ),
-    Entry(
-        "npz_object_array.npz",
-        "npz member with dtype object holding the __reduce__ payload",
-        _one_m("npz_object_array.npz", _npz_object),
-        True,
-    ),
+    Entry("torch_reduce.pt", "torch.save zip whose data.pkl is os.system('touch <markers>/pwned-by-pickle') via __reduce__", _one_m("torch_reduce.pt", lambda m: _torch_zip(_reduce_pickle(m))), True),
+    Entry("torch_legacy_reduce.pt", "legacy torch.save (magic number + pickle) with the same __reduce__ payload", _one_m("torch_legacy_reduce.pt", lambda m: _legacy_torch(_reduce_pickle(m))), True),
+    Entry("torch_zip_version.pt", "torch.save zip whose central directory asks for zip version 16.4 (fuzz find)", _one("torch_zip_version.pt", _torch_zip_version)),
+    Entry("torch_zip_encrypted.pt", "torch.save zip whose members carry the encrypted flag (fuzz find)", _one("torch_zip_encrypted.pt", _torch_zip_encrypted)),
+    Entry("zip_empty_name.zip", "zip with a member whose name is empty (fuzz find)", _one("zip_empty_name.zip", _zip_empty_name)),
+    Entry("torch_eval.pt", "torch.save zip whose data.pkl calls builtins.eval (GLOBAL + REDUCE)", _one("torch_eval.pt", lambda: _torch_zip(_eval_pickle()))),
+    Entry("npz_object_array.npz", "npz member with dtype object holding the __reduce__ payload", _one_m("npz_object_array.npz", _npz_object), True),
     # npz and zip bombs, lying headers
-    Entry(
-        "npz_huge_shape.npz",
-        "npz member declaring shape (2**62,) with 4 bytes of data",
-        _one(
-            "npz_huge_shape.npz",
-            lambda: _npz(
-                {"w": _npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904,), }", b"\0" * 4)}
-            ),
-        ),
-    ),
-    Entry(
-        "npz_negative_shape.npz",
-        "npz member declaring shape (-1, 4)",
-        _one(
-            "npz_negative_shape.npz",
-            lambda: _npz({"w": _npy("{'descr': '<f4', 'fortran_order': False, 'shape': (-1, 4), }", b"\0" * 16)}),
-        ),
-    ),
-    Entry(
-        "npz_bomb.npz",
-        "npz member of 25 Mi float32 zeros (100 MiB), deflated to ~100 KiB",
-        _one(
-            "npz_bomb.npz",
-            lambda: _npz(
-                {"w": _npy("{'descr': '<f4', 'fortran_order': False, 'shape': (26214400,), }", b"\0" * (100 << 20))}
-            ),
-        ),
-    ),
+    Entry("npz_huge_shape.npz", "npz member declaring shape (2**62,) with 4 bytes of data", _one("npz_huge_shape.npz", lambda: _npz({"w": _npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4611686018427387904,), }", b"\0" * 4)}))),
+    Entry("npz_negative_shape.npz", "npz member declaring shape (-1, 4)", _one("npz_negative_shape.npz", lambda: _npz({"w": _npy("{'descr': '<f4', 'fortran_order': False, 'shape': (-1, 4), }", b"\0" * 16)}))),
+    Entry("npz_bomb.npz", "npz member of 25 Mi float32 zeros (100 MiB), deflated to ~100 KiB", _one("npz_bomb.npz", lambda: _npz({"w": _npy("{'descr': '<f4', 'fortran_order': False, 'shape': (26214400,), }", b"\0" * (100 << 20))}))),
     Entry("zip_bomb.zip", "zip of one 100 MiB member of zeros (~100 KiB)", _one("zip_bomb.zip", _zip_bomb)),
-    Entry(
-        "zip_lying_size.zip",
-        "zip member declaring 64 bytes whose deflate stream inflates to 64 MiB",
-        _one("zip_lying_size.zip", _zip_lying_size),
-    ),
-    Entry(
-        "tar_gz_bomb.tar.gz",
-        "gzipped tar with one 100 MiB member of zeros",
-        _one("tar_gz_bomb.tar.gz", lambda: _tar([_tar_file("model.ckpt.index", b"\0" * (100 << 20))], gz=True)),
-    ),
-    Entry(
-        "gzip_bomb.gz",
-        "gzip of 100 MiB of zeros (no tar inside)",
-        _one("gzip_bomb.gz", lambda: gzip.compress(b"\0" * (100 << 20), 9, mtime=0)),
-    ),
-    Entry(
-        "tar_gz_pax_bomb.tar.gz",
-        "gzipped tar whose pax header declares 64 MiB of records",
-        _one("tar_gz_pax_bomb.tar.gz", lambda: gzip.compress(_pax_bomb(), 9, mtime=0)),
-    ),
+    Entry("zip_lying_size.zip", "zip member declaring 64 bytes whose deflate stream inflates to 64 MiB", _one("zip_lying_size.zip", _zip_lying_size)),
+    Entry("tar_gz_bomb.tar.gz", "gzipped tar with one 100 MiB member of zeros", _one("tar_gz_bomb.tar.gz", lambda: _tar([_tar_file("model.ckpt.index", b"\0" * (100 << 20))], gz=True))),
+    Entry("gzip_bomb.gz", "gzip of 100 MiB of zeros (no tar inside)", _one("gzip_bomb.gz", lambda: gzip.compress(b"\0" * (100 << 20), 9, mtime=0))),
+    Entry("tar_gz_pax_bomb.tar.gz", "gzipped tar whose pax header declares 64 MiB of records", _one("tar_gz_pax_bomb.tar.gz", lambda: gzip.compress(_pax_bomb(), 9, mtime=0))),
     # archive members that climb out
-    Entry(
-        "zip_dotdot.zip",
-        "zip member '../../../pwned.index'",
-        _one("zip_dotdot.zip", lambda: _zip([("../../../pwned.index", b"x")])),
-    ),
-    Entry(
-        "zip_absolute.zip",
-        "zip member '<markers>/pwned' (absolute path)",
-        _one_m("zip_absolute.zip", lambda m: _zip([(str(m / "pwned"), b"x")])),
-        True,
-    ),
-    Entry(
-        "zip_symlink.zip",
-        "zip member 'model.ckpt.index' that is a symlink to <markers>/secret.bin",
-        _one_m("zip_symlink.zip", lambda m: _zip([(_zip_symlink("model.ckpt.index"), str(m / "secret.bin").encode())])),
-        True,
-    ),
-    Entry(
-        "tar_dotdot.tar",
-        "tar member '../../pwned'",
-        _one("tar_dotdot.tar", lambda: _tar([_tar_file("../../pwned", b"x")])),
-    ),
-    Entry(
-        "tar_absolute.tar",
-        "tar member '<markers>/pwned'",
-        _one_m("tar_absolute.tar", lambda m: _tar([_tar_file(str(m / "pwned"), b"x")])),
-        True,
-    ),
-    Entry(
-        "tar_symlink.tar",
-        "tar symlink 'model.ckpt.index' -> <markers>/secret.bin",
-        _one_m(
-            "tar_symlink.tar",
-            lambda m: _tar([_tar_special("model.ckpt.index", tarfile.SYMTYPE, str(m / "secret.bin"))]),
-        ),
-        True,
-    ),
-    Entry(
-        "tar_hardlink.tar",
-        "tar hard link 'model.ckpt.index' -> <markers>/secret.bin",
-        _one_m(
-            "tar_hardlink.tar",
-            lambda m: _tar([_tar_special("model.ckpt.index", tarfile.LNKTYPE, str(m / "secret.bin"))]),
-        ),
-        True,
-    ),
-    Entry(
-        "tar_device.tar",
-        "tar character device 'model.ckpt.index' (1, 3: /dev/null)",
-        _one("tar_device.tar", lambda: _tar([_tar_device("model.ckpt.index")])),
-    ),
-    Entry(
-        "tar_fifo.tar",
-        "tar fifo 'model.ckpt.index'",
-        _one("tar_fifo.tar", lambda: _tar([_tar_special("model.ckpt.index", tarfile.FIFOTYPE)])),
-    ),
+    Entry("zip_dotdot.zip", "zip member '../../../pwned.index'", _one("zip_dotdot.zip", lambda: _zip([("../../../pwned.index", b"x")]))),
+    Entry("zip_absolute.zip", "zip member '<markers>/pwned' (absolute path)", _one_m("zip_absolute.zip", lambda m: _zip([(str(m / "pwned"), b"x")])), True),
+    Entry("zip_symlink.zip", "zip member 'model.ckpt.index' that is a symlink to <markers>/secret.bin", _one_m("zip_symlink.zip", lambda m: _zip([(_zip_symlink("model.ckpt.index"), str(m / "secret.bin").encode())])), True),
+    Entry("tar_dotdot.tar", "tar member '../../pwned'", _one("tar_dotdot.tar", lambda: _tar([_tar_file("../../pwned", b"x")]))),
+    Entry("tar_absolute.tar", "tar member '<markers>/pwned'", _one_m("tar_absolute.tar", lambda m: _tar([_tar_file(str(m / "pwned"), b"x")])), True),
+    Entry("tar_symlink.tar", "tar symlink 'model.ckpt.index' -> <markers>/secret.bin", _one_m("tar_symlink.tar", lambda m: _tar([_tar_special("model.ckpt.index", tarfile.SYMTYPE, str(m / "secret.bin"))])), True),
+    Entry("tar_hardlink.tar", "tar hard link 'model.ckpt.index' -> <markers>/secret.bin", _one_m("tar_hardlink.tar", lambda m: _tar([_tar_special("model.ckpt.index", tarfile.LNKTYPE, str(m / "secret.bin"))])), True),
+    Entry("tar_device.tar", "tar character device 'model.ckpt.index' (1, 3: /dev/null)", _one("tar_device.tar", lambda: _tar([_tar_device("model.ckpt.index")]))),
+    Entry("tar_fifo.tar", "tar fifo 'model.ckpt.index'", _one("tar_fifo.tar", lambda: _tar([_tar_special("model.ckpt.index", tarfile.FIFOTYPE)]))),
     # TF checkpoints with lying index entries
-    Entry(
-        "tf_offset_past_end",
-        "index entry at offset 2**40 of a 64-byte shard",
-        lambda m: _tf_bundle({b"rnn/lstm_cell/kernel": _tf_entry([5, 12], 2**40, 240)}),
-    ),
-    Entry(
-        "tf_negative_offset",
-        "index entry at offset -8",
-        lambda m: _tf_bundle({b"rnn/lstm_cell/kernel": _tf_entry([2], -8, 8)}),
-    ),
-    Entry(
-        "tf_overflowing_size",
-        "index entry of size 2**64-1 at offset 1",
-        lambda m: _tf_bundle({b"rnn/lstm_cell/kernel": _tf_entry([2], 1, 2**64 - 1)}),
-    ),
-    Entry(
-        "tf_huge_shape",
-        "index entry of shape (2**62,) and size 8",
-        lambda m: _tf_bundle({b"rnn/lstm_cell/kernel": _tf_entry([2**62], 0, 8)}),
-    ),
-    Entry(
-        "tf_shape_size_mismatch",
-        "index entry of shape (5, 12) (240 bytes) declaring size 8",
-        lambda m: _tf_bundle({b"rnn/lstm_cell/kernel": _tf_entry([5, 12], 0, 8)}),
-    ),
+    Entry("tf_offset_past_end", "index entry at offset 2**40 of a 64-byte shard", lambda m: _tf_bundle({b"rnn/lstm_cell/kernel": _tf_entry([5, 12], 2**40, 240)})),
+    Entry("tf_negative_offset", "index entry at offset -8", lambda m: _tf_bundle({b"rnn/lstm_cell/kernel": _tf_entry([2], -8, 8)})),
+    Entry("tf_overflowing_size", "index entry of size 2**64-1 at offset 1", lambda m: _tf_bundle({b"rnn/lstm_cell/kernel": _tf_entry([2], 1, 2**64 - 1)})),
+    Entry("tf_huge_shape", "index entry of shape (2**62,) and size 8", lambda m: _tf_bundle({b"rnn/lstm_cell/kernel": _tf_entry([2**62], 0, 8)})),
+    Entry("tf_shape_size_mismatch", "index entry of shape (5, 12) (240 bytes) declaring size 8", lambda m: _tf_bundle({b"rnn/lstm_cell/kernel": _tf_entry([5, 12], 0, 8)})),
     # ONNX
-    Entry(
-        "onnx_external_absolute",
-        "ONNX initializer R with external data at <markers>/secret.bin",
-        _one_m("model.onnx", lambda m: _onnx_external(str(m / "secret.bin"))),
-        True,
-    ),
-    Entry(
-        "onnx_external_dotdot",
-        "ONNX initializer R with external data at ../../../secret.bin",
-        _one("model.onnx", lambda: _onnx_external("../../../secret.bin")),
-    ),
-    Entry(
-        "onnx_giant_field.onnx",
-        "ONNX raw_data field declaring 2**40 bytes",
-        _one("onnx_giant_field.onnx", _onnx_giant_field),
-    ),
-    Entry(
-        "onnx_huge_dims.onnx",
-        "ONNX initializer with dims (2**31, 2**31) and 4 bytes of raw_data",
-        _one(
-            "onnx_huge_dims.onnx",
-            lambda: _onnx_model([_onnx_tensor("W", [2**31, 2**31], b"\0" * 4), _onnx_valid_tensors()[1]]),
-        ),
-    ),
-    Entry(
-        "onnx_negative_dims.onnx",
-        "ONNX initializer with dims (-1, 12, 2)",
-        _one(
-            "onnx_negative_dims.onnx",
-            lambda: _onnx_model([_onnx_tensor("W", [-1, 12, 2], b"\0" * 96), _onnx_valid_tensors()[1]]),
-        ),
-    ),
+    Entry("onnx_external_absolute", "ONNX initializer R with external data at <markers>/secret.bin", _one_m("model.onnx", lambda m: _onnx_external(str(m / "secret.bin"))), True),
+    Entry("onnx_external_dotdot", "ONNX initializer R with external data at ../../../secret.bin", _one("model.onnx", lambda: _onnx_external("../../../secret.bin"))),
+    Entry("onnx_giant_field.onnx", "ONNX raw_data field declaring 2**40 bytes", _one("onnx_giant_field.onnx", _onnx_giant_field)),
+    Entry("onnx_huge_dims.onnx", "ONNX initializer with dims (2**31, 2**31) and 4 bytes of raw_data", _one("onnx_huge_dims.onnx", lambda: _onnx_model([_onnx_tensor("W", [2**31, 2**31], b"\0" * 4), _onnx_valid_tensors()[1]]))),
+    Entry("onnx_negative_dims.onnx", "ONNX initializer with dims (-1, 12, 2)", _one("onnx_negative_dims.onnx", lambda: _onnx_model([_onnx_tensor("W", [-1, 12, 2], b"\0" * 96), _onnx_valid_tensors()[1]]))),
     # safetensors
-    Entry(
-        "st_header_too_long.safetensors",
-        "safetensors header length 2**63 - 1",
-        _one("st_header_too_long.safetensors", lambda: struct.pack("<Q", 2**63 - 1) + b"{}"),
-    ),
-    Entry(
-        "st_offsets_past_end.safetensors",
-        "safetensors tensor with data_offsets [0, 2**40]",
-        _one(
-            "st_offsets_past_end.safetensors",
-            lambda: safetensors_bytes(
-                _lstm_arrays(),
-                {"rnn.weight_ih_l0": {"dtype": "F32", "shape": [2**18, 2**20], "data_offsets": [0, 2**40]}},
-            ),
-        ),
-    ),
-    Entry(
-        "st_negative_offsets.safetensors",
-        "safetensors tensor with data_offsets [-8, 0]",
-        _one(
-            "st_negative_offsets.safetensors",
-            lambda: safetensors_bytes(
-                _lstm_arrays(), {"rnn.weight_ih_l0": {"dtype": "F32", "shape": [2], "data_offsets": [-8, 0]}}
-            ),
-        ),
-    ),
-    Entry(
-        "st_deep_header.safetensors",
-        "safetensors header of 30 000 nested JSON objects",
-        _one("st_deep_header.safetensors", lambda: _deep_safetensors()),
-    ),
+    Entry("st_header_too_long.safetensors", "safetensors header length 2**63 - 1", _one("st_header_too_long.safetensors", lambda: struct.pack("<Q", 2**63 - 1) + b"{}")),
+    Entry("st_offsets_past_end.safetensors", "safetensors tensor with data_offsets [0, 2**40]", _one("st_offsets_past_end.safetensors", lambda: safetensors_bytes(_lstm_arrays(), {"rnn.weight_ih_l0": {"dtype": "F32", "shape": [2**18, 2**20], "data_offsets": [0, 2**40]}}))),
+    Entry("st_negative_offsets.safetensors", "safetensors tensor with data_offsets [-8, 0]", _one("st_negative_offsets.safetensors", lambda: safetensors_bytes(_lstm_arrays(), {"rnn.weight_ih_l0": {"dtype": "F32", "shape": [2], "data_offsets": [-8, 0]}}))),
+    Entry("st_deep_header.safetensors", "safetensors header of 30 000 nested JSON objects", _one("st_deep_header.safetensors", lambda: _deep_safetensors())),
     # JSON
-    Entry(
-        "json_deep.json",
-        "JSON arrays document nested 100 000 lists deep",
-        _one("json_deep.json", lambda: b'{"arrays": {"w": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}"),
-    ),
-    Entry(
-        "json_huge_shape.json",
-        "JSON arrays entry declaring shape [2**62]",
-        _one(
-            "json_huge_shape.json",
-            lambda: json.dumps(
-                {"arrays": {"rnn.weight_ih_l0": {"dtype": "float32", "shape": [2**62], "data": [0.0]}}}
-            ).encode(),
-        ),
-    ),
+    Entry("json_deep.json", "JSON arrays document nested 100 000 lists deep", _one("json_deep.json", lambda: b'{"arrays": {"w": ' + b"[" * 100_000 + b"]" * 100_000 + b"}}")),
+    Entry("json_huge_shape.json", "JSON arrays entry declaring shape [2**62]", _one("json_huge_shape.json", lambda: json.dumps({"arrays": {"rnn.weight_ih_l0": {"dtype": "float32", "shape": [2**62], "data": [0.0]}}}).encode())),
     # payloads and names
-    Entry(
-        "nan_inf.safetensors",
-        "valid PyTorch LSTM state dict; weight_ih_l0 row 0 is NaN, row ... Inf",
-        _one("nan_inf.safetensors", lambda: safetensors_bytes(_nan_inf_arrays())),
-    ),
-    Entry(
-        "names_dotdot.safetensors",
-        "valid LSTM state dict whose module is named '../../etc/x'",
-        _one("names_dotdot.safetensors", lambda: safetensors_bytes(_lstm_arrays("../../etc/x."))),
-    ),
-    Entry(
-        "names_absolute.safetensors",
-        "valid LSTM state dict whose module is named '/abs/x'",
-        _one("names_absolute.safetensors", lambda: safetensors_bytes(_lstm_arrays("/abs/x."))),
-    ),
-    Entry(
-        "names_nul.safetensors",
-        "valid LSTM state dicts of two modules named 'a\\0b' and 'a\\0c'",
-        _one("names_nul.safetensors", lambda: safetensors_bytes({**_lstm_arrays("a\0b."), **_lstm_arrays("a\0c.")})),
-    ),
-    Entry(
-        "names_long.safetensors",
-        "valid LSTM state dict whose module name is 70 000 characters (bias=False)",
-        _one("names_long.safetensors", lambda: safetensors_bytes(_weights_only("x" * 70_000 + "."))),
-    ),
-    Entry(
-        "names_crlf.safetensors",
-        "LSTM state dict whose module name holds a quote and CR LF (not a state-dict key)",
-        _one("names_crlf.safetensors", lambda: safetensors_bytes(_lstm_arrays('a"\r\nSet-Cookie: x=1\r\n.'))),
-    ),
+    Entry("nan_inf.safetensors", "valid PyTorch LSTM state dict; weight_ih_l0 row 0 is NaN, row ... Inf", _one("nan_inf.safetensors", lambda: safetensors_bytes(_nan_inf_arrays()))),
+    Entry("names_dotdot.safetensors", "valid LSTM state dict whose module is named '../../etc/x'", _one("names_dotdot.safetensors", lambda: safetensors_bytes(_lstm_arrays("../../etc/x.")))),
+    Entry("names_absolute.safetensors", "valid LSTM state dict whose module is named '/abs/x'", _one("names_absolute.safetensors", lambda: safetensors_bytes(_lstm_arrays("/abs/x.")))),
+    Entry("names_nul.safetensors", "valid LSTM state dicts of two modules named 'a\\0b' and 'a\\0c'", _one("names_nul.safetensors", lambda: safetensors_bytes({**_lstm_arrays("a\0b."), **_lstm_arrays("a\0c.")}))),
+    Entry("names_long.safetensors", "valid LSTM state dict whose module name is 70 000 characters (bias=False)", _one("names_long.safetensors", lambda: safetensors_bytes(_weights_only("x" * 70_000 + ".")))),
+    Entry("names_crlf.safetensors", "LSTM state dict whose module name holds a quote and CR LF (not a state-dict key)", _one("names_crlf.safetensors", lambda: safetensors_bytes(_lstm_arrays('a"\r\nSet-Cookie: x=1\r\n.')))),
 ]
 
 

@@ -191,15 +191,7 @@ def test_npz_member_names_from_the_file_are_sanitised(name, endpoint, client, ma
     _member_names_are_safe(names, len(as_json["arrays"]) + 1)  # + __meta__: no two names collide
 
 
-HOSTILE_FILENAMES = [
-    "../../../pwned.h5",
-    "/abs/pwned.h5",
-    'q"\r\nX-Evil: 1\r\n.h5',
-    "n\x00ul.h5",
-    "x" * 4000 + ".h5",
-    "..",
-    "C:\\evil\\m.h5",
-]
+HOSTILE_FILENAMES = ["../../../pwned.h5", "/abs/pwned.h5", 'q"\r\nX-Evil: 1\r\n.h5', "n\x00ul.h5", "x" * 4000 + ".h5", "..", "C:\\evil\\m.h5"]
 
 
 @pytest.mark.parametrize("filename", HOSTILE_FILENAMES, ids=range(len(HOSTILE_FILENAMES)))

@@ -44,10 +44,7 @@ def test_read_ends(name):
     path = make_corpus.corpus_path(next(e for e in make_corpus.ENTRIES if e.name == name))
     try:
         done = subprocess.run(
-            [sys.executable, "-c", _READ, str(path)],
-            capture_output=True,
-            timeout=BOUND_SECONDS,
-            cwd=make_corpus.HERE.parents[1],
+            [sys.executable, "-c", _READ, str(path)], capture_output=True, timeout=BOUND_SECONDS, cwd=make_corpus.HERE.parents[1]
         )
     except subprocess.TimeoutExpired:
         pytest.fail(f"reading {name} did not end within {BOUND_SECONDS} s")
