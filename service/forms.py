@@ -41,9 +41,6 @@ FLUSH_BYTES = 1024 * 1024
 MAX_FILES = 256
 MAX_FIELDS = 64
 MAX_FIELD_BYTES = 64 * 1024
-#: bounds on one part's headers (names and values together), and on their count
-MAX_PART_HEADER_BYTES = 16 * 1024
-MAX_PART_HEADERS = 16
 
 
 class SpooledUpload(UploadFile):
@@ -83,7 +80,6 @@ class FormSpooler:
         self._open: list[_Part] = []  # file parts with bytes not yet written
         self._finished: list[_Part] = []
         self._files = self._fields = 0
-        self._part_header_bytes = 0
         self._ended = False
 
     async def parse(self, boundary: bytes, chunks: AsyncIterator[bytes]) -> FormData:
@@ -116,8 +112,8 @@ class FormSpooler:
             "on_part_begin": self._on_part_begin,
             "on_part_data": self._on_part_data,
             "on_part_end": self._on_part_end,
-            "on_header_field": lambda data, start, end: self._header_bytes(self._header_name, data[start:end]),
-            "on_header_value": lambda data, start, end: self._header_bytes(self._header_value, data[start:end]),
+            "on_header_field": lambda data, start, end: self._header_name.extend(data[start:end]),
+            "on_header_value": lambda data, start, end: self._header_value.extend(data[start:end]),
             "on_header_end": self._on_header_end,
             "on_headers_finished": self._on_headers_finished,
             "on_end": self._on_end,
@@ -125,17 +121,8 @@ class FormSpooler:
 
     def _on_part_begin(self) -> None:
         self._part = _Part()
-        self._part_header_bytes = 0
-
-    def _header_bytes(self, into: bytearray, data: bytes) -> None:
-        self._part_header_bytes += len(data)
-        if self._part_header_bytes > MAX_PART_HEADER_BYTES:
-            raise _bad_request(f"a part's headers are over {MAX_PART_HEADER_BYTES} bytes")
-        into.extend(data)
 
     def _on_header_end(self) -> None:
-        if len(self._part.headers) >= MAX_PART_HEADERS:
-            raise _bad_request(f"a part has more than {MAX_PART_HEADERS} headers")
         self._part.headers.append((bytes(self._header_name).lower(), bytes(self._header_value)))
         self._header_name.clear()
         self._header_value.clear()
