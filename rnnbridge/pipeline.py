@@ -308,6 +308,13 @@ def prepare() -> None:
     isolation.start_reader()
 
 
+def stop_readers() -> None:
+    """End the reader processes, a read still running included (a server shutting down)."""
+    from rnnbridge.formats.hdf5 import isolation
+
+    isolation.stop_readers()
+
+
 def _model(
     model: Model | Inputs,
     source: str | None,
@@ -533,6 +540,7 @@ __all__ = [
     "inspect",
     "prepare",
     "read",
+    "stop_readers",
     "split",
     "assumptions_of",
 ]

@@ -33,7 +33,7 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.datastructures import FormData, Headers, UploadFile
 from starlette.exceptions import HTTPException
 
-from rnnbridge.service.uploads import Workspace, safe_filename
+from rnnbridge.service.uploads import Workspace, is_spool_full, safe_filename, spool_full
 
 #: file bytes buffered per part before they are handed to a thread for writing
 FLUSH_BYTES = 1024 * 1024
@@ -94,6 +94,11 @@ class FormSpooler:
         except MultipartParseError as exc:
             await self._close_all()
             raise _bad_request(str(exc)) from None
+        except OSError as exc:
+            await self._close_all()
+            if is_spool_full(exc):
+                raise spool_full(exc) from None
+            raise
         except BaseException:
             await self._close_all()
             raise
