@@ -172,6 +172,11 @@ class Server:
                    "--port", str(self.port), "--log-level", "warning", "--no-access-log"]
         if self.workers > 1:
             command += ["--workers", str(self.workers)]
+        if os.environ.get("RNNBRIDGE_BENCH_HTTP"):  # another protocol class, e.g. the guarded one `serve` runs
+            run = (f"import uvicorn; uvicorn.run('bench.server:create_app', factory=True, host='127.0.0.1', "
+                   f"port={self.port}, log_level='warning', access_log=False, workers={self.workers}, "
+                   f"http={os.environ['RNNBRIDGE_BENCH_HTTP']!r})")
+            command = [sys.executable, "-c", run]
         with self.log.open("wb") as log:
             self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         self._wait()

@@ -437,6 +437,8 @@ def serve_command(args: argparse.Namespace) -> int:
             log_config=log_config(level, args.log_format or env.log_format),
             access_log=False,  # the app logs each request with its id
             timeout_graceful_shutdown=math.ceil(env.shutdown_timeout),
+            http="rnnbridge.service.protocol:GuardedHttpToolsProtocol",  # bounded request heads (issue 13)
+            timeout_keep_alive=math.ceil(env.idle_timeout),
         )
     finally:
         if created:

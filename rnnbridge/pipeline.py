@@ -317,6 +317,13 @@ def speedups() -> dict[str, bool]:
     return {"transpose": layout.transpose_into is not None, "crc32c": crc32c.COMPILED}
 
 
+def stop_readers() -> None:
+    """End the reader processes, a read still running included (a server shutting down)."""
+    from rnnbridge.formats.hdf5 import isolation
+
+    isolation.stop_readers()
+
+
 def _model(
     model: Model | Inputs,
     source: str | None,
@@ -543,6 +550,7 @@ __all__ = [
     "prepare",
     "read",
     "speedups",
+    "stop_readers",
     "split",
     "assumptions_of",
 ]

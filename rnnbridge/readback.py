@@ -78,7 +78,8 @@ def _reread(
 
 def _read(path: Path, fmt: str) -> WeightFile:
     """Read back bytes rnnbridge has just written: HDF5 in this process (the reader processes
-    guard against hostile files; these are our own), the rest as any upload is read."""
+    guard against hostile files; these are our own), the rest with the readers' own caps but
+    in this process too (``Limits()``: ``isolate`` off, whatever the service's limits say)."""
     if fmt == "h5":
         from rnnbridge.formats.hdf5.keras_h5 import read_hdf5
 

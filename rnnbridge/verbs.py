@@ -37,7 +37,7 @@ from rnnbridge.engine.model import LayerConfig, NativeLayer
 from rnnbridge.errors import InexactConversion, InvalidField, LimitExceeded
 from rnnbridge.explain_text import render as explanation_text
 from rnnbridge.formats.base import Limits
-from rnnbridge.formats.user_arrays import SINGLE, read_arrays
+from rnnbridge.formats.user_arrays import SINGLE, load
 from rnnbridge.inputs import Inputs
 from rnnbridge.pipeline import Model, _checked_scope, _model, _select, _target_forget_bias, _with_forget_bias
 from rnnbridge.result import LayerResult, Result
@@ -62,12 +62,15 @@ class Bounds:
     max_bytes: int = 256 * 1024**2
 
 
-def load_arrays(path: str | os.PathLike[str], what: str, bounds: Bounds | None = None) -> dict[str, np.ndarray]:
+def load_arrays(
+    path: str | os.PathLike[str], what: str, bounds: Bounds | None = None, limits: Limits | None = None
+) -> dict[str, np.ndarray]:
     """The arrays of one user file for ``run`` (``x``, ``h0``, ``c0``, ``expected``): an
     ``.npy`` (named ``"array"``), an ``.npz`` or JSON, recognised by content, read without
-    unpickling and within ``bounds`` (``rnnbridge.formats.user_arrays``)."""
+    unpickling and within ``bounds`` (``rnnbridge.formats.user_arrays``); in a reader
+    process, bounded in time and memory, with ``limits.isolate`` (as the service reads)."""
     bounds = bounds or Bounds()
-    return read_arrays(Path(path), what, max_bytes=bounds.max_bytes, max_elements=bounds.max_elements)
+    return load(Path(path), what, max_bytes=bounds.max_bytes, max_elements=bounds.max_elements, limits=limits)
 
 
 # --- explain ------------------------------------------------------------------------------

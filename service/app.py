@@ -7,9 +7,11 @@ once per worker process.
 
 Middleware, outermost first: ``RequestObserver`` (request id, access log, metrics: it sees
 every answer, refusals included), ``HeadAsGet`` (``HEAD`` wherever ``GET``),
-``InternalErrors`` (a bug becomes a logged 500), ``ConcurrencyLimit`` (503 beyond
-``max_concurrent`` conversions), ``BodyLimits`` (413 and 408 while the body arrives), then
-the routes.
+``InternalErrors`` (a bug becomes a logged 500),
+``ApiKeys`` (401 without a key, only when ``RNNBRIDGE_API_KEYS`` is set), ``BodyLimits``
+(413 and 408 while the body arrives, 408 for a body slower than ``min_body_rate``),
+``ConcurrencyLimit`` (503 beyond ``max_uploads`` bodies arriving; a conversion slot once the
+body is in, 503 beyond ``max_concurrent`` + ``max_queued``), then the routes.
 
 The lifespan marks the worker ready once started and not ready when it begins to shut
 down; uvicorn then stops accepting connections and lets the requests in flight finish
@@ -29,6 +31,7 @@ from fastapi import FastAPI
 from rnnbridge import pipeline
 from rnnbridge.service import docs, errors, page, routes, routes_layers, startup
 from rnnbridge.service.admission import ConcurrencyLimit
+from rnnbridge.service.auth import ApiKeys
 from rnnbridge.service.head import HeadAsGet
 from rnnbridge.service.metrics import Registry
 from rnnbridge.service.observability import RequestObserver
@@ -61,6 +64,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         app.state.ready = False
         app.state.metrics.publish()
+        pipeline.stop_readers()  # a read still running past the shutdown timeout is ended
         logger.info("rnnbridge shut down")
 
 
@@ -94,8 +98,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes_layers.router)
     docs.install(app)
     app.include_router(page.router)
-    # each add_middleware wraps the ones before it
-    app.add_middleware(BodyLimits, max_bytes=settings.max_upload_bytes, timeout=settings.request_timeout)
+    # each add_middleware wraps the ones before it; ConcurrencyLimit is inside BodyLimits, so
+    # that waiting in line for a slot (once the body is in) does not count as body time
     app.add_middleware(
         ConcurrencyLimit,
         limit=settings.max_concurrent,
@@ -104,7 +108,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_queued=settings.max_queued,
         queue_timeout=settings.queue_timeout,
         registry=app.state.metrics,
+        max_uploads=settings.upload_slots(),
     )
+    app.add_middleware(
+        BodyLimits,
+        max_bytes=settings.max_upload_bytes,
+        timeout=settings.request_timeout,
+        min_rate=settings.min_body_rate,
+        grace=settings.body_rate_grace,
+    )
+    if settings.keys():  # optional authentication (issue 13): before any limit is spent on the request
+        app.add_middleware(ApiKeys, keys=settings.keys(), exempt=settings.exempt_paths())
     errors.install(app)  # the handlers, and InternalErrors around the limits
     app.add_middleware(HeadAsGet)
     app.add_middleware(RequestObserver, registry=app.state.metrics, endpoints=_endpoints(app))

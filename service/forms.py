@@ -35,7 +35,7 @@ from starlette.datastructures import FormData, Headers, UploadFile
 from starlette.exceptions import HTTPException
 
 from rnnbridge.service import form_fields
-from rnnbridge.service.uploads import Workspace, safe_filename
+from rnnbridge.service.uploads import Workspace, is_spool_full, safe_filename, spool_full
 
 #: file bytes buffered per part before they are handed to a thread for writing
 FLUSH_BYTES = 1024 * 1024
@@ -96,6 +96,11 @@ class FormSpooler:
         except MultipartParseError as exc:
             await self._close_all()
             raise _bad_request(str(exc)) from None
+        except OSError as exc:
+            await self._close_all()
+            if is_spool_full(exc):
+                raise spool_full(exc) from None
+            raise
         except BaseException:
             await self._close_all()
             raise

@@ -12,7 +12,9 @@ records the request in the metrics ``Registry`` and logs one access line.
 ``log_config(level, fmt)`` is the ``logging.config.dictConfig`` that ``rnnbridge serve``
 hands to uvicorn: one line per record on stderr, JSON objects (``fmt="json"``:
 ``time``, ``level``, ``logger``, ``message``, ``request_id`` and the record's ``fields``)
-or plain text. uvicorn's own access log is off: the observer's line carries the request
+or plain text (``TextFormatter``: control characters, such as a CR LF decoded from a URL's
+``%0d%0a``, are written as ``\\r``/``\\n``/``\\xNN`` escapes, so a client cannot forge a line).
+uvicorn's own access log is off: the observer's line carries the request
 id, the duration and the byte counts.
 """
 
@@ -184,14 +186,34 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(document, default=str)
 
 
+_NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return (
+        {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(char) or f"\\x{ord(char):02x}"
+        if ord(char) < 256
+        else f"\\u{ord(char):04x}"
+    )
+
+
+class TextFormatter(logging.Formatter):
+    """``%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s``, one line per record:
+    control characters (from a URL, a header, a file name) are escaped, never written."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return _CONTROL.sub(_escape, super().format(record))
+
+
 def log_config(level: str, fmt: str) -> dict[str, Any]:
     """The ``dictConfig`` for uvicorn and rnnbridge's loggers (see the module)."""
     level = "DEBUG" if level == "trace" else level.upper()
-    formatter = (
-        {"()": f"{__name__}.JsonFormatter"}
-        if fmt == "json"
-        else {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"}
-    )
+    formatter = {"()": f"{__name__}.JsonFormatter"} if fmt == "json" else {"()": f"{__name__}.TextFormatter"}
     handler = {"class": "logging.StreamHandler", "stream": "ext://sys.stderr", "formatter": "default"}
     return {
         "version": 1,

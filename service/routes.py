@@ -60,7 +60,7 @@ from rnnbridge.service.errors import openapi_responses, problem, service_respons
 from rnnbridge.service.forms import SpooledUpload, SpoolingRoute
 from rnnbridge.service.settings import Settings
 from rnnbridge.service.streaming import EncodedResponse
-from rnnbridge.service.uploads import Workspace, content_disposition, iter_file
+from rnnbridge.service.uploads import Workspace, content_disposition, iter_file, spool_free_bytes
 
 router = APIRouter(route_class=SpoolingRoute)
 ops = APIRouter()
@@ -398,6 +398,9 @@ def not_ready_because(state: object) -> str | None:
     spool = settings.tmp_dir or Path(tempfile.gettempdir())
     if not (spool.is_dir() and os.access(spool, os.W_OK | os.X_OK)):
         return f"the spool directory {spool} is not a writable directory (RNNBRIDGE_TMP_DIR)"
+    free = spool_free_bytes(spool)
+    if free < settings.spool_min_free:
+        return f"the spool directory {spool} has {free} bytes free, less than RNNBRIDGE_SPOOL_MIN_FREE"
     return None
 
 

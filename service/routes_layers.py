@@ -177,7 +177,7 @@ def _user_arrays(upload: UploadFile | None, what: str, settings: Settings) -> di
     if upload is None:
         return {}
     assert isinstance(upload, SpooledUpload), "upload routes use SpoolingRoute"
-    return rnnbridge.load_arrays(upload.path, what, bounds(settings))
+    return rnnbridge.load_arrays(upload.path, what, bounds(settings), settings.limits())
 
 
 def _one(arrays: dict, what: str):

@@ -36,6 +36,26 @@ are decimal (10**9, 10**3), ``512MiB`` and ``2GiB`` binary (2**20, 2**30), case-
 ``problems(error)`` turns a validation error into one line per invalid variable, which is what
 ``rnnbridge serve`` prints before exiting.
 
+Resource bounds against hostile input (issue 13; README "Hostile input and resource bounds"):
+
+====================================  ===============  ===========================================
+``RNNBRIDGE_READ_MEMORY_BASE``        512 MiB          a reader process's resident memory budget:
+``RNNBRIDGE_READ_MEMORY_FACTOR``      ``4``            base + factor x upload bytes; beyond, 413
+``RNNBRIDGE_MAX_HEADER_BYTES``        64 KiB           request line and headers; beyond, 431
+``RNNBRIDGE_MAX_HEADERS``             ``100``          header fields; beyond, 431
+``RNNBRIDGE_HEADER_TIMEOUT``          ``10``           seconds to send the request line and headers
+``RNNBRIDGE_IDLE_TIMEOUT``            ``5``            seconds a keep-alive connection may idle
+``RNNBRIDGE_MIN_BODY_RATE``           16 KiB/s         slowest average body rate accepted, after
+``RNNBRIDGE_BODY_RATE_GRACE``         ``10``           this many seconds; slower: 408
+``RNNBRIDGE_MAX_UPLOADS``             ``0``            bodies arriving at once per worker; 0 means
+                                                       max_concurrent + max_queued; beyond, 503
+``RNNBRIDGE_SPOOL_MIN_FREE``          64 MiB           /readyz is 503 below this free space
+``RNNBRIDGE_API_KEYS``                (none)           comma-separated keys; when set, every
+                                                       request needs ``Authorization: Bearer
+                                                       <key>`` or ``X-API-Key: <key>``
+``RNNBRIDGE_AUTH_EXEMPT``             probes, metrics  paths served without a key
+====================================  ===============  ===========================================
+
 Only the transports (``rnnbridge.service``, ``rnnbridge.cli``) import this module; the engine and
 the readers receive plain values (``rnnbridge.formats.base.Limits``).
 """
@@ -95,6 +115,21 @@ class Settings(BaseSettings):
     log_level: LogLevel = "info"
     log_format: LogFormat = "json"
 
+    # --- resource bounds against hostile input (issue 13) ---
+    read_memory_base: int = Field(default=512 * 1024**2, gt=0)
+    read_memory_factor: float = Field(default=4.0, ge=0)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    max_headers: int = Field(default=100, ge=8)
+    header_timeout: float = Field(default=10.0, gt=0)
+    idle_timeout: float = Field(default=5.0, gt=0)
+    min_body_rate: int = Field(default=16 * 1024, ge=0)
+    body_rate_grace: float = Field(default=10.0, ge=0)
+    max_uploads: int = Field(default=0, ge=0)  # 0: max_concurrent + max_queued
+    spool_min_free: int = Field(default=64 * 1024**2, ge=0)
+    api_keys: str = Field(default="", repr=False)
+    auth_exempt: str = "/healthz,/readyz,/metrics,/,/static/"
+    # --- end of resource bounds ---
+
     def limits(self) -> Limits:
         """The bounds handed to the file readers."""
         return Limits(
@@ -102,7 +137,22 @@ class Settings(BaseSettings):
             max_total_bytes=self.max_upload_bytes,
             tmp_dir=self.tmp_dir,
             read_timeout=self.read_timeout,
+            isolate=True,
+            read_memory_base=self.read_memory_base,
+            read_memory_factor=self.read_memory_factor,
         )
+
+    def upload_slots(self) -> int:
+        """How many request bodies may arrive at once per worker."""
+        return self.max_uploads or self.max_concurrent + self.max_queued
+
+    def keys(self) -> tuple[bytes, ...]:
+        """The accepted API keys (none: no authentication)."""
+        return tuple(key.strip().encode() for key in self.api_keys.split(",") if key.strip())
+
+    def exempt_paths(self) -> frozenset[str]:
+        """The paths served without an API key."""
+        return frozenset(path.strip() for path in self.auth_exempt.split(",") if path.strip())
 
 
 def problems(error: ValidationError, prefix: str = "RNNBRIDGE_") -> list[str]:

@@ -2,10 +2,12 @@
 
 ``BodyLimits`` (ASGI middleware) refuses a body over ``max_upload_bytes`` with 413 as
 early as the size is known: at once when ``Content-Length`` declares it, otherwise the
-moment the bytes received pass the limit, before the rest is read; and a body that takes
-longer than ``request_timeout`` to arrive with 408. A client that closes the connection before
-its body is complete is logged as such and recorded with status 499 (nginx's "client closed
-request"), not as a malformed body.
+moment the bytes received pass the limit, before the rest is read; a body that takes
+longer than ``request_timeout`` to arrive with 408; and, after ``grace`` seconds, a body
+arriving at less than ``min_rate`` bytes a second on average with 408 too (a client
+trickling its body would otherwise hold an upload place for the whole request timeout).
+A client that closes the connection before its body is complete is logged as such and
+recorded with status 499 (nginx's "client closed request"), not as a malformed body.
 
 ``Workspace`` is one temporary directory per request, inside ``Settings.tmp_dir``. The
 multipart parser (``forms``) writes the uploaded files into it under sanitised names;
@@ -16,6 +18,7 @@ closed, so the directory can go before the response is streamed.
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
 import shutil
@@ -27,6 +30,7 @@ from typing import IO
 from urllib.parse import quote
 
 import anyio
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -36,6 +40,8 @@ from rnnbridge.service.errors import error_response, problem
 logger = logging.getLogger("rnnbridge.api")
 
 _CHUNK = 1024 * 1024
+#: what writing to a full spool raises
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
@@ -99,10 +105,12 @@ class BodyLimits:
     instead (if the response has not started).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float, min_rate: int = 0, grace: float = 10.0) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout = timeout
+        self.min_rate = min_rate
+        self.grace = grace
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -116,17 +124,26 @@ class BodyLimits:
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         refusal = _Refusal()
-        deadline = anyio.current_time() + self.timeout
+        start = anyio.current_time()
+        deadline = start + self.timeout
         received = 0
         complete = False
+
+        def slow_after() -> float:
+            """When the average rate falls below ``min_rate`` if nothing more arrives."""
+            if not self.min_rate:
+                return deadline
+            return start + max(self.grace, received / self.min_rate)
 
         async def guarded_receive() -> Message:
             nonlocal received, complete
             if complete:  # e.g. waiting for http.disconnect while a response streams
                 return await receive()
-            with anyio.move_on_after(deadline - anyio.current_time()) as scope_:
+            with anyio.move_on_after(min(deadline, slow_after()) - anyio.current_time()) as scope_:
                 message = await receive()
             if scope_.cancelled_caught:
+                if anyio.current_time() < deadline:
+                    raise refusal.set(_too_slow(self.min_rate, self.grace, received, scope["path"]))
                 raise refusal.set(_timed_out(self.timeout, scope["path"]))
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
@@ -185,6 +202,34 @@ def _timed_out(timeout: float, path: str) -> Response:
     response = problem(408, "Request Timeout", detail, path, "request_timeout")
     response.headers["Connection"] = "close"
     return response
+
+
+def _too_slow(min_rate: int, grace: float, received: int, path: str) -> Response:
+    detail = (
+        f"the request body arrives more slowly than {min_rate} bytes/s on average after {grace:g} s "
+        f"({received} bytes so far; RNNBRIDGE_MIN_BODY_RATE, RNNBRIDGE_BODY_RATE_GRACE)"
+    )
+    response = problem(408, "Request Timeout", detail, path, "body_too_slow")
+    response.headers["Connection"] = "close"
+    return response
+
+
+def is_spool_full(exc: BaseException) -> bool:
+    """Whether ``exc`` says the spool directory's file system is full."""
+    return isinstance(exc, OSError) and exc.errno in _FULL
+
+
+def spool_full(exc: OSError, retry_after: int = 5) -> HTTPException:
+    """The 507 for an upload that did not fit in the spool directory; logged as an error
+    (an operator must make room, or send fewer or smaller uploads to this replica)."""
+    logger.error("the spool directory is full: %s (RNNBRIDGE_TMP_DIR)", exc.strerror)
+    detail = "the server has no room left to store the upload; retry later or on another replica"
+    return HTTPException(507, detail=detail, headers={"Retry-After": str(retry_after), "Connection": "close"})
+
+
+def spool_free_bytes(spool: Path) -> int:
+    """Free bytes in the spool directory's file system (for ``/readyz``)."""
+    return shutil.disk_usage(spool).free
 
 
 class Workspace:

@@ -18,7 +18,8 @@ from rnnbridge.discovery.pytorch import find_pytorch
 from rnnbridge.discovery.rnnbridge import find_rnnbridge, is_rnnbridge_output
 from rnnbridge.discovery.tf1 import find_tf1
 from rnnbridge.engine.facts import Stated, settle
-from rnnbridge.errors import InvalidField
+from rnnbridge.engine.model import NativeLayer
+from rnnbridge.errors import InexactConversion, InvalidField
 from rnnbridge.formats.base import WeightFile
 
 Finder = Callable[..., Found]
@@ -59,7 +60,28 @@ def find_layers(
     stated = Stated(activations, reset_after, direction, clip, input_forget)
     found.layers = [settle(layer, stated) for layer in found.layers]
     make_names_safe(found)
+    for layer in found.layers:
+        refuse_non_float(layer)
     return found
+
+
+def refuse_non_float(layer: NativeLayer) -> None:
+    """Refuse a layer with integer, bool or complex weights (code ``non_float_weights``).
+
+    Widening them to float would round 64-bit integers, and no framework's recurrent layer
+    computes with such weights: the file is not what it claims to be.
+    """
+    for (level, direction), cell in layer.cells.items():
+        for tensor, array in cell.items():
+            if array.dtype.kind != "f":
+                name = layer.origin.get((level, direction, tensor), tensor)
+                raise InexactConversion(
+                    f"layer {layer.name!r}: tensor {name[:200]!r} holds {array.dtype} values; recurrent weights "
+                    "must be float16, bfloat16, float32 or float64 (converting them would not be exact)",
+                    code="non_float_weights",
+                    layer=layer.name,
+                    tensor=name[:200],
+                )
 
 
 def _find(weights: WeightFile, source: str | None, direction: str | None, reset_after: bool | None) -> Found:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,11 +30,22 @@ class Found:
 _MAX_NAME = 128
 
 
+#: characters no output name keeps: those Windows refuses in file names (``/`` separates segments)
+_UNSAFE_IN_FILE_NAMES = frozenset('<>:"|?*')
+
+
+def _unsafe(c: str) -> bool:
+    """Control and format characters (bidi overrides such as U+202E included), and ``<>:"|?*``."""
+    return c in _UNSAFE_IN_FILE_NAMES or unicodedata.category(c) in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+
+
 def safe_name(name: str) -> str:
     """A name from a file, made safe to become part of an output name, a zip member name
-    or a header: relative ``/``-separated segments, no ``.``/``..`` segments, no control
-    characters, at most 128 characters (a longer one keeps a hash of the rest)."""
-    cleaned = "".join("_" if ord(c) < 32 or ord(c) == 127 else c for c in name.replace("\\", "/"))
+    or a header: relative ``/``-separated segments, no ``.``/``..`` segments, no control or
+    format characters (bidi overrides such as U+202E would make a name display as another),
+    none of ``<>:"|?*`` (refused in Windows file names), at most 128 characters (a longer
+    one keeps a hash of the rest)."""
+    cleaned = "".join("_" if _unsafe(c) else c for c in name.replace("\\", "/"))
     segments = ["__" if s == ".." else s for s in cleaned.split("/") if s not in ("", ".")]
     safe = "/".join(segments) or "layer"
     if len(safe) > _MAX_NAME:

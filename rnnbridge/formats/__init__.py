@@ -5,10 +5,15 @@ use. A format is recognised by its bytes, never by the file name: each module's 
 is asked in the order of ``FORMATS`` (the more specific zip-based formats first). A zip or
 tar that no format claims is expanded safely (``archive``) and the members are sniffed
 again, so a TF checkpoint folder or a SavedModel can be uploaded as one archive.
+
+With ``Limits.isolate`` (the service's setting) the whole of :func:`read`, sniffing
+included, runs in a reader process (``hdf5.isolation``): bounded in time and resident
+memory, and never holding the caller's GIL.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import tempfile
 from collections.abc import Sequence
@@ -61,6 +66,10 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
         raise UnsupportedFormat(
             "no file was uploaded: send it as multipart, curl -F file=@model.h5", understood=sorted(FORMATS)
         )
+    if limits.isolate:
+        from rnnbridge.formats.hdf5.isolation import read_files_isolated
+
+        return read_files_isolated("rnnbridge.formats:read", list(files), dataclasses.replace(limits, isolate=False))
     name = detect(files)
     if name is not None:
         return module(name).read(files, limits)

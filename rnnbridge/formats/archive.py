@@ -11,7 +11,8 @@ passes every other file through unchanged. Archives are recognised by their byte
 Contract: nothing is written outside ``dest``; ``extractall`` is never used. A member with an
 absolute path, a ``..`` segment or a drive letter, and any symlink, hardlink, device or fifo is
 refused with ``UnsafeInput`` naming it. More than ``MAX_MEMBERS`` members per archive, or
-more than ``Limits.max_total_bytes`` of extracted bytes in one call, is ``LimitExceeded``:
+more than ``Limits.expansion(archive bytes)`` of extracted bytes in one call (at most
+``max_total_bytes``; 16 x the archives' size + 64 MiB), is ``LimitExceeded``:
 bytes are counted as they are written, so a lying header or a zip bomb stops at the limit.
 Tar headers (pax records, long names) read through gzip are bounded too. Archives inside
 archives are not expanded. On error, what was already extracted stays in ``dest``, for
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import IO
 
 from rnnbridge.errors import LimitExceeded, MalformedFile, UnsafeInput, UnsupportedFormat
-from rnnbridge.formats.base import InputFile, Limits
+from rnnbridge.formats.base import InputFile, Limits, open_zip
 
 MAX_MEMBERS = 10_000
 
@@ -86,7 +87,8 @@ def expand(files: Sequence[InputFile], limits: Limits, dest: Path) -> list[Input
     MalformedFile
         A corrupt archive, or two members that collide.
     """
-    budget = _Budget(limits.max_total_bytes)
+    packed = sum(f.path.stat().st_size for f in files if _kind(f.path) is not None)
+    budget = _Budget(limits.expansion(packed))
     out: list[InputFile] = []
     for i, file in enumerate(files):
         kind = _kind(file.path)
@@ -141,7 +143,7 @@ def _has_tar_magic(head: bytes) -> bool:
 def _is_weight_container(path: Path) -> bool:
     """A zip that some reader opens as a whole: ``.npz``, ``.keras``, ``torch.save``."""
     try:
-        with zipfile.ZipFile(path) as z:
+        with open_zip(path) as z:
             names = z.namelist()
     except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError):
         return False  # corrupt (or a zip version zipfile lacks): ``expand`` reports it
@@ -195,7 +197,7 @@ def _count(archive: str, n: int) -> None:
 
 def _expand_zip(file: InputFile, root: Path, budget: _Budget) -> list[InputFile]:
     try:
-        with zipfile.ZipFile(file.path) as z:
+        with open_zip(file.path) as z:
             members = z.infolist()
             _count(file.name, len(members))
             regular = [info for info in members if _check_zip_member(file.name, info)]

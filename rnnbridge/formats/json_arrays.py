@@ -14,10 +14,16 @@ to float64 and the reader casts it to the declared dtype, which reproduces the s
 value exactly when the writer printed the shortest repr of that dtype (float64 carries
 more than twice the precision of float32 and float16, so the double rounding is exact).
 
-The document is bounded before it is parsed: its size (``MAX_JSON_BYTES``) and its
-nesting depth (``MAX_DEPTH``, measured on the raw text so that ``json.loads`` never
-recurses deeper). :func:`loads_bounded` is shared with the Keras readers for their
-JSON metadata.
+The document is bounded before it is parsed, by one linear-time pass over the raw text
+(:func:`json_census`): its size (``MAX_JSON_BYTES``), its nesting depth (``MAX_DEPTH``, so
+that ``json.loads`` never recurses deeper) and the number of values it would create
+(``MAX_JSON_VALUES``: every value costs ``json.loads`` a Python object of 24 to 100 bytes
+however few bytes of text it takes, ``[]`` two, ``0,`` two). :func:`loads_bounded` is
+shared with the readers of JSON metadata (npz ``__meta__``, ``.keras`` config, HDF5
+``model_config``), which pass tighter bounds (``MAX_META_VALUES``).
+
+Memory: reading a JSON arrays document of ``n`` bytes takes at most about ``3 n`` bytes of
+text copies plus ~50 bytes per value (``MAX_JSON_VALUES`` x 50 = 210 MB at most).
 
 The writer (``write``, ``to_json``) produces the first shape: ``data`` is the flat C-order
 list of exact values, each the shortest decimal that reads back to the same value *in the
@@ -37,7 +43,7 @@ from typing import IO, Any
 import numpy as np
 
 from rnnbridge.errors import LimitExceeded, MalformedFile, UnsupportedFormat
-from rnnbridge.formats.base import InputFile, Limits, WeightFile
+from rnnbridge.formats.base import InputFile, Limits, WeightFile, check_shape, quote
 from rnnbridge.formats.meta import JSON_KEY, jsonable
 
 NAME = "json"
@@ -45,11 +51,26 @@ NAME = "json"
 MAX_JSON_BYTES = 256 * 1024**2
 #: the deepest nesting of arrays and objects accepted in an arrays document
 MAX_DEPTH = 64
+#: the most values (numbers, strings, literals, arrays, objects) in an arrays document
+MAX_JSON_VALUES = 2**22
+#: the most values in a metadata document (a model config of a thousand layers has ~5 x 10**4)
+MAX_META_VALUES = 2**18
+#: the largest metadata document (model configs, ``__meta__``)
+MAX_META_BYTES = 8 * 1024**2
 DTYPES = ("float16", "float32", "float64")
 SPECIAL_FLOATS = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 _JSON_WHITESPACE = b" \t\r\n"
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(set(range(256)) - set(b"[]{}"))
+#: a string, or (when no closing quote follows) everything from an opening quote to the end:
+#: each quote starts at most one attempt, so the scan is linear (the string alone would be
+#: retried from every quote of an unterminated ``"\\"\\"...``, which is quadratic). The
+#: quantifiers are possessive (Python >= 3.11): a backtracking one keeps a state per
+#: escape, ~100 bytes each, 40 times the text; Python 3.10 falls back to that.
+try:
+    _STRING = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"|"[\s\S]*')
+except re.error:  # pragma: no cover - Python 3.10
+    _STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|"[\s\S]*')
 
 
 def sniff(files: Sequence[InputFile]) -> bool:
@@ -81,7 +102,7 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
     LimitExceeded
         The document or an array over ``limits``.
     """
-    doc = loads_bounded(_read_text(_the_file(files), limits), what="JSON arrays")
+    doc = loads_bounded(_read_text(_the_file(files), limits), what="JSON arrays", max_values=MAX_JSON_VALUES)
     if not isinstance(doc, dict):
         raise MalformedFile(f"JSON arrays: the document is a {type(doc).__name__}, not an object")
     if isinstance(doc.get("arrays"), dict):
@@ -91,8 +112,10 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
     return WeightFile(NAME, tensors, {"shape": "plain", "meta": None})
 
 
-def loads_bounded(data: bytes | str, *, what: str, max_depth: int = MAX_DEPTH) -> Any:
-    """``json.loads`` after checking the nesting depth on the raw text.
+def loads_bounded(
+    data: bytes | str, *, what: str, max_depth: int = MAX_DEPTH, max_values: int = MAX_META_VALUES
+) -> Any:
+    """``json.loads`` after checking the nesting depth and the number of values on the raw text.
 
     Parameters
     ----------
@@ -102,17 +125,27 @@ def loads_bounded(data: bytes | str, *, what: str, max_depth: int = MAX_DEPTH) -
         Names the document in error messages.
     max_depth : int
         The deepest nesting of ``[`` / ``{`` allowed.
+    max_values : int
+        The most values (hence Python objects) the document may create; a metadata
+        document (``max_values`` at most ``MAX_META_VALUES``) is at most ``MAX_META_BYTES``.
 
     Raises
     ------
     MalformedFile
         Not UTF-8, nested deeper than ``max_depth``, or not JSON.
+    LimitExceeded
+        More than ``max_values`` values.
     """
+    if max_values <= MAX_META_VALUES and len(data) > MAX_META_BYTES:
+        raise LimitExceeded(f"{what}: a JSON document of {len(data)} bytes, more than {MAX_META_BYTES}")
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
     except UnicodeDecodeError as exc:
         raise MalformedFile(f"{what}: not UTF-8 at byte offset {exc.start}") from exc
-    depth = json_depth(text)
+    outside, values = _outside_strings(text)
+    if values > max_values:
+        raise LimitExceeded(f"{what}: JSON of about {values} values, more than the limit of {max_values}")
+    depth = _depth(outside)
     if depth > max_depth:
         raise MalformedFile(f"{what}: JSON nested {depth} levels deep (at most {max_depth})")
     try:
@@ -127,12 +160,36 @@ def json_depth(text: str) -> int:
     >>> json_depth('{"a": [[1], "]]]"]}')
     3
     """
-    outside_strings = _STRING.sub("", text).encode("utf-8", "surrogatepass")
-    chars = np.frombuffer(outside_strings, dtype=np.uint8)
-    opens = (chars == ord("[")) | (chars == ord("{"))
-    closes = (chars == ord("]")) | (chars == ord("}"))
-    steps = opens[opens | closes].astype(np.int64) * 2 - 1
-    return int(steps.cumsum().max(initial=0))
+    return json_census(text)[0]
+
+
+def json_census(text: str) -> tuple[int, int]:
+    """The nesting depth of ``text`` and an upper bound on the values it holds, in linear time.
+
+    Values are bounded by strings + arrays + objects + commas + 1 (every scalar but the
+    first of a container follows a comma).
+
+    >>> json_census('{"a": [[1, 2], "]]]"], "b": {}}')
+    (3, 11)
+    """
+    outside, values = _outside_strings(text)
+    return _depth(outside), values
+
+
+def _outside_strings(text: str) -> tuple[bytes, int]:
+    """``text`` without its strings, and the upper bound on its values (see ``json_census``)."""
+    outside, strings = _STRING.subn("", text)
+    raw = outside.encode("utf-8", "surrogatepass")
+    containers = raw.count(b"[") + raw.count(b"{")
+    return raw, strings + containers + raw.count(b",") + 1
+
+
+def _depth(outside: bytes) -> int:
+    brackets = np.frombuffer(outside.translate(None, _NOT_BRACKETS), dtype=np.uint8)
+    if not brackets.size:
+        return 0
+    steps = np.where((brackets == ord("[")) | (brackets == ord("{")), 1, -1).astype(np.int32)
+    return int(steps.cumsum(dtype=np.int32).max())
 
 
 def _json_files(files: Sequence[InputFile]) -> list[InputFile]:
@@ -171,9 +228,10 @@ def _declared_array(name: str, entry: Any, limits: Limits) -> np.ndarray:
     if dtype not in DTYPES:
         raise MalformedFile(f"array '{name}': dtype {dtype!r} is not one of {DTYPES}", tensor=name)
     if not isinstance(shape, list) or not all(_is_count(n) for n in shape):
-        raise MalformedFile(f"array '{name}': shape {shape!r} is not a list of counts", tensor=name)
+        raise MalformedFile(f"array '{name}': shape {quote(shape)} is not a list of counts", tensor=name)
     elements = math.prod(shape)
     _check_elements(name, elements, limits)
+    check_shape(shape, np.dtype(dtype).itemsize, f"array '{name}'", tensor=name)
     if not isinstance(data, list) or len(data) != elements:
         found = len(data) if isinstance(data, list) else type(data).__name__
         raise MalformedFile(f"array '{name}': shape {shape} needs {elements} values, data has {found}", tensor=name)
@@ -211,7 +269,7 @@ def _to_float64(values: list[Any], name: str) -> np.ndarray:
         kinds = set(map(type, values))
     if not kinds <= {int, float}:
         odd = next(v for v in values if type(v) not in (int, float))
-        raise MalformedFile(f"array '{name}' holds {odd!r}, which is not a number", tensor=name)
+        raise MalformedFile(f"array '{name}' holds {quote(odd)}, which is not a number", tensor=name)
     try:
         return np.array(values, dtype=np.float64)
     except OverflowError as exc:

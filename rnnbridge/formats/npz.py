@@ -24,7 +24,9 @@ array plus ``__meta__``, that ``np.load(path, allow_pickle=False)`` reads whole.
 from __future__ import annotations
 
 import math
+import tokenize
 import zipfile
+import zlib
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,8 +37,8 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from rnnbridge.errors import InvalidField, LimitExceeded, MalformedFile, UnsafeInput, UnsupportedFormat
-from rnnbridge.formats.base import InputFile, Limits, WeightFile
-from rnnbridge.formats.json_arrays import loads_bounded
+from rnnbridge.formats.base import InputFile, Limits, WeightFile, open_zip
+from rnnbridge.formats.json_arrays import MAX_META_BYTES, loads_bounded
 from rnnbridge.formats.meta import META_KEY, dumps
 
 NAME = "npz"
@@ -90,23 +92,23 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
     """
     path = _the_file(files).path
     try:
-        with zipfile.ZipFile(path) as archive:
+        with open_zip(path) as archive:
             headers = [_checked_header(archive, info, limits) for info in _members(archive)]
             _check_total(headers, limits)
             return _load(archive, headers, limits)
-    except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError) as exc:
         # RuntimeError: an encrypted member; NotImplementedError: an unknown compression
         raise MalformedFile(f"npz: not a readable zip archive: {exc}") from exc
 
 
 def _is_npz(path: Path) -> bool:
     try:
-        with zipfile.ZipFile(path) as archive:
+        with open_zip(path) as archive:
             infos = archive.infolist()
             if not infos or not all(i.filename.endswith(".npy") for i in infos):
                 return False
             return all(_member_magic(archive, i) == NPY_MAGIC for i in infos[:SNIFF_MEMBERS])
-    except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError, RuntimeError):
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError, NotImplementedError, RuntimeError):
         return False
 
 
@@ -152,6 +154,8 @@ def _checked_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limits: Lim
             tensor=key,
         )
     data_bytes = elements * header.dtype.itemsize
+    if key == META_KEY and data_bytes > MAX_META_BYTES:
+        raise LimitExceeded(f"npz '{META_KEY}' declares {data_bytes} bytes, more than {MAX_META_BYTES}", tensor=key)
     if info.file_size < header.data_offset + data_bytes:
         raise MalformedFile(
             f"npz member '{key}': header declares {header.shape} {header.dtype}, "
@@ -170,7 +174,7 @@ def _parse_header(archive: zipfile.ZipFile, info: zipfile.ZipInfo, key: str) -> 
             if any(n < 0 for n in shape):
                 raise ValueError(f"negative dimension in shape {shape}")
             return _Header(key, tuple(shape), dtype, fh.tell())
-    except (ValueError, TypeError, SyntaxError, EOFError) as exc:
+    except (ValueError, TypeError, SyntaxError, EOFError, tokenize.TokenError) as exc:
         raise MalformedFile(f"npz member '{key}': bad .npy header: {exc}", tensor=key) from exc
 
 
@@ -211,7 +215,7 @@ def _load_member(archive: zipfile.ZipFile, header: _Header) -> np.ndarray:
     try:
         with archive.open(header.key + ".npy") as fh:
             return npy_format.read_array(fh, allow_pickle=False, max_header_size=MAX_HEADER_SIZE)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, tokenize.TokenError) as exc:
         raise MalformedFile(f"npz member '{header.key}': truncated or corrupt: {exc}", tensor=header.key) from exc
 
 

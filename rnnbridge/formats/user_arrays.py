@@ -12,10 +12,15 @@ One file holds them, recognised by its first bytes, never by its name:
 
 A file over ``max_bytes`` is refused before it is read. Values come back as float64,
 exactly (every float16/32 value is a float64 value).
+
+:func:`load` is the entry point: with ``Limits.isolate`` (the service) the file is read in
+a reader process (``hdf5.isolation``), bounded in time and resident memory like a weight
+file, and the JSON census bounds the values a bare list may create (``2 x max_elements``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +28,35 @@ from numpy.lib import format as npy_format
 
 from rnnbridge.errors import LimitExceeded, MalformedFile, UnsafeInput
 from rnnbridge.formats import json_arrays, npz
-from rnnbridge.formats.base import InputFile, Limits
+from rnnbridge.formats.base import InputFile, Limits, WeightFile
 
 SINGLE = "array"
 #: the largest JSON array file (a number costs ~10 bytes of text and ~30 of Python while parsed)
 MAX_JSON_BYTES = 64 * 1024**2  # the name of the one array of an .npy or a bare JSON list
+
+
+def load(
+    path: Path, what: str, *, max_bytes: int, max_elements: int, limits: Limits | None = None
+) -> dict[str, np.ndarray]:
+    """:func:`read_arrays`, in a reader process when ``limits.isolate`` (the service's reads)."""
+    if limits is None or not limits.isolate:
+        return read_arrays(path, what, max_bytes=max_bytes, max_elements=max_elements)
+    from rnnbridge.formats.hdf5.isolation import read_isolated
+
+    weights = read_isolated(
+        "rnnbridge.formats.user_arrays:read_file",
+        path,
+        dataclasses.replace(limits, isolate=False),
+        what=what,
+        max_bytes=max_bytes,
+        max_elements=max_elements,
+    )
+    return dict(weights.tensors)
+
+
+def read_file(path: Path, limits: Limits, *, what: str, max_bytes: int, max_elements: int) -> WeightFile:
+    """:func:`read_arrays` with a reader's signature (what a reader process runs)."""
+    return WeightFile("user_arrays", read_arrays(path, what, max_bytes=max_bytes, max_elements=max_elements))
 
 
 def read_arrays(path: Path, what: str, *, max_bytes: int, max_elements: int) -> dict[str, np.ndarray]:
@@ -74,7 +103,8 @@ def _read_json(path: Path, what: str, limits: Limits) -> dict[str, np.ndarray]:
     data = path.read_bytes()
     if data.lstrip()[:1] != b"[":
         return json_arrays.read([InputFile(path.name, path)], limits).tensors
-    values = json_arrays.loads_bounded(data, what=what)
+    max_values = min(json_arrays.MAX_JSON_VALUES, 2 * limits.max_tensor_elements + json_arrays.MAX_DEPTH)
+    values = json_arrays.loads_bounded(data, what=what, max_values=max_values)
     try:
         return {SINGLE: np.array(values, dtype=np.float64)}
     except (ValueError, TypeError) as exc:

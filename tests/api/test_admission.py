@@ -17,6 +17,7 @@ class Gate:
         self.started = 0
 
     async def __call__(self, scope, receive, send) -> None:
+        await receive()  # the whole body: a slot is granted only then
         self.started += 1
         await self.opened.wait()
         await send({"type": "http.response.start", "status": 200, "headers": []})

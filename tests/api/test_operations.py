@@ -217,7 +217,8 @@ def test_not_ready_without_a_writable_spool_directory(client, test_settings):
     assert client.get("/healthz").status_code == 200  # alive all the same
 
 
-def test_beyond_max_concurrent_is_503_with_retry_after(server_url, keras_lstm, server_spool):
+def test_beyond_max_uploads_is_503_with_retry_after(server_url, keras_lstm, server_spool):
+    # the test server: 1 conversion, no line, so 1 upload at a time (RNNBRIDGE_MAX_UPLOADS's default)
     held = HeldUpload(server_url, "/convert", keras_lstm, target="pytorch")
     try:
         _poll(lambda: _metric(server_url, "rnnbridge_http_requests_in_flight", endpoint="/convert") == 1, "in flight")
@@ -225,13 +226,31 @@ def test_beyond_max_concurrent_is_503_with_retry_after(server_url, keras_lstm, s
         refused = httpx.post(f"{server_url}/split", files={"file": ("m.h5", keras_lstm.read_bytes())})
         assert refused.status_code == 503 and refused.headers["retry-after"] == "7"
         body = _problem(503, refused.headers, refused.json(), "overloaded")
-        assert "RNNBRIDGE_MAX_CONCURRENT" in body["detail"]
+        assert "RNNBRIDGE_MAX_UPLOADS" in body["detail"] and "RNNBRIDGE_MAX_CONCURRENT" in body["detail"]
     finally:
         status, _, content = held.finish()
-    assert status == 200
+    assert status == 200, content[:500]
     with np.load(io.BytesIO(content), allow_pickle=False) as archive:
         assert "lstm.weight_ih_l0" in archive.files
     assert list(server_spool.iterdir()) == []
+
+
+class SlowRead:
+    """A request whose whole body is sent at once and whose file takes seconds to read
+    (3 million JSON numbers), so that it holds its conversion slot meanwhile."""
+
+    def __init__(self, url: str) -> None:
+        body = b'{"w": [' + b"0.5," * 2_999_999 + b"0.5]}"
+        self._pool = ThreadPoolExecutor(1)
+        self._future = self._pool.submit(
+            httpx.post, f"{url}/inspect", files={"file": ("w.json", body)}, data={"source": "pytorch"}, timeout=120
+        )
+
+    def finish(self) -> httpx.Response:
+        try:
+            return self._future.result()
+        finally:
+            self._pool.shutdown()
 
 
 @pytest.fixture
@@ -246,17 +265,20 @@ def one_slot_server(tmp_path: Path) -> Iterator[Any]:
         yield server
 
 
-def test_over_max_concurrent_requests_wait_in_line(one_slot_server, keras_lstm):
+def test_over_max_concurrent_requests_wait_in_line_with_their_body_in(one_slot_server, keras_lstm, tmp_path):
     url = one_slot_server.url
-    held = HeldUpload(url, "/convert", keras_lstm, target="pytorch")
-    _poll(lambda: _metric(url, "rnnbridge_http_requests_in_flight", endpoint="/convert") == 1, "in flight")
+    converting = SlowRead(url)
+    _poll(lambda: any(tmp_path.glob("rnnbridge-read-*")), "the slow read began")  # it holds the slot
+    uploading = HeldUpload(url, "/split", keras_lstm)  # half a body: an upload place, not a slot
     waiting = HeldUpload(url, "/split", keras_lstm)
+    waiting.socket.sendall(waiting.rest)  # its whole body is in: it waits in line for the slot
     _poll(lambda: _metric(url, "rnnbridge_http_requests_waiting") == 1, "waiting")
-    refused = httpx.post(f"{url}/inspect", files={"file": ("m.h5", keras_lstm.read_bytes())})
-    body = _problem(503, refused.headers, refused.json(), "overloaded")
-    assert "RNNBRIDGE_MAX_QUEUED" in body["detail"]
-    assert held.finish()[0] == 200
-    status, _, content = waiting.finish()  # its turn came when the held request ended
+    uploading.socket.sendall(uploading.rest)  # the line is full: refused once its body is in
+    status, headers, body = uploading.finish(send_rest=False)
+    problem = _problem(503, headers, body, "overloaded")
+    assert "RNNBRIDGE_MAX_QUEUED" in problem["detail"]
+    assert converting.finish().status_code in (200, 404, 422)  # whatever it found, it read the file
+    status, _, content = waiting.finish(send_rest=False)  # its turn came when the slot was free
     assert status == 200 and "lstm/l0/forward/W_xi" in np.load(io.BytesIO(content)).files
     assert _metric(url, "rnnbridge_http_requests_waiting") == 0
 
@@ -264,12 +286,12 @@ def test_over_max_concurrent_requests_wait_in_line(one_slot_server, keras_lstm):
 def test_a_request_waits_in_line_at_most_queue_timeout(tmp_path, keras_lstm):
     env = {"RNNBRIDGE_TMP_DIR": str(tmp_path), "RNNBRIDGE_MAX_CONCURRENT": "1", "RNNBRIDGE_QUEUE_TIMEOUT": "0.5"}
     with running_server(tmp_path, env) as server:
-        held = HeldUpload(server.url, "/convert", keras_lstm, target="pytorch")
-        _poll(lambda: _metric(server.url, "rnnbridge_http_requests_in_flight", endpoint="/convert") == 1, "in flight")
+        converting = SlowRead(server.url)
+        _poll(lambda: any(tmp_path.glob("rnnbridge-read-*")), "the slow read began")  # it holds the slot
         refused = httpx.post(f"{server.url}/split", files={"file": ("m.h5", keras_lstm.read_bytes())}, timeout=30)
         _problem(503, refused.headers, refused.json(), "overloaded")
         assert refused.headers["retry-after"] == "5"
-        assert held.finish()[0] == 200
+        assert converting.finish().status_code in (200, 404, 422)
         assert _metric(server.url, "rnnbridge_http_requests_waiting") == 0
 
 

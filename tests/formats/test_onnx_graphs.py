@@ -101,3 +101,34 @@ def test_a_chain_longer_than_the_bound_is_not_folded(tmp_path):
     nodes.append(node("LSTM", ["X", last, "R"], ["Y"], name="rnn"))
     result = read_bytes(tmp_path, model(graph(nodes, [float_tensor("R", R)])))
     assert last not in result.tensors
+
+
+def _ifs(count: int, inner: int) -> bytes:
+    """A model of ``count`` If nodes, each with a then-branch of ``inner`` Identity nodes."""
+    branch = graph([node("Identity", ["c"], [f"o{k}"]) for k in range(inner)])
+    ifs = [node("If", ["c"], [f"y{k}"], attrs=[attr("then_branch", g=branch)]) for k in range(count)]
+    return model(graph(ifs, [float_tensor("R", R)]))
+
+
+def test_the_graph_entry_bound_holds_over_the_subgraphs_together(tmp_path, monkeypatch):
+    """Entries spread over many subgraphs, each under the bound, are counted together."""
+    from rnnbridge.formats.onnx import graph as onnx_graph
+
+    monkeypatch.setattr(onnx_graph, "MAX_GRAPH_ENTRIES", 50)
+    path = tmp_path / "spread.onnx"
+    path.write_bytes(_ifs(count=10, inner=8))  # 10 + 1 + 10 x 8 entries; none of the graphs over 50
+    with pytest.raises(LimitExceeded, match="subgraphs"):
+        onnx_model.read([InputFile(path.name, path)], Limits())
+    path.write_bytes(_ifs(count=4, inner=8))
+    onnx_model.read([InputFile(path.name, path)], Limits())
+
+
+def test_a_node_with_more_subgraphs_than_its_field_bound_is_refused(tmp_path, monkeypatch):
+    from rnnbridge.formats.onnx import graph as onnx_graph
+
+    monkeypatch.setattr(onnx_graph, "MAX_NODE_FIELDS", 20)
+    many = node("If", ["c"], ["y"], attrs=[attr("then_branch", g=graph())] * 30)
+    path = tmp_path / "many.onnx"
+    path.write_bytes(model(graph([many], [float_tensor("R", R)])))
+    with pytest.raises(LimitExceeded):
+        onnx_model.read([InputFile(path.name, path)], Limits())

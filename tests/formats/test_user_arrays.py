@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 
 from rnnbridge.errors import LimitExceeded, MalformedFile, UnsafeInput
-from rnnbridge.formats.user_arrays import SINGLE, read_arrays
+from rnnbridge.formats.base import Limits
+from rnnbridge.formats.hdf5 import isolation
+from rnnbridge.formats.user_arrays import SINGLE, load, read_arrays
 
 BOUNDS = {"max_bytes": 1 << 20, "max_elements": 10_000}
 
@@ -75,3 +77,19 @@ def test_declared_sizes_are_checked_before_reading(tmp_path: Path) -> None:
 def test_bad_json_is_a_clear_error(tmp_path: Path, text: bytes) -> None:
     with pytest.raises(MalformedFile):
         read_arrays(_write(tmp_path, "x.json", text), "x", **BOUNDS)
+
+
+def test_with_isolate_the_file_is_read_in_a_reader_process(tmp_path: Path, monkeypatch) -> None:
+    """The service's reads (``Limits.isolate``) of x / h0 / c0 / expected go through a reader
+    process, bounded like a weight file, and come back the same, errors included."""
+    x = np.arange(6, dtype=np.float32).reshape(1, 2, 3) / 3
+    path = _write(tmp_path, "x.npy", _npy(x))
+    readers: list[str] = []
+    real = isolation.read_isolated  # watched, still run: the file is really read in a reader process
+    monkeypatch.setattr(isolation, "read_isolated", lambda *a, **k: readers.append(a[0]) or real(*a, **k))
+    isolated = load(path, "x", **BOUNDS, limits=Limits(isolate=True))
+    assert readers == ["rnnbridge.formats.user_arrays:read_file"]
+    assert np.array_equal(isolated[SINGLE], read_arrays(path, "x", **BOUNDS)[SINGLE])
+    with pytest.raises(MalformedFile) as refused:
+        load(_write(tmp_path, "x.json", b"[" * 100 + b"]" * 100), "x", **BOUNDS, limits=Limits(isolate=True))
+    assert refused.value.detail.startswith("x: JSON nested")

@@ -12,6 +12,7 @@ Used by ``tests/fuzz/test_readers.py`` (a CI-sized hypothesis run) and by
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import random
@@ -69,7 +70,9 @@ def _npz() -> Upload:
 
 
 def _json() -> Upload:
-    arrays = {k: {"dtype": "float32", "shape": list(v.shape), "data": v.ravel().tolist()} for k, v in _state_dict().items()}
+    arrays = {
+        k: {"dtype": "float32", "shape": list(v.shape), "data": v.ravel().tolist()} for k, v in _state_dict().items()
+    }
     return [("w.json", json.dumps({"arrays": arrays}).encode())]
 
 
@@ -78,22 +81,64 @@ def seeds() -> dict[str, Seed]:
     tf1 = SHARED / "tf1_lstm"
     return {
         "keras_zip": Seed("keras_zip", _read(SHARED / "k3_lstm" / "m.keras")),
-        "torch": Seed("torch", _read(_first(LOCAL / "torch_lstm_no_bias" / "model.pt", SHARED / "torch_lstm_1l" / "model.pt"))),
+        "torch": Seed(
+            "torch", _read(_first(LOCAL / "torch_lstm_no_bias" / "model.pt", SHARED / "torch_lstm_1l" / "model.pt"))
+        ),
         "npz": Seed("npz", _npz, source="pytorch"),
         "tf_checkpoint": Seed(
             "tf_checkpoint", _read(tf1 / "model.ckpt.index", tf1 / "model.ckpt.data-00000-of-00001"), victims=(0, 1)
         ),
         "keras_h5": Seed("keras_h5", _read(SHARED / "k2_lstm_seq" / "m.h5")),
-        "safetensors": Seed("safetensors", _read(_first(LOCAL / "torch_lstm_no_bias" / "model.safetensors", SHARED / "torch_lstm_1l" / "model.safetensors"))),
+        "safetensors": Seed(
+            "safetensors",
+            _read(
+                _first(
+                    LOCAL / "torch_lstm_no_bias" / "model.safetensors", SHARED / "torch_lstm_1l" / "model.safetensors"
+                )
+            ),
+        ),
         "onnx": Seed("onnx", _read(SHARED / "onnx_lstm_forward" / "model.onnx")),
         "json": Seed("json", _json, source="pytorch"),
     }
 
 
-def available_seeds() -> dict[str, Seed]:
-    """The seeds whose files exist here."""
+#: the structural bombs of issue 13 as seeds, each just past the cap it exercises (so
+#: that mutations land on both sides of it) and small enough to read in well under a second
+BOMB_SIZES: dict[str, dict[str, int]] = {
+    "json_unterminated_escapes": {"pairs": 20_000},
+    "keras_unterminated_escapes": {"pairs": 200_000},
+    "npz_meta_bomb": {"lists": 300_000},
+    "sstable_prefix_bomb": {"entries": 1_100},
+    "torch_empty_sets": {"opcodes": 600_000},
+    "keras_config_lists": {"lists": 300_000},
+    "onnx_empty_nodes": {"nodes": 70_000},
+    "json_floats": {"values": 50_000},
+    "keras_zero_weights": {"mib": 70},
+    "pickle_echo": {"items": 2_000},
+    "onnx_many_dims": {"dims": 1_000},
+    "safetensors_huge_empty_shape": {},
+    "json_huge_empty_shape": {},
+}
+
+
+def bomb_seeds() -> dict[str, Seed]:
+    """One seed per structural bomb (``tests.hostile.bombs``), named ``bomb-<name>``."""
+    from tests.hostile import bombs
+
     out = {}
-    for name, seed in seeds().items():
+    for name, sizes in BOMB_SIZES.items():
+        made = functools.cache(functools.partial(bombs.BOMBS[name], **sizes))
+        file_name = made()[0]
+        source = "pytorch" if file_name.endswith((".json", ".npz")) else None
+        out[f"bomb-{name}"] = Seed(f"bomb-{name}", lambda made=made: [made()], source=source)
+    return out
+
+
+def available_seeds(with_bombs: bool = False) -> dict[str, Seed]:
+    """The seeds whose files exist here (and the bombs' with ``with_bombs``)."""
+    out = {}
+    candidates = {**seeds(), **(bomb_seeds() if with_bombs else {})}
+    for name, seed in candidates.items():
         try:
             seed.files()
         except (OSError, StopIteration):
@@ -107,7 +152,16 @@ def available_seeds() -> dict[str, Seed]:
 #: (kind, position in [0, 1), payload) — kinds: flip, set, insert, delete, truncate, splice
 Op = tuple[str, float, bytes]
 KINDS = ("flip", "set", "insert", "delete", "truncate", "splice")
-INTERESTING = [b"\x00", b"\xff", b"\x7f", b"\x80", b"\xff\xff\xff\xff", b"\x00\x00\x00\x80", b"\xff" * 8, b"\x01\x00\x00\x00\x00\x00\x00\x00"]
+INTERESTING = [
+    b"\x00",
+    b"\xff",
+    b"\x7f",
+    b"\x80",
+    b"\xff\xff\xff\xff",
+    b"\x00\x00\x00\x80",
+    b"\xff" * 8,
+    b"\x01\x00\x00\x00\x00\x00\x00\x00",
+]
 
 
 def mutate(data: bytes, ops: Sequence[Op]) -> bytes:

@@ -8,7 +8,7 @@ A ``.keras`` file is a zip::
     assets/...         optional
 
 The reader parses both JSON members with bounded size and depth, copies
-``model.weights.h5`` (within ``Limits.max_total_bytes``) to a temporary file in
+``model.weights.h5`` (within ``Limits.expansion`` of its packed size) to a temporary file in
 ``Limits.tmp_dir`` and reads it with :func:`.keras_h5.read_hdf5`, so every HDF5 guard
 applies. The result is what ``keras_h5`` returns for a ``.weights.h5`` (tensor keys are
 HDF5 paths such as ``layers/lstm/cell/vars/0``, without the ``model.weights.h5:`` member
@@ -24,26 +24,27 @@ import os
 import shutil
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from rnnbridge.errors import LimitExceeded, MalformedFile, UnsafeInput, UnsupportedFormat
-from rnnbridge.formats.base import InputFile, Limits, WeightFile
+from rnnbridge.formats.base import InputFile, Limits, WeightFile, open_zip
 from rnnbridge.formats.hdf5.isolation import read_isolated
 from rnnbridge.formats.hdf5.keras_h5 import CONFIG_MAX_DEPTH
-from rnnbridge.formats.json_arrays import loads_bounded
+from rnnbridge.formats.json_arrays import MAX_META_BYTES, loads_bounded
 
 NAME = "keras_zip"
 CONFIG = "config.json"
 METADATA = "metadata.json"
 WEIGHTS_H5 = "model.weights.h5"
 WEIGHTS_NPZ = "model.weights.npz"
-#: the largest ``config.json`` / ``metadata.json`` read
-MAX_JSON_BYTES = 64 * 1024**2
+#: the largest ``config.json`` / ``metadata.json`` read (and ``MAX_META_VALUES`` values)
+MAX_JSON_BYTES = MAX_META_BYTES
 _COPY_CHUNK = 1024**2
-_ZIP_ERRORS = (zipfile.BadZipFile, OSError, EOFError, RuntimeError, NotImplementedError, ValueError)
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, RuntimeError, NotImplementedError, ValueError)
 
 
 def sniff(files: Sequence[InputFile]) -> bool:
@@ -79,7 +80,7 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
     """
     path = _the_file(files).path
     try:
-        with zipfile.ZipFile(path) as archive:
+        with open_zip(path) as archive:
             config = _json_member(archive, CONFIG)
             metadata = _json_member(archive, METADATA) if METADATA in archive.namelist() else {}
             with _extracted_weights(archive, limits) as weights:
@@ -112,9 +113,11 @@ def _extracted_weights(archive: zipfile.ZipFile, limits: Limits) -> Iterator[Pat
             code="object_array",
         )
     info = _member(archive, WEIGHTS_H5)
-    if info.file_size > limits.max_total_bytes:
+    bound = limits.expansion(info.compress_size)
+    if info.file_size > bound:
         raise LimitExceeded(
-            f".keras member '{WEIGHTS_H5}' has {info.file_size} bytes, more than the limit of {limits.max_total_bytes}"
+            f".keras member '{WEIGHTS_H5}' inflates from {info.compress_size} to {info.file_size} bytes, more than "
+            f"the limit of {bound} (at most {limits.max_total_bytes}, and 16 x its packed size + 64 MiB)"
         )
     fd, tmp = tempfile.mkstemp(suffix=".h5", dir=limits.tmp_dir)
     try:
@@ -139,7 +142,7 @@ def _keras_files(files: Sequence[InputFile]) -> list[InputFile]:
 
 def _is_keras_zip(path: Path) -> bool:
     try:
-        with zipfile.ZipFile(path) as archive:
+        with open_zip(path) as archive:
             names = set(archive.namelist())
     except _ZIP_ERRORS:
         return False

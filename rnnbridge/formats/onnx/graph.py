@@ -24,7 +24,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from rnnbridge.errors import MalformedFile
+from rnnbridge.errors import LimitExceeded, MalformedFile
 from rnnbridge.formats.onnx.tensor_proto import Context, ints, parse_tensor, skip
 from rnnbridge.formats.onnx.tensor_values import decode_tensor
 from rnnbridge.formats.wire import protobuf as pb
@@ -41,6 +41,14 @@ class Header:
     producer: str = ""
     opset_imports: dict[str, int] = field(default_factory=dict)
     metadata: dict[str, str] = field(default_factory=dict)
+
+
+#: the most nodes, initializers and sparse initializers of a graph (a large exported model has
+#: ~10**4 nodes; each costs a few hundred bytes of Python and ~10 us to decode, so the bound
+#: keeps the graph under ~40 MB of objects and about a second of decoding)
+MAX_GRAPH_ENTRIES = 2**16
+#: the most fields (inputs, outputs, attributes, names) of one node
+MAX_NODE_FIELDS = 2**14
 
 
 class GraphParts(NamedTuple):
@@ -71,7 +79,8 @@ class Node:
 
 
 def parse_model(buf: Any) -> Header:
-    """The top level of a ModelProto; unknown fields are skipped, known ones checked."""
+    """The top level of a ModelProto; unknown fields are skipped, known ones checked
+    (``MAX_NODE_FIELDS`` opset imports and metadata entries at most)."""
     header = Header(graph=slice(0, 0))
     graphs = 0
     for number, wire, value in pb.iter_fields(buf):
@@ -91,6 +100,8 @@ def parse_model(buf: Any) -> Header:
             elif number == 14:
                 key, text = _parse_entry(buf, value)
                 header.metadata[key] = text
+            if len(header.metadata) + len(header.opset_imports) > MAX_NODE_FIELDS:
+                raise LimitExceeded(f"ONNX: the model has more than {MAX_NODE_FIELDS} opsets and metadata entries")
     if graphs != 1:
         raise MalformedFile(f"ONNX: the ModelProto has {graphs} graphs, not one")
     return header
@@ -118,9 +129,11 @@ def _parse_entry(buf: Any, sl: slice) -> tuple[str, str]:
 
 
 def parse_graph(buf: bytes, sl: slice) -> GraphParts:
-    """The byte ranges of the GraphProto's nodes and (sparse) initializers, and its inputs."""
+    """The byte ranges of the GraphProto's nodes and (sparse) initializers, and its inputs
+    (``MAX_GRAPH_ENTRIES`` in all, ``LimitExceeded`` past them)."""
     parts = GraphParts([], [], [], [])
     where = {1: parts.nodes, 5: parts.initializers, 15: parts.sparse}
+    entries = 0
     for number, wire, value in pb.iter_fields(buf, sl.start, sl.stop):
         if number in where:
             value = pb.expect_bytes(wire, value, f"GraphProto field {number}")
@@ -130,12 +143,19 @@ def parse_graph(buf: bytes, sl: slice) -> GraphParts:
             for n, w, v in pb.iter_fields(buf, value.start, value.stop):
                 if n == 1:
                     parts.inputs.append(pb.as_text(buf, pb.expect_bytes(w, v, "ValueInfoProto.name"), "input name"))
+        else:
+            continue
+        entries += 1
+        if entries > MAX_GRAPH_ENTRIES:
+            raise LimitExceeded(f"ONNX: the graph has more than {MAX_GRAPH_ENTRIES} nodes, initializers and inputs")
     return parts
 
 
 def walk_graphs(buf: bytes, sl: slice) -> tuple[GraphParts, int]:
     """The main graph's parts with those of every control-flow subgraph appended, and how
-    many subgraphs there were. Deeper than ``MAX_SUBGRAPH_DEPTH`` is ``MalformedFile``."""
+    many subgraphs there were. Deeper than ``MAX_SUBGRAPH_DEPTH`` is ``MalformedFile``; more
+    than ``MAX_GRAPH_ENTRIES`` entries and subgraphs over all the graphs is ``LimitExceeded``
+    (the bound of one graph holds for the model, however its entries are spread over subgraphs)."""
     merged = GraphParts([], [], [], [])
     pending, count = [(sl, 0)], -1
     while pending:
@@ -144,19 +164,29 @@ def walk_graphs(buf: bytes, sl: slice) -> tuple[GraphParts, int]:
             raise MalformedFile(f"ONNX: subgraphs nested more than {MAX_SUBGRAPH_DEPTH} deep")
         parts = parse_graph(buf, graph_slice)
         count += 1
+        total = count + sum(len(entries) for entries in (*merged, *parts))
+        if total > MAX_GRAPH_ENTRIES:
+            raise LimitExceeded(
+                f"ONNX: the graph and its subgraphs have more than {MAX_GRAPH_ENTRIES} nodes, initializers and inputs"
+            )
         merged.nodes.extend(parts.nodes)
         merged.initializers.extend(parts.initializers)
         merged.sparse.extend(parts.sparse)
         merged.inputs.extend(parts.inputs)
         for node_slice in parts.nodes:
             pending += [(sub, depth + 1) for sub in _subgraphs(buf, node_slice)]
+            if count + len(pending) > MAX_GRAPH_ENTRIES:
+                raise LimitExceeded(f"ONNX: the model has more than {MAX_GRAPH_ENTRIES} subgraphs")
     return merged, count
 
 
 def _subgraphs(buf: bytes, sl: slice) -> list[slice]:
-    """The GraphProtos held by a NodeProto's attributes (``g`` = 6, ``graphs`` = 11)."""
-    found = []
-    for number, wire, value in pb.iter_fields(buf, sl.start, sl.stop):
+    """The GraphProtos held by a NodeProto's attributes (``g`` = 6, ``graphs`` = 11), at
+    most ``MAX_NODE_FIELDS`` fields of the node and graphs of an attribute."""
+    found: list[slice] = []
+    for count, (number, wire, value) in enumerate(pb.iter_fields(buf, sl.start, sl.stop)):
+        if count >= MAX_NODE_FIELDS or len(found) > MAX_NODE_FIELDS:
+            raise LimitExceeded(f"ONNX: a node has more than {MAX_NODE_FIELDS} fields or subgraphs")
         if number != 5:
             continue
         attribute = pb.expect_bytes(wire, value, "NodeProto.attribute")
@@ -167,9 +197,11 @@ def _subgraphs(buf: bytes, sl: slice) -> list[slice]:
 
 
 def parse_node(buf: bytes, sl: slice, index: int) -> Node:
-    """A NodeProto's names and attribute ranges; attributes are decoded on demand."""
+    """A NodeProto's names and attribute ranges (``MAX_NODE_FIELDS``); attributes are decoded on demand."""
     node = Node(index)
-    for number, wire, value in pb.iter_fields(buf, sl.start, sl.stop):
+    for count, (number, wire, value) in enumerate(pb.iter_fields(buf, sl.start, sl.stop)):
+        if count >= MAX_NODE_FIELDS:
+            raise LimitExceeded(f"ONNX: node {index} has more than {MAX_NODE_FIELDS} fields")
         if number not in (1, 2, 3, 4, 5, 7):
             continue
         where = pb.expect_bytes(wire, value, f"NodeProto field {number}")

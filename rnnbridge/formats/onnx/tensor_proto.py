@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rnnbridge.errors import LimitExceeded, MalformedFile, UnsupportedFormat
-from rnnbridge.formats.base import InputFile, Limits
+from rnnbridge.formats.base import InputFile, Limits, quote
 from rnnbridge.formats.wire import protobuf as pb
 
 EXTERNAL = 1
@@ -53,6 +53,10 @@ class Context:
     bfloat16: set[str] = field(default_factory=set)
 
 
+#: the most dimensions a TensorProto may list
+MAX_DIMS = 64
+
+
 def skip(reason: str, name: str, ctx: Context) -> None:
     """Note a tensor that is not read, or refuse it if a recurrent node needs it."""
     if name in ctx.rnn_inputs:
@@ -66,6 +70,8 @@ def parse_tensor(buf: bytes, sl: slice) -> Tensor:
     for number, wire, value in pb.iter_fields(buf, sl.start, sl.stop):
         if number == 1:
             tensor.dims += ints(buf, wire, value, "TensorProto.dims")
+            if len(tensor.dims) > MAX_DIMS:
+                raise MalformedFile(f"ONNX: a tensor has more than {MAX_DIMS} dims", tensor=tensor.name or None)
         elif number == 2:
             value = pb.expect_varint(wire, value, "TensorProto.data_type")
             tensor.data_type = pb.as_int64(value)
@@ -110,7 +116,7 @@ def check_size(tensor: Tensor, actual: int, expected: int, what: str) -> None:
     """``MalformedFile`` unless the ``actual`` count of ``what`` is the ``expected`` one."""
     if actual != expected:
         raise MalformedFile(
-            f"ONNX: tensor {tensor.name!r} with dims {tensor.dims} needs {expected} {what}, found {actual}",
+            f"ONNX: tensor {tensor.name!r:.200} with dims {quote(tensor.dims)} needs {expected} {what}, found {actual}",
             tensor=tensor.name,
         )
 

@@ -16,6 +16,7 @@ from typing import NamedTuple
 import numpy as np
 
 from rnnbridge.errors import MalformedFile, UnsupportedFormat
+from rnnbridge.formats.base import quote
 from rnnbridge.formats.onnx.external_data import external_bytes
 from rnnbridge.formats.onnx.tensor_proto import EXTERNAL, Context, Tensor, charge, check_size, parse_tensor, skip
 from rnnbridge.formats.wire import protobuf as pb
@@ -92,7 +93,7 @@ def _element_count(tensor: Tensor) -> int:
         )
     if any(d < 0 for d in tensor.dims):
         raise MalformedFile(
-            f"ONNX: tensor {tensor.name!r} has a negative dimension in {tensor.dims}", tensor=tensor.name
+            f"ONNX: tensor {tensor.name!r} has a negative dimension in {quote(tensor.dims)}", tensor=tensor.name
         )
     return math.prod(tensor.dims)
 

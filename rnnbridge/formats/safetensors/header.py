@@ -4,7 +4,8 @@ The header is the JSON object at bytes ``8..8+N`` of the file (layout in
 ``file``): ``{"__metadata__": {str: str}, "<name>": {"dtype", "shape",
 "data_offsets": [begin, end]}, ...}``, offsets counted from the start of the data buffer.
 
-Contract: the header is bounded (``MAX_HEADER_BYTES``), must be one JSON object without
+Contract: the header is bounded (``MAX_HEADER_BYTES``, and ``MAX_META_VALUES`` JSON values
+counted before it is parsed), must be one JSON object without
 duplicate keys; every entry has a known dtype, at most 64 dimensions and
 ``end - begin == prod(shape) * itemsize``; entries lie inside the data buffer and do not
 overlap. Any contradiction is ``MalformedFile`` naming the tensor.
@@ -20,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from rnnbridge.errors import MalformedFile
+from rnnbridge.errors import LimitExceeded, MalformedFile
+from rnnbridge.formats.base import check_shape
+from rnnbridge.formats.json_arrays import MAX_META_VALUES, json_census
 
 #: the bound the reference implementation puts on the JSON header
 MAX_HEADER_BYTES = 100 * 1024**2
@@ -78,7 +81,11 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 def parse_header(text: bytes, where: str) -> dict[str, Any]:
     try:
-        header = json.loads(text.decode("utf-8"), object_pairs_hook=_no_duplicates)
+        decoded = text.decode("utf-8")
+        _, values = json_census(decoded)
+        if values > MAX_META_VALUES:
+            raise LimitExceeded(f"{where}: the JSON header holds about {values} values, more than {MAX_META_VALUES}")
+        header = json.loads(decoded, object_pairs_hook=_no_duplicates)
     except RecursionError:
         raise MalformedFile(f"{where}: the JSON header is nested too deeply") from None
     except (UnicodeDecodeError, ValueError) as exc:
@@ -108,6 +115,8 @@ def parse_entry(name: str, info: object) -> Entry:
             tensor=name,
         )
     nbytes = math.prod(shape) * DTYPES[dtype].itemsize
+    if not nbytes:  # an empty array may still declare dimensions no array can have
+        check_shape(shape, DTYPES[dtype].itemsize, f"tensor {name!r:.200}", tensor=name)
     if offsets[1] - offsets[0] != nbytes:
         raise MalformedFile(
             f"tensor {name!r}: {dtype} {list(shape)} needs {nbytes} bytes, "

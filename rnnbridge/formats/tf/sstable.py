@@ -13,6 +13,11 @@ Contract: :func:`read_table` returns every key/value pair. Each block handle is 
 lie before the footer, each block's crc32c is verified, compressed blocks are refused
 (TensorFlow writes indexes uncompressed) and no entry may reach past its block or into
 the restart array; any contradiction is ``MalformedFile`` naming the byte offset.
+
+Keys are prefix-compressed (each entry keeps ``shared`` bytes of the previous key), so a
+few bytes of table can declare ever longer keys: a key is at most ``MAX_KEY_BYTES`` and
+all keys and values together at most ``MAX_DECODED_BYTES`` (``LimitExceeded``), checked
+before each key is built.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-from rnnbridge.errors import MalformedFile
+from rnnbridge.errors import LimitExceeded, MalformedFile
 from rnnbridge.formats.tf.crc32c import crc32c, mask
 from rnnbridge.formats.wire.protobuf import read_varint
 
@@ -29,6 +34,10 @@ from rnnbridge.formats.wire.protobuf import read_varint
 MAGIC = struct.pack("<Q", 0xDB4775248B80FB57)
 FOOTER_SIZE = 48
 _TRAILER_SIZE = 5
+#: the longest key (TensorFlow's are variable names, a few hundred bytes)
+MAX_KEY_BYTES = 64 * 1024
+#: the most bytes of keys and values one table may decode to
+MAX_DECODED_BYTES = 128 * 1024**2
 
 
 def has_magic(path: Path) -> bool:
@@ -51,9 +60,10 @@ def read_table(data: bytes, where: str) -> dict[bytes, bytes]:
     _, pos = _handle(footer, 0)  # the metaindex block, empty in tensor bundles
     index_handle, _ = _handle(footer, pos)
     entries: dict[bytes, bytes] = {}
-    for _, value in _block_entries(_block(data, index_handle, where), where):
+    budget = [MAX_DECODED_BYTES]
+    for _, value in _block_entries(_block(data, index_handle, where), where, budget):
         block_handle, _ = _handle(value, 0)
-        entries.update(_block_entries(_block(data, block_handle, where), where))
+        entries.update(_block_entries(_block(data, block_handle, where), where, budget))
     return entries
 
 
@@ -81,8 +91,8 @@ def _block(data: bytes, handle: tuple[int, int], where: str) -> bytes:
     return data[offset:end]
 
 
-def _block_entries(block: bytes, where: str) -> Iterator[tuple[bytes, bytes]]:
-    """Decode the prefix-compressed entries of one block."""
+def _block_entries(block: bytes, where: str, budget: list[int]) -> Iterator[tuple[bytes, bytes]]:
+    """Decode the prefix-compressed entries of one block, charging ``budget[0]`` their sizes."""
     if len(block) < 4:
         raise MalformedFile(f"{where}: block of {len(block)} bytes has no restart array")
     (num_restarts,) = struct.unpack_from("<I", block, len(block) - 4)
@@ -97,6 +107,12 @@ def _block_entries(block: bytes, where: str) -> Iterator[tuple[bytes, bytes]]:
         value_len, pos = read_varint(block, pos, limit)
         if shared > len(key) or pos + non_shared + value_len > limit:
             raise MalformedFile(f"{where}: block entry at byte {pos} overruns its block")
+        budget[0] -= shared + non_shared + value_len
+        if shared + non_shared > MAX_KEY_BYTES or budget[0] < 0:
+            raise LimitExceeded(
+                f"{where}: the key at byte {pos} is {shared + non_shared} bytes long, or the keys so far "
+                f"decode to more than {MAX_DECODED_BYTES} bytes (keys are at most {MAX_KEY_BYTES})"
+            )
         key = key[:shared] + block[pos : pos + non_shared]
         pos += non_shared
         yield key, block[pos : pos + value_len]

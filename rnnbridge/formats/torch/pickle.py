@@ -50,7 +50,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from rnnbridge.errors import LimitExceeded, MalformedFile, UnsafeInput, UnsupportedFormat
-from rnnbridge.formats.base import InputFile, Limits, WeightFile
+from rnnbridge.formats.base import InputFile, Limits, WeightFile, open_zip
 from rnnbridge.formats.torch.containers import LEGACY_MAGIC, Loaded, load_legacy, load_zip, zip_root
 from rnnbridge.formats.torch.state_dict import select, strip_module_prefix
 from rnnbridge.formats.torch.storage import check_all, materialise
@@ -110,7 +110,7 @@ def _kind(file: InputFile) -> str | None:
         if _first_member_is_data_pkl(head):
             return "zip"
         if head.startswith(_ZIP_MAGIC):
-            with zipfile.ZipFile(file.path) as archive:
+            with open_zip(file.path) as archive:
                 return "zip" if zip_root(archive.namelist()) is not None else None
     except (OSError, zipfile.BadZipFile, ValueError, EOFError, NotImplementedError, IndexError):
         return None  # IndexError: zipfile's ZipInfo.is_dir on an empty member name
@@ -168,7 +168,7 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
         if kind == "legacy":
             size = file.path.stat().st_size
             return _build(load_legacy(stream, size, file.name), limits, file.name)
-        with zipfile.ZipFile(stream) as archive:
+        with open_zip(stream) as archive:
             return _build(load_zip(archive, file.name), limits, file.name)
 
 

@@ -7,7 +7,11 @@
 * a ``GLOBAL`` that the caller's ``check_global`` refuses (``STACK_GLOBAL`` takes its names
   from the stack, so the unpickler's ``find_class`` must check those too);
 * memo indices that skip ahead (picklers number the memo from 0; a far index only serves
-  to make the unpickler allocate).
+  to make the unpickler allocate);
+* more than ``MAX_OPCODES`` opcodes: nearly every opcode makes the unpickler create or
+  grow an object (an ``EMPTY_SET`` is one byte of pickle and 216 bytes of Python), so the
+  count bounds what unpickling can allocate to about ``MAX_OPCODES`` x 220 bytes, plus
+  the bytes of the strings it holds.
 
 Declared lengths that run past the bytes present make ``genops`` raise ``ValueError``.
 Nothing from the stream is run.
@@ -19,7 +23,7 @@ import io
 import pickletools
 from collections.abc import Callable
 
-from rnnbridge.errors import MalformedFile, UnsafeInput
+from rnnbridge.errors import LimitExceeded, MalformedFile, UnsafeInput
 
 #: the ``UnsafeInput`` code of a refused pickle
 UNSAFE_PICKLE = "unsafe_pickle"
@@ -35,6 +39,8 @@ ALLOWED_OPCODES = frozenset(
     "EMPTY_SET ADDITEMS FROZENSET".split()
 )
 _MEMO_PUTS = frozenset({"PUT", "BINPUT", "LONG_BINPUT"})
+#: the most opcodes in one pickle (a state_dict takes ~25 per tensor: 20,000 tensors)
+MAX_OPCODES = 2**19
 
 
 def scan_opcodes(data: bytes, where: str, check_global: Callable[[str, str], object]) -> int:
@@ -60,12 +66,16 @@ def scan_opcodes(data: bytes, where: str, check_global: Callable[[str, str], obj
         An opcode that builds arbitrary objects (code ``unsafe_pickle``).
     MalformedFile
         A memo index that skips ahead.
+    LimitExceeded
+        More than ``MAX_OPCODES`` opcodes.
     ValueError
         The stream is truncated or otherwise unreadable (from ``pickletools``).
     """
     stream = io.BytesIO(data)
     puts = 0
-    for opcode, arg, pos in pickletools.genops(stream):
+    for count, (opcode, arg, pos) in enumerate(pickletools.genops(stream)):
+        if count >= MAX_OPCODES:
+            raise LimitExceeded(f"{where}: the pickle has more than {MAX_OPCODES} opcodes (at byte {pos})")
         if opcode.name not in ALLOWED_OPCODES:
             raise UnsafeInput(
                 f"{where}: pickle opcode {opcode.name} at byte {pos} would build an "

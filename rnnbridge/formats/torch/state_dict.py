@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rnnbridge.errors import MalformedFile, UnsupportedFormat
+from rnnbridge.formats.base import quote
 from rnnbridge.formats.torch.unpickler import Tensor
 
 _MAX_DEPTH = 64
@@ -38,11 +39,11 @@ def _walk(node: object, path: str, walk: _Walk, depth: int) -> bool:
     if walk.nodes > _MAX_NODES or depth > _MAX_DEPTH:
         raise MalformedFile(
             f"the pickled object is nested deeper than {_MAX_DEPTH} levels "
-            f"or has more than {_MAX_NODES} entries (at {path!r:.200})"
+            f"or has more than {_MAX_NODES} entries (at {quote(path)})"
         )
     if isinstance(node, Tensor):
         if path in walk.tensors:
-            raise MalformedFile(f"two tensors are named {path!r}", tensor=path)
+            raise MalformedFile(f"two tensors are named {quote(path)}", tensor=path)
         walk.tensors[path] = node
         return True
     if not isinstance(node, dict):

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from rnnbridge.errors import MalformedFile, UnsafeInput, UnsupportedFormat
+from rnnbridge.formats.base import quote
 from rnnbridge.formats.torch.pickle_scan import UNSAFE_PICKLE, scan_opcodes
 
 #: the largest pickle stream read; real state_dict pickles are a few MB at most
@@ -102,9 +103,9 @@ class _OrderedDict(dict[object, object]):
 
 def _ints(value: object, what: str) -> tuple[int, ...]:
     if not isinstance(value, (tuple, list)) or len(value) > 64:
-        raise MalformedFile(f"tensor {what} is {value!r}, not a tuple of at most 64 ints")
+        raise MalformedFile(f"tensor {what} is {quote(value)}, not a tuple of at most 64 ints")
     if not all(type(v) is int and v >= 0 for v in value):
-        raise MalformedFile(f"tensor {what} {value!r} holds a value that is not an int >= 0")
+        raise MalformedFile(f"tensor {what} {quote(value)} holds a value that is not an int >= 0")
     return tuple(value)
 
 
@@ -112,7 +113,7 @@ def _tensor(storage: object, offset: object, size: object, stride: object, dtype
     if not isinstance(storage, Storage):
         raise MalformedFile(f"a tensor is rebuilt from {type(storage).__name__}, not a storage")
     if type(offset) is not int or offset < 0:
-        raise MalformedFile(f"tensor storage offset {offset!r} is not an int >= 0")
+        raise MalformedFile(f"tensor storage offset {quote(offset)} is not an int >= 0")
     shape, strides = _ints(size, "size"), _ints(stride, "stride")
     if len(shape) != len(strides):
         raise MalformedFile(f"tensor size {shape} and stride {strides} differ in length")
@@ -146,7 +147,7 @@ def _rebuild_tensor_v3(
     metadata: object = None,
 ) -> Tensor:
     if not isinstance(dtype, StorageType):
-        raise MalformedFile(f"_rebuild_tensor_v3 names dtype {dtype!r}, not a torch dtype")
+        raise MalformedFile(f"_rebuild_tensor_v3 names dtype {quote(dtype)}, not a torch dtype")
     if isinstance(storage, Storage) and storage.dtype != "uint8":
         raise MalformedFile(f"_rebuild_tensor_v3 over a typed {storage.dtype} storage")
     return _tensor(storage, storage_offset, size, stride, dtype.dtype)
@@ -219,12 +220,12 @@ class _RestrictedUnpickler(pickle.Unpickler):
 
     def persistent_load(self, pid: Any) -> Storage:
         if not (isinstance(pid, tuple) and len(pid) in (5, 6) and pid[0] == "storage"):
-            raise MalformedFile(f"unknown persistent id {pid!r:.200}")
+            raise MalformedFile(f"unknown persistent id {quote(pid)}")
         _, storage_type, key, _location, numel, *view = pid
         if not isinstance(storage_type, StorageType) or not isinstance(key, str):
-            raise MalformedFile(f"persistent id {pid!r:.200} names no storage type and key")
+            raise MalformedFile(f"persistent id {quote(pid)} names no storage type and key")
         if type(numel) is not int or numel < 0 or view not in ([], [None]):
-            raise MalformedFile(f"persistent id {pid!r:.200} has a bad size or a storage view")
+            raise MalformedFile(f"persistent id {quote(pid)} has a bad size or a storage view")
         storage = Storage(key, storage_type.dtype, numel)
         if self.storages.setdefault(key, storage) != storage:
             raise MalformedFile(
