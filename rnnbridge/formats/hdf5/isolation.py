@@ -346,10 +346,21 @@ def serve(replies_fd: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the caller's to handle
     for library in PRELOAD:
         importlib.import_module(library)
+    _import_readers()
     with os.fdopen(replies_fd, "wb", buffering=0) as replies:
         replies.write(b"ready\n")
         for line in sys.stdin.buffer:
             replies.write(_serve_one(json.loads(line)).encode() + b"\n")
+
+
+def _import_readers() -> None:
+    """Import every module of ``rnnbridge.formats`` now, as the server does at start-up: a
+    package replaced on disk under a running server cannot break a reader started before."""
+    import pkgutil
+
+    formats = importlib.import_module("rnnbridge.formats")
+    for info in pkgutil.walk_packages(formats.__path__, prefix="rnnbridge.formats."):
+        importlib.import_module(info.name)
 
 
 def _serve_one(request: dict[str, Any]) -> str:
