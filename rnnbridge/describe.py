@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from rnnbridge.engine.canonical import to_canonical
+from rnnbridge.engine.conventions import FRAMEWORK_TABLE
 from rnnbridge.engine.model import NativeLayer, cell_order
 
 _DIRECTION = {("forward",): "forward", ("backward",): "reverse", ("forward", "backward"): "bidirectional"}
@@ -58,8 +60,10 @@ def describe_config(native: NativeLayer) -> dict[str, Any]:
     if config.independent_directions:
         flags["independent_directions"] = True
     if {d for _, d in native.cells} == {"backward"}:
-        flags["go_backwards" if conv.framework == "keras" else "reverse_only"] = True
-    runtime = {"forget_bias": config.forget_bias} if conv.cell == "lstm" and conv.framework == "tf1" else {}
+        flags[FRAMEWORK_TABLE[conv.framework].reverse_flag] = True
+    runtime = {}
+    if conv.cell == "lstm" and (conv.forget_bias_rule != "none" or config.forget_bias):
+        runtime["forget_bias"] = config.forget_bias
     return {
         "config": {
             "activations": list(config.activations),
@@ -81,45 +85,51 @@ _KERAS_ACTIVATIONS = {"hard_sigmoid(0.2,0.5)": "hard_sigmoid", "hard_sigmoid(0.1
 
 def module_recipe(layer: NativeLayer) -> dict[str, Any]:
     """How to build the module that loads these tensors, in the target framework's terms."""
+    return RECIPES[layer.convention.framework](layer, to_canonical(layer).dims(0))
+
+
+def _pytorch_recipe(layer: NativeLayer, dims: dict[str, int]) -> dict[str, Any]:
+    conv = layer.convention
+    kwargs: dict[str, Any] = {"input_size": dims["I"], "hidden_size": dims["H"]}
+    if "single_cell" not in conv.features:
+        kwargs.update(num_layers=layer.num_levels, bidirectional=len(layer.directions) == 2)
+        if conv.cell == "lstm":
+            kwargs["proj_size"] = dims["P"]
+    kwargs["bias"] = "bias" in stored_groups(layer)
+    return {"class": f"torch.nn.{conv.native.split('.')[-1]}", "kwargs": kwargs}
+
+
+def _onnx_recipe(layer: NativeLayer, dims: dict[str, int]) -> dict[str, Any]:
     conv, config = layer.convention, layer.config
-    dims = to_canonical(layer).dims(0)
-    bidirectional = len(layer.directions) == 2
-    cell = conv.cell.upper()
-    if conv.framework == "pytorch":
-        kwargs: dict[str, Any] = {"input_size": dims["I"], "hidden_size": dims["H"]}
-        if "single_cell" not in conv.features:
-            kwargs.update(num_layers=layer.num_levels, bidirectional=bidirectional)
-            if conv.cell == "lstm":
-                kwargs["proj_size"] = dims["P"]
-        kwargs["bias"] = "bias" in stored_groups(layer)
-        return {"class": f"torch.nn.{conv.native.split('.')[-1]}", "kwargs": kwargs}
-    if conv.framework == "onnx":
-        acts = [_ONNX_ACTIVATIONS.get(a, a) for a in config.activations] * len(layer.directions)
-        attrs: dict[str, Any] = {
-            "hidden_size": dims["H"],
-            "direction": _DIRECTION[layer.directions],
-            "activations": acts,
-        }
-        if conv.cell == "gru":
-            attrs["linear_before_reset"] = int(bool(conv.reset_after))
-        if config.clip is not None:
-            attrs["clip"] = config.clip
-        if config.input_forget:
-            attrs["input_forget"] = 1
-        return {"op_type": cell, "attributes": attrs, "nodes": layer.num_levels}
-    if conv.framework == "keras":
-        gate, act = (_KERAS_ACTIVATIONS.get(a, a) for a in config.activations[:2])
-        kwargs = {"units": dims["H"], "activation": act, "recurrent_activation": gate}
-        kwargs["use_bias"] = "bias" in stored_groups(layer)
-        if conv.cell == "gru":
-            kwargs["reset_after"] = bool(conv.reset_after)
-        if layer.directions == ("backward",):
-            kwargs["go_backwards"] = True
-        recipe = {"class": f"keras.layers.{cell}", "kwargs": kwargs, "layers": layer.num_levels}
-        if bidirectional:
-            recipe["wrapper"] = "keras.layers.Bidirectional(merge_mode='concat')"
-        return recipe
-    kwargs = {"num_units": dims["H"], "activation": config.activations[1]}
+    acts = [_ONNX_ACTIVATIONS.get(a, a) for a in config.activations] * len(layer.directions)
+    attrs: dict[str, Any] = {"hidden_size": dims["H"], "direction": _DIRECTION[layer.directions], "activations": acts}
+    if conv.cell == "gru":
+        attrs["linear_before_reset"] = int(bool(conv.reset_after))
+    if config.clip is not None:
+        attrs["clip"] = config.clip
+    if config.input_forget:
+        attrs["input_forget"] = 1
+    return {"op_type": conv.cell.upper(), "attributes": attrs, "nodes": layer.num_levels}
+
+
+def _keras_recipe(layer: NativeLayer, dims: dict[str, int]) -> dict[str, Any]:
+    conv, config = layer.convention, layer.config
+    gate, act = (_KERAS_ACTIVATIONS.get(a, a) for a in config.activations[:2])
+    kwargs: dict[str, Any] = {"units": dims["H"], "activation": act, "recurrent_activation": gate}
+    kwargs["use_bias"] = "bias" in stored_groups(layer)
+    if conv.cell == "gru":
+        kwargs["reset_after"] = bool(conv.reset_after)
+    if layer.directions == ("backward",):
+        kwargs["go_backwards"] = True
+    recipe = {"class": f"keras.layers.{conv.cell.upper()}", "kwargs": kwargs, "layers": layer.num_levels}
+    if len(layer.directions) == 2:
+        recipe["wrapper"] = "keras.layers.Bidirectional(merge_mode='concat')"
+    return recipe
+
+
+def _tf1_recipe(layer: NativeLayer, dims: dict[str, int]) -> dict[str, Any]:
+    conv, config = layer.convention, layer.config
+    kwargs: dict[str, Any] = {"num_units": dims["H"], "activation": config.activations[1]}
     if conv.cell == "lstm":
         kwargs.update(forget_bias=config.forget_bias, use_peepholes="peephole" in stored_groups(layer))
         if dims["P"]:
@@ -127,9 +137,19 @@ def module_recipe(layer: NativeLayer) -> dict[str, Any]:
     recipe = {"class": conv.native.split(" / ")[0], "kwargs": kwargs, "levels": layer.num_levels}
     if layer.num_levels > 1:
         recipe["wrapper"] = "MultiRNNCell (variable scope multi_rnn_cell/cell_{k})"
-    if bidirectional:
+    if len(layer.directions) == 2:
         recipe["wrapper"] = "bidirectional_dynamic_rnn (scopes fw/, bw/)"
     return recipe
+
+
+#: per framework: the module recipe of a layer in one of its conventions, from the layer
+#: and the sizes of its first level (``H``, ``I``, ``P``, ``R``)
+RECIPES: dict[str, Callable[[NativeLayer, dict[str, int]], dict[str, Any]]] = {
+    "tf1": _tf1_recipe,
+    "keras": _keras_recipe,
+    "pytorch": _pytorch_recipe,
+    "onnx": _onnx_recipe,
+}
 
 
 def stored_groups(layer: NativeLayer) -> set[str]:

@@ -26,7 +26,7 @@ import numpy as np
 from rnnbridge import discovery, formats
 from rnnbridge.describe import describe_config, describe_layer, module_recipe
 from rnnbridge.engine import canonical, exactness, naming, verify
-from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, Convention
+from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORK_TABLE, FRAMEWORKS, Convention
 from rnnbridge.engine.model import CellKey, Layer, NativeLayer, cell_order
 from rnnbridge.errors import InvalidField, LayerNotFound
 from rnnbridge.formats.base import InputFile, Limits
@@ -162,8 +162,9 @@ def convert(
     """
     if target not in FRAMEWORKS:
         raise InvalidField(f"target must be one of {list(FRAMEWORKS)}, not {target!r}", field="target")
-    if prefix is not None and target != "pytorch":
-        raise InvalidField("prefix applies to target=pytorch only", field="prefix")
+    if prefix is not None and not FRAMEWORK_TABLE[target].prefix:
+        takers = [key for key, framework in FRAMEWORK_TABLE.items() if framework.prefix]
+        raise InvalidField(f"prefix applies to target={' or '.join(takers)} only", field="prefix")
     if prefix and (any(c in prefix for c in "/\\") or any(ord(c) < 32 for c in prefix) or len(prefix) > 256):
         raise InvalidField("prefix is a state_dict key prefix: no '/', '\\' or control characters", field="prefix")
 
@@ -171,7 +172,7 @@ def convert(
         canon = canonical.to_canonical(native)
         conv = exactness.select_target(canon, target)
         exactness.check(canon, conv)
-        forget_bias = conv.forget_bias if target_forget_bias is None else target_forget_bias
+        forget_bias = _target_forget_bias(conv, target_forget_bias, native.name)
         if consume and _weights(native) > BY_CELL_ABOVE:
             del canon  # its views would keep every source cell alive
             out, folded, report = _convert_by_cell(native, conv, forget_bias, order, verify_result)
@@ -261,15 +262,35 @@ def _select(model: Model, layer: str | None) -> list[NativeLayer]:
 def _with_forget_bias(native: NativeLayer, forget_bias: float | None) -> NativeLayer:
     if forget_bias is None:
         return native
-    if native.convention.framework != "tf1" or native.convention.cell != "lstm":
+    if native.convention.forget_bias_rule != "stated":
         raise InvalidField(
-            "source_forget_bias applies to TF1 LSTM cells only (other frameworks store every bias)",
+            f"source_forget_bias applies to LSTM cells whose file does not record it ({_stated()}); "
+            f"{native.convention.native} stores every bias",
             field="source_forget_bias",
             layer=native.name,
         )
     return NativeLayer(
         native.name, native.convention, native.config.with_(forget_bias=forget_bias), native.cells, native.notes
     )
+
+
+def _target_forget_bias(conv: Convention, stated: float | None, layer: str) -> float:
+    """The run-time forget-gate constant of the target: its default, or the one stated for
+    a target whose constant is a constructor argument."""
+    if stated is None or conv.cell != "lstm":
+        return conv.forget_bias
+    if conv.forget_bias_rule != "stated":
+        raise InvalidField(
+            f"target_forget_bias applies to targets whose forget-gate constant is a setting ({_stated()}); "
+            f"{conv.native} has {'a fixed one' if conv.forget_bias else 'none'}",
+            field="target_forget_bias",
+            layer=layer,
+        )
+    return stated
+
+
+def _stated() -> str:
+    return ", ".join(key for key, conv in CONVENTIONS.items() if conv.forget_bias_rule == "stated")
 
 
 def _layer_meta(native: NativeLayer) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from rnnbridge import outputs, pipeline
 from rnnbridge.discovery.common import safe_name
 from rnnbridge.discovery.rnnbridge import find_rnnbridge
 from rnnbridge.engine import reference
-from rnnbridge.engine.conventions import FRAMEWORKS
+from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORK_TABLE, FRAMEWORKS
 from rnnbridge.engine.model import NativeLayer
 from rnnbridge.errors import InexactConversion, InvalidField
 from rnnbridge.formats.base import WeightFile
@@ -238,3 +238,28 @@ def test_any_memory_order_holds_the_same_values() -> None:
     with np.load(io.BytesIO(buffer.getvalue()), allow_pickle=False) as loaded:
         for name, array in c_order.arrays.items():
             np.testing.assert_array_equal(loaded[name], array, err_msg=name)
+
+
+def _a_torch_lstm() -> pipeline.Model:
+    fx = next(f for f in FIXTURE_LAYERS if f.layer["native_type"] == "torch.nn.LSTM")
+    return pipeline.read([fx.dir / "model.pt"])
+
+
+@pytest.mark.parametrize("target", [f for f in FRAMEWORKS if not FRAMEWORK_TABLE[f].prefix])
+def test_a_prefix_is_refused_where_the_framework_names_its_own_tensors(target: str) -> None:
+    with pytest.raises(InvalidField) as refused:
+        pipeline.convert(_a_torch_lstm(), target, prefix="model.")
+    assert refused.value.extra["field"] == "prefix"
+
+
+@pytest.mark.parametrize("key", sorted(k for k, c in CONVENTIONS.items() if c.cell == "lstm" and not c.source_only))
+def test_a_stated_forget_bias_applies_only_where_it_is_a_setting(key: str) -> None:
+    conv = CONVENTIONS[key]
+    if "single_cell" in conv.features or conv.forget_bias_rule == "stated":
+        return
+    with pytest.raises(InvalidField) as refused:
+        pipeline.convert(_a_torch_lstm(), conv.framework, target_forget_bias=0.5)
+    assert refused.value.extra["field"] == "target_forget_bias"
+    with pytest.raises(InvalidField) as refused:
+        pipeline.split(_a_torch_lstm(), source_forget_bias=0.5)
+    assert refused.value.extra["field"] == "source_forget_bias"

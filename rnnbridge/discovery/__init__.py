@@ -17,19 +17,28 @@ from rnnbridge.discovery.onnx import find_onnx
 from rnnbridge.discovery.pytorch import find_pytorch
 from rnnbridge.discovery.rnnbridge import find_rnnbridge, is_rnnbridge_output
 from rnnbridge.discovery.tf1 import find_tf1
+from rnnbridge.engine.conventions import FRAMEWORKS
 from rnnbridge.errors import InvalidField
 from rnnbridge.formats.base import WeightFile
 
 Finder = Callable[..., Found]
 
-#: the framework each container format implies (None: arrays only, ``source`` required)
-FORMAT_FRAMEWORK: dict[str, str | None] = {
+
+def _tf_checkpoint_framework(weights: WeightFile) -> str:
+    """TF1 cells or a TF2 (Keras) object checkpoint: told apart by the names."""
+    object_graph = any(name.endswith("/.ATTRIBUTES/VARIABLE_VALUE") for name in weights.tensors)
+    return "keras" if object_graph else "tf1"
+
+
+#: the framework each container format implies: a name, a function of the file for a
+#: format several frameworks write, or None for bare arrays (``source`` required)
+FORMAT_FRAMEWORK: dict[str, str | Callable[[WeightFile], str] | None] = {
     "keras_h5": "keras",
     "keras_zip": "keras",
     "torch": "pytorch",
     "safetensors": "pytorch",
     "onnx": "onnx",
-    "tf_checkpoint": None,  # TF1 cells or a TF2 (Keras) object checkpoint: told apart by names
+    "tf_checkpoint": _tf_checkpoint_framework,
     "npz": None,
     "json": None,
 }
@@ -53,23 +62,21 @@ def find_layers(
 def _find(weights: WeightFile, source: str | None, direction: str | None, reset_after: bool | None) -> Found:
     if is_rnnbridge_output(weights):
         return find_rnnbridge(weights)
-    implied = FORMAT_FRAMEWORK.get(weights.format)
+    implied = FORMAT_FRAMEWORK[weights.format]
+    if callable(implied):
+        if source is None:
+            source = implied(weights)
+        implied = None
     if implied is not None and source is not None and source != implied:
         raise InvalidField(
             f"the file is a {weights.format} file, which holds {implied} weights, but source={source!r}",
             field="source",
         )
-    if weights.format == "tf_checkpoint" and source is None:
-        source = "keras" if _is_object_checkpoint(weights) else "tf1"
     framework = implied or source
     if framework is None:
         raise InvalidField(
             f"a {weights.format} file holds bare arrays: say which framework named them with "
-            "source= (tf1, keras, pytorch or onnx)",
+            f"source= ({', '.join(FRAMEWORKS)})",
             field="source",
         )
     return FINDERS[framework](weights, direction=direction, reset_after=reset_after)
-
-
-def _is_object_checkpoint(weights: WeightFile) -> bool:
-    return any(name.endswith("/.ATTRIBUTES/VARIABLE_VALUE") for name in weights.tensors)

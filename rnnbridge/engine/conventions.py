@@ -8,10 +8,16 @@ layer, activations) and how its tensors are named per level and direction.
 Canonical gate letters: LSTM ``i f g o`` (input, forget, cell candidate, output); GRU
 ``r z n`` (reset, update, candidate), where z multiplies h_{t-1}: h' = z·h + (1−z)·n.
 
+What a framework shares across its conventions (how its output names start, whether a
+caller may choose their prefix, how it flags a backward-only layer) is one ``Framework``
+entry in ``FRAMEWORK_TABLE``; ``FRAMEWORKS`` is its keys.
+
 To add a convention: add one entry to ``CONVENTIONS`` with ``source`` naming the file or
 document that states its layout, then add a reference cell for its equations in
 ``rnnbridge.engine.reference`` and a real fixture for it. Everything else (the service's
 enums, ``GET /conventions``, the CLI's choices, the parametrised tests) derives from here.
+Every table keyed by framework or convention elsewhere has a test that fails until the new
+key is in it (README, "Adding a framework").
 """
 
 from __future__ import annotations
@@ -20,7 +26,39 @@ from dataclasses import dataclass
 
 from rnnbridge.engine.layout import Tensor
 
-FRAMEWORKS = ("tf1", "keras", "pytorch", "onnx")
+
+@dataclass(frozen=True)
+class Framework:
+    """What every convention of one framework shares.
+
+    ``names_start``: how the output names of a layer's tensors start (``{layer}`` is the
+    layer's name); ``prefix``: whether a caller may replace that start with a prefix of its
+    own (state_dict keys); ``reverse_flag``: the metadata flag of a backward-only layer.
+    """
+
+    key: str
+    title: str
+    names_start: str = "{layer}/"
+    prefix: bool = False
+    reverse_flag: str = "reverse_only"
+
+
+FRAMEWORK_TABLE: dict[str, Framework] = {
+    f.key: f
+    for f in (
+        Framework("tf1", "TensorFlow 1"),
+        Framework("keras", "Keras", reverse_flag="go_backwards"),
+        Framework("pytorch", "PyTorch", names_start="{layer}.", prefix=True),
+        Framework("onnx", "ONNX"),
+    )
+}
+FRAMEWORKS = tuple(FRAMEWORK_TABLE)
+
+#: how a convention's run-time forget-gate constant (``Convention.forget_bias``) is known:
+#: ``none`` it has none; ``fixed`` the framework always adds it; ``stated`` a constructor
+#: argument the file does not record (``source_forget_bias`` / ``target_forget_bias`` may
+#: state it, the default is assumed); ``stored`` a setting the file records
+FORGET_BIAS_RULES = ("none", "fixed", "stated", "stored")
 
 #: canonical activation names; hard_sigmoid carries its (alpha, beta), float32-rounded
 SIGMOID, TANH, RELU, LINEAR = "sigmoid", "tanh", "relu", "linear"
@@ -57,6 +95,7 @@ class Convention:
     stack_directions: bool = False  # directions stacked on a leading axis (ONNX)
     source_only: bool = False
     source: str = ""
+    forget_bias_rule: str = "none"  # one of FORGET_BIAS_RULES
 
     @property
     def default_activations(self) -> tuple[str, ...]:
@@ -122,6 +161,7 @@ _CONVENTION_LIST = (
         tensors=_TF1_LSTM + _TF1_PEEPHOLES + (_t("projection/kernel", "", "W_proj", gate_axis=1, group="projection"),),
         naming=_PER_DIRECTION,
         forget_bias=1.0,
+        forget_bias_rule="stated",
         features=frozenset({"peepholes", "projection", "independent_directions", "nonuniform_levels"}),
         activations=_TF1_ACTIVATIONS,
         source="tensorflow/python/ops/rnn_cell_impl.py LSTMCell.build/call (kernel [I+P, 4H], split i, j, f, o)",
@@ -134,6 +174,7 @@ _CONVENTION_LIST = (
         tensors=_TF1_LSTM,
         naming=_PER_DIRECTION,
         forget_bias=0.0,
+        forget_bias_rule="stated",
         features=frozenset({"independent_directions", "nonuniform_levels"}),
         source=(
             "tensorflow/contrib/cudnn_rnn/python/ops/cudnn_rnn_ops.py CudnnLSTMSaveable (LSTMBlockCell, forget_bias=0)"
@@ -336,14 +377,30 @@ _CONVENTION_LIST = (
 CONVENTIONS: dict[str, Convention] = {c.key: c for c in _CONVENTION_LIST}
 
 
-def candidates(framework: str, cell: str, reset_after: bool | None) -> list[Convention]:
-    """Target conventions of ``framework`` for this cell and GRU variant, preferred first."""
+def targets(framework: str, cell: str) -> list[Convention]:
+    """The conventions of ``framework`` a whole layer of ``cell`` converts into (modules, not
+    single cells; not source-only), preferred first."""
     return [
         c
         for c in _CONVENTION_LIST
-        if c.framework == framework
-        and c.cell == cell
-        and not c.source_only
-        and "single_cell" not in c.features
-        and (cell == "lstm" or c.reset_after == reset_after)
+        if c.framework == framework and c.cell == cell and not c.source_only and "single_cell" not in c.features
     ]
+
+
+def candidates(framework: str, cell: str, reset_after: bool | None) -> list[Convention]:
+    """Target conventions of ``framework`` for this cell and GRU variant, preferred first."""
+    return [c for c in targets(framework, cell) if cell == "lstm" or c.reset_after == reset_after]
+
+
+def frameworks_with(feature: str) -> str:
+    """The target frameworks some convention of which has ``feature``, for messages."""
+    found = [
+        f
+        for f in FRAMEWORKS
+        if any(feature in c.features for c in _CONVENTION_LIST if c.framework == f and not c.source_only)
+    ]
+    return _or(found)
+
+
+def _or(names: list[str]) -> str:
+    return " or ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names) or "none"

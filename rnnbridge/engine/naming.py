@@ -14,15 +14,18 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from rnnbridge.engine.conventions import Convention
+from rnnbridge.engine.conventions import FRAMEWORK_TABLE, Convention
 from rnnbridge.engine.model import CellKey, Direction, NativeLayer, cell_order
 from rnnbridge.errors import MalformedFile
 
 
 def head(layer: str, conv: Convention, prefix: str | None = None) -> str:
-    if conv.framework == "pytorch":
-        return f"{layer}." if prefix is None else prefix
-    return f"{layer}/"
+    """How the output names of ``layer``'s tensors start: the framework's ``names_start``,
+    or ``prefix`` where the framework lets a caller choose it."""
+    framework = FRAMEWORK_TABLE[conv.framework]
+    if prefix is not None and framework.prefix:
+        return prefix
+    return framework.names_start.format(layer=layer)
 
 
 def tensor_names(layer: NativeLayer, prefix: str | None = None, *, consume: bool = False) -> dict[str, np.ndarray]:

@@ -38,6 +38,7 @@ from rnnbridge.errors import InvalidField
 Tensors = dict[str, np.ndarray]
 State = tuple[np.ndarray, ...]
 Step = Callable[..., tuple[np.ndarray, State]]
+Dims = Callable[[Tensors, int], tuple[int, int, int]]
 
 _HARD_SIGMOID = re.compile(r"hard_sigmoid\(([^,()]+),([^,()]+)\)")
 
@@ -357,19 +358,54 @@ STEPS: dict[str, Step] = {
 }
 
 
-def cell_dims(layer: NativeLayer, level: int, direction: str) -> tuple[int, int, int]:
-    """``(I, H, R)`` of one cell from its native tensors: input size, units, recurrent size."""
-    t, gates = layer.cells[(level, direction)], 4 if layer.convention.cell == "lstm" else 3
-    framework = layer.convention.framework
-    if framework in ("pytorch", "onnx"):
-        w_x, w_h = (t["weight_ih"], t["weight_hh"]) if framework == "pytorch" else (t["W"], t["R"])
-        return w_x.shape[1], w_x.shape[0] // gates, w_h.shape[1]
-    if framework == "keras":
-        return t["kernel"].shape[0], t["recurrent_kernel"].shape[0], t["recurrent_kernel"].shape[0]
+def _rows_dims(w_x: str, w_h: str) -> Dims:
+    """Sizes of a cell whose matrices are row form ``[G·H, I]`` / ``[G·H, R]``."""
+
+    def dims(t: Tensors, gates: int) -> tuple[int, int, int]:
+        return t[w_x].shape[1], t[w_x].shape[0] // gates, t[w_h].shape[1]
+
+    return dims
+
+
+def _keras_dims(t: Tensors, gates: int) -> tuple[int, int, int]:
+    return t["kernel"].shape[0], t["recurrent_kernel"].shape[0], t["recurrent_kernel"].shape[0]
+
+
+def _tf1_dims(t: Tensors, gates: int) -> tuple[int, int, int]:
+    """``[x, h]`` rows: the kernel is ``[I + R, 4H]`` (LSTM) or ``gates/kernel [I + H, 2H]``."""
     kernel = t["kernel"] if gates == 4 else t["gates/kernel"]
     units = kernel.shape[1] // (4 if gates == 4 else 2)
     recurrent = t["projection/kernel"].shape[1] if "projection/kernel" in t else units
     return kernel.shape[0] - recurrent, units, recurrent
+
+
+_TORCH_DIMS, _ONNX_DIMS = _rows_dims("weight_ih", "weight_hh"), _rows_dims("W", "R")
+
+#: per convention: ``(I, H, R)`` of one cell from its native tensors and its gate count
+CELL_DIMS: dict[str, Dims] = {
+    "tf1.lstm": _tf1_dims,
+    "tf1.cudnn_lstm": _tf1_dims,
+    "tf1.gru": _tf1_dims,
+    "tf1.cudnn_gru": _tf1_dims,
+    "keras.lstm": _keras_dims,
+    "keras.gru": _keras_dims,
+    "keras.gru_reset_after": _keras_dims,
+    "keras.cudnn_lstm": _keras_dims,
+    "keras.cudnn_gru": _keras_dims,
+    "pytorch.lstm": _TORCH_DIMS,
+    "pytorch.gru": _TORCH_DIMS,
+    "pytorch.lstm_cell": _TORCH_DIMS,
+    "pytorch.gru_cell": _TORCH_DIMS,
+    "onnx.lstm": _ONNX_DIMS,
+    "onnx.gru": _ONNX_DIMS,
+    "onnx.gru_lbr": _ONNX_DIMS,
+}
+
+
+def cell_dims(layer: NativeLayer, level: int, direction: str) -> tuple[int, int, int]:
+    """``(I, H, R)`` of one cell from its native tensors: input size, units, recurrent size."""
+    gates = 4 if layer.convention.cell == "lstm" else 3
+    return CELL_DIMS[layer.convention.key](layer.cells[(level, direction)], gates)
 
 
 def step_cell(

@@ -26,12 +26,14 @@ import numpy as np
 
 from rnnbridge.errors import InvalidField
 
+#: the target framework whose layers this writer writes
+TARGET = "keras"
 _ROLES = ("kernel", "recurrent_kernel", "bias")
 
 
 def write(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], stream: IO[bytes]) -> None:
     """Write the Keras layers of a ``/convert`` result (``meta["target"] == "keras"``)."""
-    if meta.get("target") != "keras":
+    if meta.get("target") != TARGET:
         raise InvalidField("format=h5 writes Keras weights: use it with target=keras", field="format")
     keys: Counter[str] = Counter()
     with h5py.File(stream, "w") as h5:

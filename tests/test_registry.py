@@ -1,0 +1,75 @@
+"""Adding a framework is its registry entries, its reference step, its finder, its recipe and
+its fixtures: every table keyed by framework or convention is complete, and no module decides
+anything by comparing a framework's name outside those tables."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from rnnbridge import describe, discovery, formats
+from rnnbridge.engine import reference
+from rnnbridge.engine.conventions import CONVENTIONS, FORGET_BIAS_RULES, FRAMEWORK_TABLE, FRAMEWORKS, targets
+
+ROOT = Path(__file__).resolve().parents[1]
+TARGET_FRAMEWORKS = [f for f in FRAMEWORKS if targets(f, "lstm") or targets(f, "gru")]
+
+
+def test_every_convention_belongs_to_a_framework_entry() -> None:
+    assert {c.framework for c in CONVENTIONS.values()} == set(FRAMEWORK_TABLE)
+    assert all(key == entry.key for key, entry in FRAMEWORK_TABLE.items())
+
+
+@pytest.mark.parametrize("key", sorted(CONVENTIONS))
+def test_every_convention_states_its_forget_bias_rule(key: str) -> None:
+    conv = CONVENTIONS[key]
+    assert conv.forget_bias_rule in FORGET_BIAS_RULES
+    assert conv.forget_bias_rule == "none" or conv.cell == "lstm"
+    if conv.forget_bias_rule == "none":
+        assert conv.forget_bias == 0.0
+
+
+@pytest.mark.parametrize(
+    ("table", "keys"),
+    [
+        pytest.param(reference.STEPS, set(CONVENTIONS), id="reference.STEPS"),
+        pytest.param(reference.CELL_DIMS, set(CONVENTIONS), id="reference.CELL_DIMS"),
+        pytest.param(describe.RECIPES, set(TARGET_FRAMEWORKS), id="describe.RECIPES"),
+        pytest.param(discovery.FINDERS, set(FRAMEWORKS), id="discovery.FINDERS"),
+        pytest.param(discovery.FORMAT_FRAMEWORK, set(formats.FORMATS), id="discovery.FORMAT_FRAMEWORK"),
+    ],
+)
+def test_every_table_has_every_key(table: dict, keys: set[str]) -> None:
+    assert set(table) == keys
+
+
+def test_formats_imply_known_frameworks() -> None:
+    named = {v for v in discovery.FORMAT_FRAMEWORK.values() if isinstance(v, str)}
+    assert named <= set(FRAMEWORKS)
+
+
+def _framework_literals(node: ast.AST) -> list[str]:
+    values = node.elts if isinstance(node, (ast.Tuple, ast.List, ast.Set)) else [node]
+    return [v.value for v in values if isinstance(v, ast.Constant) and v.value in FRAMEWORKS]
+
+
+def _branches_on_a_framework(path: Path) -> list[str]:
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Compare):
+            for operand in (node.left, *node.comparators):
+                found += [
+                    f"{path.relative_to(ROOT)}:{node.lineno} compares with {name!r}"
+                    for name in _framework_literals(operand)
+                ]
+    return found
+
+
+SOURCES = sorted(p for folder in ("rnnbridge", "service", "schemas") for p in (ROOT / folder).rglob("*.py"))
+
+
+def test_no_module_branches_on_a_framework_name() -> None:
+    found = [hit for path in SOURCES for hit in _branches_on_a_framework(path)]
+    assert found == []
