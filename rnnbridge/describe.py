@@ -142,6 +142,19 @@ def _tf1_recipe(layer: NativeLayer, dims: dict[str, int]) -> dict[str, Any]:
     return recipe
 
 
+def _mlx_recipe(layer: NativeLayer, dims: dict[str, int]) -> dict[str, Any]:
+    conv = layer.convention
+    kwargs = {"input_size": dims["I"], "hidden_size": dims["H"], "bias": "bias" in stored_groups(layer)}
+    load = "the module at attribute path `path` of the model; model.load_weights(<file>.safetensors)"
+    if layer.dtype == "float64":
+        load = (
+            "the module at attribute path `path` of the model; MLX reads float64 from .npz only (its "
+            "safetensors loader has no F64, and mx.load rejects the npz's text __meta__): "
+            "model.load_weights([(k, mx.array(v)) for k, v in np.load(<file>.npz).items() if k != '__meta__'])"
+        )
+    return {"class": conv.native, "kwargs": kwargs, "path": layer.name, "load": load}
+
+
 #: per framework: the module recipe of a layer in one of its conventions, from the layer
 #: and the sizes of its first level (``H``, ``I``, ``P``, ``R``)
 RECIPES: dict[str, Callable[[NativeLayer, dict[str, int]], dict[str, Any]]] = {
@@ -149,6 +162,7 @@ RECIPES: dict[str, Callable[[NativeLayer, dict[str, int]], dict[str, Any]]] = {
     "keras": _keras_recipe,
     "pytorch": _pytorch_recipe,
     "onnx": _onnx_recipe,
+    "mlx": _mlx_recipe,
 }
 
 

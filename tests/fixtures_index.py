@@ -55,7 +55,11 @@ _NATIVE_TYPES = {
     "torch.nn.LSTMCell": "pytorch.lstm_cell",
     "torch.nn.GRUCell": "pytorch.gru_cell",
     "onnx.LSTM": "onnx.lstm",
+    "mlx.nn.LSTM": "mlx.lstm",
+    "mlx.nn.GRU": "mlx.gru",
 }
+#: the framework (``source=``) of each manifest ``source`` whose files include bare arrays (npz)
+BARE_ARRAY_SOURCES = {"mlx_weights": "mlx"}
 _ONNX_ACTIVATIONS = {"Sigmoid": conv.SIGMOID, "Tanh": conv.TANH, "Relu": conv.RELU}
 _ONNX_DIRECTIONS = {
     "forward": ("forward",),

@@ -24,7 +24,7 @@ from rnnbridge.engine.model import NativeLayer
 from rnnbridge.errors import InexactConversion, InvalidField
 from rnnbridge.formats.base import WeightFile
 
-from .fixtures_index import FIXTURE_LAYERS, FixtureLayer
+from .fixtures_index import BARE_ARRAY_SOURCES, FIXTURE_LAYERS, FixtureLayer
 
 NO_CONFIG_FILES = {"w.h5", "m.weights.h5"}  # Keras save_weights files carry no model config
 
@@ -51,7 +51,8 @@ def read(fx_id: str, name: str) -> pipeline.Model:
     fx = next(f for f in FIXTURE_LAYERS if f.id == fx_id)
     files = dict(uploads(fx))[name]
     reverse = fx.layer["flags"].get("go_backwards") and name in NO_CONFIG_FILES
-    return pipeline.read(files, direction="reverse" if reverse else None)
+    source = BARE_ARRAY_SOURCES.get(fx.fixture["source"]) if name.endswith(".npz") else None
+    return pipeline.read(files, source=source, direction="reverse" if reverse else None)
 
 
 def layer_name(fx: FixtureLayer) -> str:
@@ -97,6 +98,34 @@ def expected_refusals(fx: FixtureLayer, target: str) -> set[str]:
     if flags.get("activation", "tanh") != "tanh" and target == "pytorch":
         codes.add("activation_unsupported")
     if layer.get("wrapper") == "tf1.bidirectional_dynamic_rnn" and layer["num_layers"] > 1 and target != "tf1":
+        codes.add("topology_unsupported")
+    if target in ONE_CELL_TARGETS:
+        codes |= _one_cell_refusals(fx)
+    return codes
+
+
+#: targets whose module is one level in one direction with sigmoid / tanh, reset-after GRU
+ONE_CELL_TARGETS = {"mlx"}
+
+
+def _one_cell_refusals(fx: FixtureLayer) -> set[str]:
+    layer, flags = fx.layer, fx.layer["flags"]
+    codes = set()
+    if layer["cell"] == "gru" and layer.get("canonical_variant") == "reset_before":
+        codes.add("gru_variant_mismatch")
+    if flags.get("use_peepholes"):
+        codes.add("peepholes_unsupported")
+    if flags.get("num_proj") or flags.get("proj_size"):
+        codes.add("projection_unsupported")
+    if flags.get("clip") is not None:
+        codes.add("clip_unsupported")
+    if flags.get("input_forget"):
+        codes.add("input_forget_unsupported")
+    if non_default_activations(fx) or "HardSigmoid" in str(flags.get("activations")):
+        codes.add("activation_unsupported")
+    if layer["direction"] == "reverse":
+        codes.add("reverse_only_unsupported")
+    if layer["num_layers"] > 1 or layer["directions"] > 1:
         codes.add("topology_unsupported")
     return codes
 

@@ -45,9 +45,11 @@ def test_every_table_has_every_key(table: dict, keys: set[str]) -> None:
     assert set(table) == keys
 
 
-def test_formats_imply_known_frameworks() -> None:
-    named = {v for v in discovery.FORMAT_FRAMEWORK.values() if isinstance(v, str)}
-    assert named <= set(FRAMEWORKS)
+@pytest.mark.parametrize("fmt", sorted(discovery.FORMAT_FRAMEWORK))
+def test_formats_name_known_frameworks_and_a_way_to_choose(fmt: str) -> None:
+    written = discovery.FORMAT_FRAMEWORK[fmt]
+    assert set(written.by) <= set(FRAMEWORKS)
+    assert len(written.by) <= 1 or written.guess is not None
 
 
 def _framework_literals(node: ast.AST) -> list[str]:

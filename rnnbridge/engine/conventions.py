@@ -50,6 +50,7 @@ FRAMEWORK_TABLE: dict[str, Framework] = {
         Framework("keras", "Keras", reverse_flag="go_backwards"),
         Framework("pytorch", "PyTorch", names_start="{layer}.", prefix=True),
         Framework("onnx", "ONNX"),
+        Framework("mlx", "MLX", names_start="{layer}.", prefix=True),
     )
 }
 FRAMEWORKS = tuple(FRAMEWORK_TABLE)
@@ -374,17 +375,47 @@ _CONVENTION_LIST = (
     ),
 )
 
+# MLX >= 0.18 (python/mlx/nn/layers/recurrent.py): one level, one direction per module;
+# Wx [G*H, I] and Wh [G*H, H] used as x @ Wx.T; the GRU's b is input-side, bhn inside r.
+_MLX_CONVENTIONS = (
+    Convention(
+        key="mlx.lstm",
+        framework="mlx",
+        cell="lstm",
+        native="mlx.nn.LSTM",
+        tensors=(_t("Wx", "ifgo", "W_x"), _t("Wh", "ifgo", "W_h"), _t("bias", "ifgo", "b_x", group="bias")),
+        naming="{tensor}",
+        features=frozenset({"single_cell", "no_bias"}),
+        source="ml-explore/mlx python/mlx/nn/layers/recurrent.py LSTM (Wx, Wh, bias; i, f, g, o; MLX >= 0.18)",
+    ),
+    Convention(
+        key="mlx.gru",
+        framework="mlx",
+        cell="gru",
+        native="mlx.nn.GRU",
+        tensors=(
+            _t("Wx", "rzn", "W_x"),
+            _t("Wh", "rzn", "W_h"),
+            _t("b", "rzn", "b_x", group="bias"),
+            _t("bhn", "n", "b_h", group="bias"),
+        ),
+        naming="{tensor}",
+        reset_after=True,
+        features=frozenset({"single_cell", "no_bias"}),
+        source="ml-explore/mlx python/mlx/nn/layers/recurrent.py GRU (b input side, bhn inside r; MLX >= 0.18)",
+    ),
+)
+_CONVENTION_LIST += _MLX_CONVENTIONS
+
 CONVENTIONS: dict[str, Convention] = {c.key: c for c in _CONVENTION_LIST}
 
 
 def targets(framework: str, cell: str) -> list[Convention]:
-    """The conventions of ``framework`` a whole layer of ``cell`` converts into (modules, not
-    single cells; not source-only), preferred first."""
-    return [
-        c
-        for c in _CONVENTION_LIST
-        if c.framework == framework and c.cell == cell and not c.source_only and "single_cell" not in c.features
-    ]
+    """The conventions of ``framework`` a layer of ``cell`` may convert into (not source-only),
+    preferred first: modules that hold levels and directions before single cells, which
+    ``exactness`` refuses for anything but one level in one direction."""
+    found = [c for c in _CONVENTION_LIST if c.framework == framework and c.cell == cell and not c.source_only]
+    return sorted(found, key=lambda c: "single_cell" in c.features)
 
 
 def candidates(framework: str, cell: str, reset_after: bool | None) -> list[Convention]:

@@ -338,6 +338,30 @@ def _onnx_gru_lbr(t: Tensors, cfg: LayerConfig, x, state, units=None):
     return _gru(cfg, x_z + h_z, x_n + _gate(cfg, x_r + h_r) * h_n, take.state(h))
 
 
+# --- MLX ----------------------------------------------------------------------------------
+
+
+def _mlx_lstm(t: Tensors, cfg: LayerConfig, x, state, units=None):
+    """``nn.LSTM`` (MLX >= 0.18): ``i, f, g, o = split(x Wx^T + bias + h Wh^T, 4)``
+    (ml-explore/mlx python/mlx/nn/layers/recurrent.py)."""
+    h, c = state
+    take = _Take(units, x.dtype)
+    gates = _dot(x, take(t["Wx"], 4).T) + take(t.get("bias"), 4) + _dot(h, take(t["Wh"], 4).T)
+    i, f, g, o = np.split(gates, 4, axis=-1)
+    return _lstm(cfg, i, f, g, o, take.state(c))
+
+
+def _mlx_gru(t: Tensors, cfg: LayerConfig, x, state, units=None):
+    """``nn.GRU`` (MLX >= 0.18): r, z, n; ``x' = x Wx^T + b``, ``h' = h Wh^T`` with ``bhn``
+    added to its n block; ``n = tanh(x'_n + r ⊙ h'_n)``, ``h = (1 − z) ⊙ n + z ⊙ h``."""
+    (h,) = state
+    take = _Take(units, x.dtype)
+    x_r, x_z, x_n = np.split(_dot(x, take(t["Wx"], 3).T) + take(t.get("b"), 3), 3, axis=-1)
+    h_r, h_z, h_n = np.split(_dot(h, take(t["Wh"], 3).T), 3, axis=-1)
+    h_n = h_n + take(t.get("bhn"), 1)
+    return _gru(cfg, x_z + h_z, x_n + _gate(cfg, x_r + h_r) * h_n, take.state(h))
+
+
 STEPS: dict[str, Step] = {
     "tf1.lstm": _tf1_lstm,
     "tf1.cudnn_lstm": _tf1_lstm,  # LSTMBlockCell maths; its forget_bias 0 comes with the config
@@ -355,6 +379,8 @@ STEPS: dict[str, Step] = {
     "onnx.lstm": _onnx_lstm,
     "onnx.gru": _onnx_gru,
     "onnx.gru_lbr": _onnx_gru_lbr,
+    "mlx.lstm": _mlx_lstm,
+    "mlx.gru": _mlx_gru,
 }
 
 
@@ -379,7 +405,7 @@ def _tf1_dims(t: Tensors, gates: int) -> tuple[int, int, int]:
     return kernel.shape[0] - recurrent, units, recurrent
 
 
-_TORCH_DIMS, _ONNX_DIMS = _rows_dims("weight_ih", "weight_hh"), _rows_dims("W", "R")
+_TORCH_DIMS, _ONNX_DIMS, _MLX_DIMS = _rows_dims("weight_ih", "weight_hh"), _rows_dims("W", "R"), _rows_dims("Wx", "Wh")
 
 #: per convention: ``(I, H, R)`` of one cell from its native tensors and its gate count
 CELL_DIMS: dict[str, Dims] = {
@@ -399,6 +425,8 @@ CELL_DIMS: dict[str, Dims] = {
     "onnx.lstm": _ONNX_DIMS,
     "onnx.gru": _ONNX_DIMS,
     "onnx.gru_lbr": _ONNX_DIMS,
+    "mlx.lstm": _MLX_DIMS,
+    "mlx.gru": _MLX_DIMS,
 }
 
 
