@@ -155,6 +155,29 @@ def _mlx_recipe(layer: NativeLayer, dims: dict[str, int]) -> dict[str, Any]:
     return {"class": conv.native, "kwargs": kwargs, "path": layer.name, "load": load}
 
 
+_HAIKU_LOAD = (
+    "params = {}; for key, value in np.load(<file>.npz).items(): if key != '__meta__': module, name = "
+    "key.rsplit('/', 1); params.setdefault(module, {})[name] = value"
+)
+
+
+def _haiku_recipe(layer: NativeLayer, dims: dict[str, int]) -> dict[str, Any]:
+    canon = to_canonical(layer)
+    cores = [f"hk.{layer.convention.cell.upper()}({canon.dims(k)['H']})" for k in range(layer.num_levels)]
+    recipe: dict[str, Any] = {
+        "class": layer.convention.native,
+        "kwargs": {"hidden_size": dims["H"]},
+        "levels": layer.num_levels,
+        "cores": cores,
+        "scope": "created inside an hk.Module named after the layer (names <layer>/~/lstm, lstm_1, ...), "
+        "or at the top of hk.transform with prefix=''",
+        "load": _HAIKU_LOAD,
+    }
+    if layer.num_levels > 1:
+        recipe["wrapper"] = f"hk.DeepRNN([{', '.join(cores)}])"
+    return recipe
+
+
 #: per framework: the module recipe of a layer in one of its conventions, from the layer
 #: and the sizes of its first level (``H``, ``I``, ``P``, ``R``)
 RECIPES: dict[str, Callable[[NativeLayer, dict[str, int]], dict[str, Any]]] = {
@@ -163,6 +186,7 @@ RECIPES: dict[str, Callable[[NativeLayer, dict[str, int]], dict[str, Any]]] = {
     "pytorch": _pytorch_recipe,
     "onnx": _onnx_recipe,
     "mlx": _mlx_recipe,
+    "haiku": _haiku_recipe,
 }
 
 

@@ -165,8 +165,15 @@ def convert(
     if prefix is not None and not FRAMEWORK_TABLE[target].prefix:
         takers = [key for key, framework in FRAMEWORK_TABLE.items() if framework.prefix]
         raise InvalidField(f"prefix applies to target={' or '.join(takers)} only", field="prefix")
-    if prefix and (any(c in prefix for c in "/\\") or any(ord(c) < 32 for c in prefix) or len(prefix) > 256):
-        raise InvalidField("prefix is a state_dict key prefix: no '/', '\\' or control characters", field="prefix")
+    forbids = FRAMEWORK_TABLE[target].prefix_forbids
+    if prefix and (
+        any(c in prefix for c in forbids)
+        or any(ord(c) < 32 for c in prefix)
+        or ".." in prefix.split("/")
+        or len(prefix) > 256
+    ):
+        shown = ", ".join(repr(c) for c in forbids)
+        raise InvalidField(f"prefix starts every output name: no {shown}, '..' or control characters", field="prefix")
 
     def convert_layer(native: NativeLayer) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         canon = canonical.to_canonical(native)
@@ -265,7 +272,7 @@ def _with_forget_bias(native: NativeLayer, forget_bias: float | None) -> NativeL
     if native.convention.forget_bias_rule != "stated":
         raise InvalidField(
             f"source_forget_bias applies to LSTM cells whose file does not record it ({_stated()}); "
-            f"{native.convention.native} stores every bias",
+            f"{native.convention.native} {_forget_bias_known(native.convention)}",
             field="source_forget_bias",
             layer=native.name,
         )
@@ -282,11 +289,19 @@ def _target_forget_bias(conv: Convention, stated: float | None, layer: str) -> f
     if conv.forget_bias_rule != "stated":
         raise InvalidField(
             f"target_forget_bias applies to targets whose forget-gate constant is a setting ({_stated()}); "
-            f"{conv.native} has {'a fixed one' if conv.forget_bias else 'none'}",
+            f"{conv.native} {_forget_bias_known(conv)}",
             field="target_forget_bias",
             layer=layer,
         )
     return stated
+
+
+def _forget_bias_known(conv: Convention) -> str:
+    if conv.forget_bias_rule == "fixed":
+        return f"always adds {conv.forget_bias:g} to its forget gate"
+    if conv.forget_bias_rule == "stored":
+        return "records its forget-gate constant in the file"
+    return "adds no constant to its forget gate"
 
 
 def _stated() -> str:

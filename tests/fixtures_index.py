@@ -57,9 +57,11 @@ _NATIVE_TYPES = {
     "onnx.LSTM": "onnx.lstm",
     "mlx.nn.LSTM": "mlx.lstm",
     "mlx.nn.GRU": "mlx.gru",
+    "haiku.LSTM": "haiku.lstm",
+    "haiku.GRU": "haiku.gru",
 }
 #: the framework (``source=``) of each manifest ``source`` whose files include bare arrays (npz)
-BARE_ARRAY_SOURCES = {"mlx_weights": "mlx"}
+BARE_ARRAY_SOURCES = {"mlx_weights": "mlx", "haiku_params": "haiku"}
 _ONNX_ACTIVATIONS = {"Sigmoid": conv.SIGMOID, "Tanh": conv.TANH, "Relu": conv.RELU}
 _ONNX_DIRECTIONS = {
     "forward": ("forward",),

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rnnbridge.discovery.common import Found, make_names_safe
+from rnnbridge.discovery.haiku import find_haiku
 from rnnbridge.discovery.keras import find_keras
 from rnnbridge.discovery.mlx import find_mlx, looks_like_mlx
 from rnnbridge.discovery.onnx import find_onnx
@@ -54,6 +55,7 @@ FORMAT_FRAMEWORK: dict[str, Written] = {
     "torch": Written(("pytorch",)),
     "safetensors": Written(("pytorch", "mlx"), _safetensors_framework),
     "onnx": Written(("onnx",)),
+    "numpy_pickle": Written(("haiku",)),
     "tf_checkpoint": Written(("tf1", "keras"), _tf_checkpoint_framework),
     "npz": Written(),
     "json": Written(),
@@ -65,6 +67,7 @@ FINDERS: dict[str, Finder] = {
     "pytorch": find_pytorch,
     "onnx": find_onnx,
     "mlx": find_mlx,
+    "haiku": find_haiku,
 }
 
 

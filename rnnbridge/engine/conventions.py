@@ -33,7 +33,8 @@ class Framework:
 
     ``names_start``: how the output names of a layer's tensors start (``{layer}`` is the
     layer's name); ``prefix``: whether a caller may replace that start with a prefix of its
-    own (state_dict keys); ``reverse_flag``: the metadata flag of a backward-only layer.
+    own (state_dict keys), and ``prefix_forbids`` the characters such a prefix may not hold;
+    ``reverse_flag``: the metadata flag of a backward-only layer.
     """
 
     key: str
@@ -41,6 +42,7 @@ class Framework:
     names_start: str = "{layer}/"
     prefix: bool = False
     reverse_flag: str = "reverse_only"
+    prefix_forbids: str = "/\\"  # characters a caller's prefix may not hold
 
 
 FRAMEWORK_TABLE: dict[str, Framework] = {
@@ -51,6 +53,8 @@ FRAMEWORK_TABLE: dict[str, Framework] = {
         Framework("pytorch", "PyTorch", names_start="{layer}.", prefix=True),
         Framework("onnx", "ONNX"),
         Framework("mlx", "MLX", names_start="{layer}.", prefix=True),
+        # Haiku names a module created inside module ``m`` ``m/~/<name>``
+        Framework("haiku", "Haiku", names_start="{layer}/~/", prefix=True, prefix_forbids="\\"),
     )
 }
 FRAMEWORKS = tuple(FRAMEWORK_TABLE)
@@ -407,6 +411,43 @@ _MLX_CONVENTIONS = (
 )
 _CONVENTION_LIST += _MLX_CONVENTIONS
 
+# dm-haiku haiku/_src/recurrent.py: an hk.LSTM / hk.GRU per level, auto-named lstm, lstm_1, ...
+# (hk.DeepRNN adds no scope); no bidirectional module. The GRU keeps the complement of the
+# canonical update gate (h' = (1 - z) h + z a): its z blocks are the canonical ones negated.
+_HAIKU_CONVENTIONS = (
+    Convention(
+        key="haiku.lstm",
+        framework="haiku",
+        cell="lstm",
+        native="hk.LSTM",
+        tensors=(
+            _t("linear/w", "igfo", "W_x", "W_h", gate_axis=1),
+            _t("linear/b", "igfo", "b_x", group="bias"),
+        ),
+        naming="lstm{level_suffix}/{tensor}",
+        forget_bias=1.0,
+        forget_bias_rule="fixed",
+        features=frozenset({"one_direction", "nonuniform_levels"}),
+        source="dm-haiku haiku/_src/recurrent.py LSTM.__call__ (Linear(4H) on [x, h]; i, g, f, o; sigmoid(f + 1))",
+    ),
+    Convention(
+        key="haiku.gru",
+        framework="haiku",
+        cell="gru",
+        native="hk.GRU",
+        tensors=(
+            _t("w_i", "zrn", "W_x", gate_axis=1, negated="z"),
+            _t("w_h", "zrn", "W_h", gate_axis=1, negated="z"),
+            _t("b", "zrn", "b_x", group="bias", negated="z"),
+        ),
+        naming="gru{level_suffix}/{tensor}",
+        reset_after=False,
+        features=frozenset({"one_direction", "nonuniform_levels"}),
+        source="dm-haiku haiku/_src/recurrent.py GRU.__call__ (z, r, a; reset before; h' = (1 - z) h + z a)",
+    ),
+)
+_CONVENTION_LIST += _HAIKU_CONVENTIONS
+
 CONVENTIONS: dict[str, Convention] = {c.key: c for c in _CONVENTION_LIST}
 
 
@@ -430,6 +471,13 @@ def frameworks_with(feature: str) -> str:
         for f in FRAMEWORKS
         if any(feature in c.features for c in _CONVENTION_LIST if c.framework == f and not c.source_only)
     ]
+    return _or(found)
+
+
+def frameworks_with_bidirectional() -> str:
+    """The target frameworks with a bidirectional module, for messages."""
+    one_way = {"single_cell", "one_direction"}
+    found = [f for f in FRAMEWORKS if any(not (one_way & c.features) for c in targets(f, "lstm") + targets(f, "gru"))]
     return _or(found)
 
 

@@ -29,6 +29,7 @@ from rnnbridge.engine.conventions import (
     Convention,
     candidates,
     frameworks_with,
+    frameworks_with_bidirectional,
     targets,
 )
 from rnnbridge.engine.model import Layer
@@ -177,6 +178,13 @@ def _topology(layer: Layer, conv: Convention) -> None:
             "it is a bidirectional pair of two independent multi-level stacks (each level reads "
             f"only its own direction), which {conv.native} cannot express; only "
             f"{frameworks_with('independent_directions')} can",
+        )
+    if "one_direction" in conv.features and len(layer.directions) > 1:
+        _refuse(
+            layer,
+            "topology_unsupported",
+            f"it is bidirectional and {conv.native} runs one direction; convert to "
+            f"{frameworks_with_bidirectional()}, or split the directions yourself",
         )
     if "single_cell" in conv.features and (layer.num_levels > 1 or len(layer.directions) > 1):
         _refuse(layer, "topology_unsupported", f"{conv.native} holds one level in one direction")

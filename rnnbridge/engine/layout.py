@@ -77,6 +77,8 @@ class Tensor:
     rows : vectors only: stack the parts as rows of a 2-D tensor instead of concatenating.
     group : ``core`` tensors are required; the others are optional and their absence
         means the layer has no biases, no peepholes or no projection.
+    negated : gate letters whose blocks are stored negated (Haiku's GRU keeps the update
+        gate's complement: its blocks are the canonical ``z`` blocks times −1, exactly).
     """
 
     name: str
@@ -86,6 +88,7 @@ class Tensor:
     transforms: tuple[Transform, ...] | None = None
     rows: bool = False
     group: Group = "core"
+    negated: str = ""
 
     @property
     def is_vector(self) -> bool:
@@ -99,6 +102,10 @@ class Tensor:
         if self.transforms is not None:
             return self.transforms[part_index]
         return "T" if self.gate_axis == 1 and not self.is_vector else "N"
+
+    def stored_negated(self, name: str) -> bool:
+        """Whether the block of canonical array ``name`` is stored negated."""
+        return bool(self.negated and self.gates) and name[-1] in self.negated
 
     def names(self) -> list[str]:
         """Canonical names of the blocks, parts outermost."""
@@ -156,7 +163,7 @@ def split_tensor(spec: Tensor, array: np.ndarray, dims: Mapping[str, int]) -> di
         block = array[index]
         if spec.is_vector and block.ndim == 2:
             block = block.reshape(-1)
-        out[name] = _to_canonical(block, transform)
+        out[name] = _to_canonical(np.negative(block) if spec.stored_negated(name) else block, transform)
     return out
 
 
@@ -188,7 +195,7 @@ def fuse_tensor(
     if spec.is_vector:
         return _fuse_vector(spec, arrays, dims, shape, dtype)
     placed = [
-        (index, _from_canonical(arrays[name], transform, _sliced_shape(index, shape)))
+        (index, _from_canonical(_stored_sign(spec, name, arrays), transform, _sliced_shape(index, shape)))
         for name, index, transform in spec.blocks(dims)
     ]
     if order == "K" and _mostly_transposed(placed):
@@ -206,8 +213,12 @@ def _fuse_vector(
     out = np.empty(shape, dtype=dtype)
     for name, index, transform in spec.blocks(dims):
         target = out[index].reshape(-1)  # a view: the block is one row or column
-        target[...] = _from_canonical(arrays[name], transform, target.shape)
+        target[...] = _from_canonical(_stored_sign(spec, name, arrays), transform, target.shape)
     return out
+
+
+def _stored_sign(spec: Tensor, name: str, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    return np.negative(arrays[name]) if spec.stored_negated(name) else arrays[name]
 
 
 def _sliced_shape(index: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[int, ...]:

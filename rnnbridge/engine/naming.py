@@ -5,7 +5,9 @@ The convention's ``naming`` template names a tensor at one level and direction:
 * PyTorch ``{prefix}{tensor}_l{level}{_reverse}`` (``weight_ih_l0``, ``bias_hh_l1_reverse``),
   cells ``{prefix}{tensor}``; ``prefix`` defaults to the layer name + ``.``;
 * ONNX ``{layer}/l{level}/{W|R|B|P}``, both directions stacked on a leading axis;
-* Keras and TF1 ``{layer}/l{level}/{direction}/{tensor}``.
+* Keras and TF1 ``{layer}/l{level}/{direction}/{tensor}``;
+* MLX ``{prefix}{tensor}`` like a PyTorch cell; Haiku ``{prefix}lstm{_k}/linear/w``, the
+  prefix defaulting to ``{layer}/~/``.
 """
 
 from __future__ import annotations
@@ -26,6 +28,11 @@ def head(layer: str, conv: Convention, prefix: str | None = None) -> str:
     if prefix is not None and framework.prefix:
         return prefix
     return framework.names_start.format(layer=layer)
+
+
+def level_suffix(level: int) -> str:
+    """How auto-named modules tell levels apart: ``lstm``, ``lstm_1``, ``lstm_2`` (Haiku)."""
+    return f"_{level}" if level else ""
 
 
 def tensor_names(layer: NativeLayer, prefix: str | None = None, *, consume: bool = False) -> dict[str, np.ndarray]:
@@ -49,6 +56,7 @@ def tensor_names(layer: NativeLayer, prefix: str | None = None, *, consume: bool
             if spec.name in tensors:
                 key = conv.naming.format(
                     level=level,
+                    level_suffix=level_suffix(level),
                     direction=direction,
                     tensor=spec.name,
                     reverse="_reverse" if direction == "backward" else "",
@@ -92,7 +100,14 @@ def parse_names(
                 continue
             for direction in directions:
                 reverse = "_reverse" if direction == "backward" else ""
-                name = start + conv.naming.format(level=level, direction=direction, tensor=spec.name, reverse=reverse)
+                key = conv.naming.format(
+                    level=level,
+                    level_suffix=level_suffix(level),
+                    direction=direction,
+                    tensor=spec.name,
+                    reverse=reverse,
+                )
+                name = start + key
                 if name in arrays:
                     cells.setdefault((level, direction), {})[spec.name] = arrays[name]
                     origin[(level, direction, spec.name)] = name

@@ -362,6 +362,34 @@ def _mlx_gru(t: Tensors, cfg: LayerConfig, x, state, units=None):
     return _gru(cfg, x_z + h_z, x_n + _gate(cfg, x_r + h_r) * h_n, take.state(h))
 
 
+# --- Haiku --------------------------------------------------------------------------------
+
+
+def _haiku_lstm(t: Tensors, cfg: LayerConfig, x, state, units=None):
+    """``hk.LSTM``: ``i, g, f, o = split([x, h] @ linear/w + linear/b, 4)``, ``σ(f + 1)``: the +1
+    comes with ``config.forget_bias`` (dm-haiku haiku/_src/recurrent.py)."""
+    h, c = state
+    take = _Take(units, x.dtype)
+    gates = _dot(np.concatenate([x, h], axis=1), take(t["linear/w"], 4, 1)) + take(t.get("linear/b"), 4)
+    i, g, f, o = np.split(gates, 4, axis=-1)
+    return _lstm(cfg, i, f, g, o, take.state(c))
+
+
+def _haiku_gru(t: Tensors, cfg: LayerConfig, x, state, units=None):
+    """``hk.GRU``: blocks z, r, a of ``w_i`` [I, 3H], ``w_h`` [H, 3H], ``b``;
+    ``a = tanh(x W_ia + (r ⊙ h) W_ha + b_a)``, ``h' = (1 − z) ⊙ h + z ⊙ a`` (reset before)."""
+    (h,) = state
+    take, every = _Take(units, x.dtype), _Take(None, x.dtype)
+    (w_z, w_r, w_a), (u_z, u_r, u_a) = _split(t["w_i"], 3, 1), _split(t["w_h"], 3, 1)
+    b_z, b_r, b_a = _split(t.get("b"), 3)
+    r = _gate(cfg, _dot(x, every(w_r, 1, 1)) + _dot(h, every(u_r, 1, 1)) + every(b_r, 1))
+    z = _gate(cfg, _dot(x, take(w_z, 1, 1)) + _dot(h, take(u_z, 1, 1)) + take(b_z, 1))
+    a = _dot(x, take(w_a, 1, 1)) + _dot(r * h, take(u_a, 1, 1)) + take(b_a, 1)
+    a = activation(cfg.activations[1])(_clip(a, cfg.clip))
+    h = (1.0 - z) * take.state(h) + z * a
+    return h, (h,)
+
+
 STEPS: dict[str, Step] = {
     "tf1.lstm": _tf1_lstm,
     "tf1.cudnn_lstm": _tf1_lstm,  # LSTMBlockCell maths; its forget_bias 0 comes with the config
@@ -381,6 +409,8 @@ STEPS: dict[str, Step] = {
     "onnx.gru_lbr": _onnx_gru_lbr,
     "mlx.lstm": _mlx_lstm,
     "mlx.gru": _mlx_gru,
+    "haiku.lstm": _haiku_lstm,
+    "haiku.gru": _haiku_gru,
 }
 
 
@@ -407,6 +437,15 @@ def _tf1_dims(t: Tensors, gates: int) -> tuple[int, int, int]:
 
 _TORCH_DIMS, _ONNX_DIMS, _MLX_DIMS = _rows_dims("weight_ih", "weight_hh"), _rows_dims("W", "R"), _rows_dims("Wx", "Wh")
 
+
+def _haiku_dims(t: Tensors, gates: int) -> tuple[int, int, int]:
+    """``linear/w`` [I + H, 4H] (LSTM); ``w_i`` [I, 3H], ``w_h`` [H, 3H] (GRU)."""
+    if gates == 4:
+        units = t["linear/w"].shape[1] // 4
+        return t["linear/w"].shape[0] - units, units, units
+    return t["w_i"].shape[0], t["w_h"].shape[0], t["w_h"].shape[0]
+
+
 #: per convention: ``(I, H, R)`` of one cell from its native tensors and its gate count
 CELL_DIMS: dict[str, Dims] = {
     "tf1.lstm": _tf1_dims,
@@ -427,6 +466,8 @@ CELL_DIMS: dict[str, Dims] = {
     "onnx.gru_lbr": _ONNX_DIMS,
     "mlx.lstm": _MLX_DIMS,
     "mlx.gru": _MLX_DIMS,
+    "haiku.lstm": _haiku_dims,
+    "haiku.gru": _haiku_dims,
 }
 
 

@@ -22,6 +22,7 @@ from rnnbridge.formats.base import InputFile, Limits, WeightFile
 FORMATS: dict[str, str] = {
     "keras_zip": "rnnbridge.formats.hdf5.keras_zip",
     "torch": "rnnbridge.formats.torch.pickle",
+    "numpy_pickle": "rnnbridge.formats.numpy_pickle",
     "npz": "rnnbridge.formats.npz",
     "tf_checkpoint": "rnnbridge.formats.tf.checkpoint",
     "keras_h5": "rnnbridge.formats.hdf5.keras_h5",
@@ -33,6 +34,7 @@ FORMATS: dict[str, str] = {
 DESCRIPTIONS: dict[str, str] = {
     "keras_zip": "Keras 3 .keras archive (config.json + model.weights.h5)",
     "torch": "PyTorch torch.save file (.pt/.pth/.bin), read without torch and without unpickling objects",
+    "numpy_pickle": "pickle of NumPy arrays in nested dicts (Haiku params.pkl), read without running it",
     "npz": "NumPy .npz of arrays named as the source framework names them (needs source=)",
     "tf_checkpoint": "TensorFlow checkpoint: .index + .data-* shards (several file fields, or one zip/tar)",
     "keras_h5": "Keras HDF5: Keras 2 / tf.keras model.save or save_weights, Keras 3 .weights.h5 or legacy .h5",

@@ -31,6 +31,11 @@ def one_cell_only(framework: str) -> bool:
     return all("single_cell" in c.features for c in CONVENTIONS.values() if c.framework == framework)
 
 
+def one_direction_only(framework: str) -> bool:
+    """Whether ``framework`` has no bidirectional module (Haiku)."""
+    return all({"single_cell", "one_direction"} & c.features for c in CONVENTIONS.values() if c.framework == framework)
+
+
 def convert(native: NativeLayer, framework: str) -> NativeLayer:
     canonical = to_canonical(native)
     target = select_target(canonical, framework)
@@ -57,6 +62,7 @@ def test_there_and_back_keeps_the_function(
 ) -> None:
     conv = CONVENTIONS[source]
     single = "single_cell" in conv.features
+    one_way = single or "one_direction" in conv.features
     projected = projected and any(s.group == "projection" for s in conv.tensors)
     native = native_layer(
         source,
@@ -64,7 +70,7 @@ def test_there_and_back_keeps_the_function(
         dtype,
         seed,
         levels=1 if single else levels,
-        directions=("forward",) if single or not bidirectional else ("forward", "backward"),
+        directions=("forward",) if one_way or not bidirectional else ("forward", "backward"),
         groups=groups_of(source, projected),
     )
     native = NativeLayer(native.name, conv, native.config.with_(forget_bias=conv.forget_bias), native.cells)
@@ -72,7 +78,9 @@ def test_there_and_back_keeps_the_function(
         there = convert(native, framework)
     except InexactConversion as refused:
         expected = {"gru_variant_mismatch", "peepholes_unsupported", "projection_unsupported"}
-        if one_cell_only(framework) and len(native.cells) > 1:
+        if (one_cell_only(framework) and len(native.cells) > 1) or (
+            one_direction_only(framework) and len(native.directions) > 1
+        ):
             expected.add("topology_unsupported")
         assert refused.code in expected
         return
