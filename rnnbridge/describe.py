@@ -178,6 +178,26 @@ def _haiku_recipe(layer: NativeLayer, dims: dict[str, int]) -> dict[str, Any]:
     return recipe
 
 
+def _paddle_recipe(layer: NativeLayer, dims: dict[str, int]) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "input_size": dims["I"],
+        "hidden_size": dims["H"],
+        "num_layers": layer.num_levels,
+        "direction": "bidirect" if len(layer.directions) == 2 else "forward",
+    }
+    if layer.convention.cell == "lstm" and dims["P"]:
+        kwargs["proj_size"] = dims["P"]
+    if "bias" not in stored_groups(layer):
+        kwargs.update(bias_ih_attr=False, bias_hh_attr=False)
+    return {
+        "class": layer.convention.native,
+        "kwargs": kwargs,
+        "path": layer.name,
+        "load": "model.set_state_dict(paddle.load(<file>.pdparams)) with the module at attribute path `path`; "
+        "the file holds the per-cell keys, which name the same parameters as the flat weight_*_l{k} keys",
+    }
+
+
 #: per framework: the module recipe of a layer in one of its conventions, from the layer
 #: and the sizes of its first level (``H``, ``I``, ``P``, ``R``)
 RECIPES: dict[str, Callable[[NativeLayer, dict[str, int]], dict[str, Any]]] = {
@@ -187,6 +207,7 @@ RECIPES: dict[str, Callable[[NativeLayer, dict[str, int]], dict[str, Any]]] = {
     "onnx": _onnx_recipe,
     "mlx": _mlx_recipe,
     "haiku": _haiku_recipe,
+    "paddle": _paddle_recipe,
 }
 
 

@@ -13,6 +13,8 @@ format           layout
 ``safetensors``  the tensors, with the metadata JSON under ``__metadata__["rnnbridge"]``.
 ``h5``           ``/convert`` to Keras only: the Keras 3 ``.weights.h5`` layout that
                  ``model.load_weights`` reads (``rnnbridge.formats.hdf5.keras_weights``).
+``pdparams``     ``/convert`` to Paddle only: the pickled ``{key: ndarray}`` dict that
+                 ``paddle.load`` returns, plus ``__meta__`` (``rnnbridge.formats.numpy_pickle``).
 ===============  ============================================================================
 
 Arrays keep their dtype. Nothing here knows about HTTP or files on disk: encoders write
@@ -38,13 +40,14 @@ if TYPE_CHECKING:  # the encoders only read ``.arrays`` and ``.meta``
 META_KEY = "__meta__"
 
 #: file extension of every output format
-EXTENSIONS = {"npz": "npz", "json": "json", "safetensors": "safetensors", "h5": "h5"}
+EXTENSIONS = {"npz": "npz", "json": "json", "safetensors": "safetensors", "h5": "h5", "pdparams": "pdparams"}
 
 MEDIA_TYPES = {
     "npz": "application/octet-stream",
     "json": "application/json",
     "safetensors": "application/octet-stream",
     "h5": "application/x-hdf5",
+    "pdparams": "application/octet-stream",
 }
 
 _NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
@@ -160,13 +163,29 @@ def write_h5(result: Result, stream: IO[bytes]) -> None:
     stream.write(buffer.getbuffer())
 
 
+def write_pdparams(result: Result, stream: IO[bytes]) -> None:
+    """Write a Paddle ``/convert`` result as the pickled dict ``paddle.load`` reads."""
+    from rnnbridge.formats import numpy_pickle
+
+    try:
+        numpy_pickle.write(result.arrays, meta_json(result), stream)
+    except ValueError as exc:
+        raise InvalidField(f"the result cannot be written as pdparams: {exc}", field="format") from exc
+
+
 #: formats whose arrays may be in either memory order (``.npy`` records it; JSON lists values)
 ANY_ORDER = frozenset({"npz", "json"})
 
-WRITERS = {"npz": write_npz, "json": write_json, "safetensors": write_safetensors, "h5": write_h5}
+WRITERS = {
+    "npz": write_npz,
+    "json": write_json,
+    "safetensors": write_safetensors,
+    "h5": write_h5,
+    "pdparams": write_pdparams,
+}
 FORMATS = tuple(WRITERS)
 #: formats only some targets have
-TARGETS_OF = {"h5": ("keras",)}
+TARGETS_OF = {"h5": ("keras",), "pdparams": ("paddle",)}
 
 
 def check_format(fmt: str, target: str | None = None) -> None:
@@ -176,7 +195,10 @@ def check_format(fmt: str, target: str | None = None) -> None:
         raise InvalidField(f"format must be one of {list(WRITERS)}, not {fmt!r}", field="format")
     allowed = TARGETS_OF.get(fmt)
     if allowed is not None and target not in allowed:
-        raise InvalidField(f"format {fmt} holds Keras weights: use it with /convert and target=keras", field="format")
+        targets = " or ".join(allowed)
+        raise InvalidField(
+            f"format {fmt} holds {targets} weights: use it with /convert and target={targets}", field="format"
+        )
 
 
 def write(result: Result, fmt: str, stream: IO[bytes]) -> None:

@@ -59,6 +59,8 @@ _NATIVE_TYPES = {
     "mlx.nn.GRU": "mlx.gru",
     "haiku.LSTM": "haiku.lstm",
     "haiku.GRU": "haiku.gru",
+    "paddle.nn.LSTM": "paddle.lstm",
+    "paddle.nn.GRU": "paddle.gru",
 }
 #: the framework (``source=``) of each manifest ``source`` whose files include bare arrays (npz)
 BARE_ARRAY_SOURCES = {"mlx_weights": "mlx", "haiku_params": "haiku"}
@@ -69,6 +71,7 @@ _ONNX_DIRECTIONS = {
     "bidirectional": ("forward", "backward"),
 }
 _TORCH_ROLE = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)(?:_l(\d+))?(_reverse)?")
+_PADDLE_ROLE = re.compile(r"(\d+)\.cell(_fw|_bw)?\.(\w+)")
 _CANONICAL_KEY = re.compile(r"l(\d+)\.(fw|bw)\.(.+)")
 
 
@@ -148,6 +151,11 @@ def _config(fixture: dict, layer: dict, convention: Convention) -> LayerConfig:
 
 def _role_cell(framework: str, role: str, default: str) -> tuple[tuple[int, str], str]:
     """``((level, direction), tensor name)`` of a native.npz role."""
+    if framework == "paddle":
+        match = _PADDLE_ROLE.fullmatch(role)
+        if match is None:
+            raise KeyError(f"unexpected Paddle role {role!r}")
+        return (int(match[1]), "backward" if match[2] == "_bw" else "forward"), match[3]
     if framework == "pytorch":
         match = _TORCH_ROLE.fullmatch(role)
         if match is None:

@@ -83,9 +83,9 @@ def expected_refusals(fx: FixtureLayer, target: str) -> set[str]:
     """Error codes a conversion of this layer to ``target`` must be refused with (any of)."""
     layer, flags = fx.layer, fx.layer["flags"]
     codes = set()
-    if layer["cell"] == "gru" and fx.layer.get("canonical_variant") == "reset_before" and target == "pytorch":
+    if layer["cell"] == "gru" and fx.layer.get("canonical_variant") == "reset_before" and target in TORCH_LIKE_TARGETS:
         codes.add("gru_variant_mismatch")
-    if flags.get("use_peepholes") and target in ("keras", "pytorch"):
+    if flags.get("use_peepholes") and target in {"keras"} | TORCH_LIKE_TARGETS:
         codes.add("peepholes_unsupported")
     if (flags.get("num_proj") or flags.get("proj_size")) and target in ("keras", "onnx"):
         codes.add("projection_unsupported")
@@ -93,12 +93,12 @@ def expected_refusals(fx: FixtureLayer, target: str) -> set[str]:
         codes.add("clip_unsupported")
     if flags.get("input_forget") and target != "onnx":
         codes.add("input_forget_unsupported")
-    if layer["direction"] == "reverse" and target in ("pytorch", "tf1"):
+    if layer["direction"] == "reverse" and target in {"tf1"} | TORCH_LIKE_TARGETS:
         codes.add("reverse_only_unsupported")
     gate = flags.get("recurrent_activation", "sigmoid")
-    if (gate != "sigmoid" or "HardSigmoid" in str(flags.get("activations"))) and target in ("pytorch", "tf1"):
+    if (gate != "sigmoid" or "HardSigmoid" in str(flags.get("activations"))) and target in {"tf1"} | TORCH_LIKE_TARGETS:
         codes.add("activation_unsupported")
-    if flags.get("activation", "tanh") != "tanh" and target == "pytorch":
+    if flags.get("activation", "tanh") != "tanh" and target in TORCH_LIKE_TARGETS:
         codes.add("activation_unsupported")
     if layer.get("wrapper") == "tf1.bidirectional_dynamic_rnn" and layer["num_layers"] > 1 and target != "tf1":
         codes.add("topology_unsupported")
@@ -113,6 +113,8 @@ LIMITED_TARGETS = {
     "mlx": {"reset_after": True, "levels": False},
     "haiku": {"reset_after": False, "levels": True},
 }
+#: targets like PyTorch's modules (every level, both directions, reset-after GRU, projection)
+TORCH_LIKE_TARGETS = {"pytorch", "paddle"}
 
 
 def _limited_refusals(fx: FixtureLayer, can: dict) -> set[str]:

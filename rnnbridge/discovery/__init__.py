@@ -17,6 +17,7 @@ from rnnbridge.discovery.haiku import find_haiku
 from rnnbridge.discovery.keras import find_keras
 from rnnbridge.discovery.mlx import find_mlx, looks_like_mlx
 from rnnbridge.discovery.onnx import find_onnx
+from rnnbridge.discovery.paddle import find_paddle, looks_like_paddle
 from rnnbridge.discovery.pytorch import find_pytorch
 from rnnbridge.discovery.rnnbridge import find_rnnbridge, is_rnnbridge_output
 from rnnbridge.discovery.tf1 import find_tf1
@@ -55,7 +56,7 @@ FORMAT_FRAMEWORK: dict[str, Written] = {
     "torch": Written(("pytorch",)),
     "safetensors": Written(("pytorch", "mlx"), _safetensors_framework),
     "onnx": Written(("onnx",)),
-    "numpy_pickle": Written(("haiku",)),
+    "numpy_pickle": Written(("haiku", "paddle"), lambda weights: "paddle" if looks_like_paddle(weights) else "haiku"),
     "tf_checkpoint": Written(("tf1", "keras"), _tf_checkpoint_framework),
     "npz": Written(),
     "json": Written(),
@@ -68,6 +69,7 @@ FINDERS: dict[str, Finder] = {
     "onnx": find_onnx,
     "mlx": find_mlx,
     "haiku": find_haiku,
+    "paddle": find_paddle,
 }
 
 

@@ -55,6 +55,7 @@ FRAMEWORK_TABLE: dict[str, Framework] = {
         Framework("mlx", "MLX", names_start="{layer}.", prefix=True),
         # Haiku names a module created inside module ``m`` ``m/~/<name>``
         Framework("haiku", "Haiku", names_start="{layer}/~/", prefix=True, prefix_forbids="\\"),
+        Framework("paddle", "PaddlePaddle", names_start="{layer}.", prefix=True),
     )
 }
 FRAMEWORKS = tuple(FRAMEWORK_TABLE)
@@ -447,6 +448,36 @@ _HAIKU_CONVENTIONS = (
     ),
 )
 _CONVENTION_LIST += _HAIKU_CONVENTIONS
+
+# paddle/nn/layer/rnn.py: an RNNBase holds per level an RNN (one direction, ``cell``) or a
+# BiRNN (``cell_fw``, ``cell_bw``) whose cells keep PyTorch's layout and gate order; the
+# projection ``weight_ho`` [H, P] is applied as ``h = m @ weight_ho``. The flat keys of the
+# same parameters (``weight_ih_l0``, ...) are aliases, numbered wrongly with projection.
+_PADDLE_NAMING = "{level}.cell{direction_suffix}.{tensor}"
+_PADDLE_CONVENTIONS = (
+    Convention(
+        key="paddle.lstm",
+        framework="paddle",
+        cell="lstm",
+        native="paddle.nn.LSTM",
+        tensors=_TORCH_LSTM + (_t("weight_ho", "", "W_proj", gate_axis=1, group="projection"),),
+        naming=_PADDLE_NAMING,
+        features=frozenset({"projection", "no_bias"}),
+        source="paddle/nn/layer/rnn.py LSTMCell (i, f, g, o; weight_ho [H, P], h = m @ weight_ho), RNNBase",
+    ),
+    Convention(
+        key="paddle.gru",
+        framework="paddle",
+        cell="gru",
+        native="paddle.nn.GRU",
+        tensors=_TORCH_GRU,
+        naming=_PADDLE_NAMING,
+        reset_after=True,
+        features=frozenset({"no_bias"}),
+        source="paddle/nn/layer/rnn.py GRUCell (r, z, c; c = tanh(x_c + r * (W_hc h + b_hc)))",
+    ),
+)
+_CONVENTION_LIST += _PADDLE_CONVENTIONS
 
 CONVENTIONS: dict[str, Convention] = {c.key: c for c in _CONVENTION_LIST}
 

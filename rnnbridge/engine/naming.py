@@ -6,8 +6,9 @@ The convention's ``naming`` template names a tensor at one level and direction:
   cells ``{prefix}{tensor}``; ``prefix`` defaults to the layer name + ``.``;
 * ONNX ``{layer}/l{level}/{W|R|B|P}``, both directions stacked on a leading axis;
 * Keras and TF1 ``{layer}/l{level}/{direction}/{tensor}``;
-* MLX ``{prefix}{tensor}`` like a PyTorch cell; Haiku ``{prefix}lstm{_k}/linear/w``, the
-  prefix defaulting to ``{layer}/~/``.
+* MLX ``{prefix}{tensor}`` like a PyTorch cell;
+* Paddle ``{prefix}{level}.cell[_fw|_bw].{tensor}``;
+* Haiku ``{prefix}lstm{_k}/linear/w``, the prefix defaulting to ``{layer}/~/``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ def level_suffix(level: int) -> str:
     return f"_{level}" if level else ""
 
 
+def direction_suffix(direction: str, directions: tuple[str, ...]) -> str:
+    """``_fw`` / ``_bw`` in a two-direction layer, nothing in a one-direction one (Paddle's
+    ``cell_fw`` / ``cell_bw`` beside ``cell``)."""
+    return "" if len(directions) == 1 else "_fw" if direction == "forward" else "_bw"
+
+
 def tensor_names(layer: NativeLayer, prefix: str | None = None, *, consume: bool = False) -> dict[str, np.ndarray]:
     """The layer's tensors under their output names, in level, direction, tensor order.
 
@@ -57,6 +64,7 @@ def tensor_names(layer: NativeLayer, prefix: str | None = None, *, consume: bool
                 key = conv.naming.format(
                     level=level,
                     level_suffix=level_suffix(level),
+                    direction_suffix=direction_suffix(direction, layer.directions),
                     direction=direction,
                     tensor=spec.name,
                     reverse="_reverse" if direction == "backward" else "",
@@ -103,6 +111,7 @@ def parse_names(
                 key = conv.naming.format(
                     level=level,
                     level_suffix=level_suffix(level),
+                    direction_suffix=direction_suffix(direction, directions),
                     direction=direction,
                     tensor=spec.name,
                     reverse=reverse,

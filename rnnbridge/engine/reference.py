@@ -390,6 +390,30 @@ def _haiku_gru(t: Tensors, cfg: LayerConfig, x, state, units=None):
     return h, (h,)
 
 
+# --- PaddlePaddle ---------------------------------------------------------------------------
+
+
+def _paddle_lstm(t: Tensors, cfg: LayerConfig, x, state, units=None):
+    """``LSTMCell``: ``i, f, g, o = split(x W_ih^T + b_ih + h W_hh^T + b_hh, 4)``; with
+    ``proj_size``, ``h = (o ⊙ tanh(c)) @ weight_ho`` (paddle/nn/layer/rnn.py)."""
+    h, c = state
+    proj = t.get("weight_ho")
+    take = _Take(None if proj is not None else units, x.dtype)
+    gates = _dot(x, take(t["weight_ih"], 4).T) + take(t.get("bias_ih"), 4)
+    gates = gates + _dot(h, take(t["weight_hh"], 4).T) + take(t.get("bias_hh"), 4)
+    i, f, g, o = np.split(gates, 4, axis=-1)
+    return _lstm(cfg, i, f, g, o, take.state(c), proj=None if proj is None else proj.astype(x.dtype))
+
+
+def _paddle_gru(t: Tensors, cfg: LayerConfig, x, state, units=None):
+    """``GRUCell``: r, z, c; ``c = tanh(x_c + r ⊙ (W_hc h + b_hc))``, ``h = (h − c) ⊙ z + c``."""
+    (h,) = state
+    take = _Take(units, x.dtype)
+    x_r, x_z, x_c = np.split(_dot(x, take(t["weight_ih"], 3).T) + take(t.get("bias_ih"), 3), 3, axis=-1)
+    h_r, h_z, h_c = np.split(_dot(h, take(t["weight_hh"], 3).T) + take(t.get("bias_hh"), 3), 3, axis=-1)
+    return _gru(cfg, x_z + h_z, x_c + _gate(cfg, x_r + h_r) * h_c, take.state(h))
+
+
 STEPS: dict[str, Step] = {
     "tf1.lstm": _tf1_lstm,
     "tf1.cudnn_lstm": _tf1_lstm,  # LSTMBlockCell maths; its forget_bias 0 comes with the config
@@ -411,6 +435,8 @@ STEPS: dict[str, Step] = {
     "mlx.gru": _mlx_gru,
     "haiku.lstm": _haiku_lstm,
     "haiku.gru": _haiku_gru,
+    "paddle.lstm": _paddle_lstm,
+    "paddle.gru": _paddle_gru,
 }
 
 
@@ -446,6 +472,11 @@ def _haiku_dims(t: Tensors, gates: int) -> tuple[int, int, int]:
     return t["w_i"].shape[0], t["w_h"].shape[0], t["w_h"].shape[0]
 
 
+def _paddle_dims(t: Tensors, gates: int) -> tuple[int, int, int]:
+    units = t["weight_ih"].shape[0] // gates
+    return t["weight_ih"].shape[1], units, t["weight_hh"].shape[1]
+
+
 #: per convention: ``(I, H, R)`` of one cell from its native tensors and its gate count
 CELL_DIMS: dict[str, Dims] = {
     "tf1.lstm": _tf1_dims,
@@ -468,6 +499,8 @@ CELL_DIMS: dict[str, Dims] = {
     "mlx.gru": _MLX_DIMS,
     "haiku.lstm": _haiku_dims,
     "haiku.gru": _haiku_dims,
+    "paddle.lstm": _paddle_dims,
+    "paddle.gru": _paddle_dims,
 }
 
 

@@ -23,7 +23,11 @@ is read into memory, so its size is bounded by ``Limits.max_total_bytes``.
 
 Nested dicts are flattened with ``/`` (``lstm/linear/w``) down to ``MAX_DEPTH`` levels;
 string leaves go to ``attrs["strings"]`` (Paddle's structured-name map), other leaves are
-listed in ``attrs["ignored_entries"]``.
+listed in ``attrs["ignored_entries"]``. A top-level ``__meta__`` string (rnnbridge's own
+output, see ``write``) is parsed, bounded, into ``attrs["meta"]``.
+
+``write`` writes the other way: a flat ``{name: ndarray}`` dict (Paddle's ``.pdparams``,
+which ``paddle.load`` returns as that dict), pickled by NumPy's own reducers at protocol 4.
 """
 
 from __future__ import annotations
@@ -32,16 +36,18 @@ import io
 import math
 import pickle
 import re
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import IO, Any
 
 import numpy as np
 
 from rnnbridge.errors import LimitExceeded, MalformedFile, UnsafeInput, UnsupportedFormat
 from rnnbridge.formats.base import InputFile, Limits, WeightFile
+from rnnbridge.formats.json_arrays import loads_bounded
 from rnnbridge.formats.torch.pickle_scan import UNSAFE_PICKLE, scan_opcodes
 
 NAME = "numpy_pickle"
+META_KEY = "__meta__"
 MAX_DEPTH = 32
 MAX_NDIM = 32
 _PROTOCOLS = (2, 3, 4, 5)
@@ -189,9 +195,22 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
         raise MalformedFile(f"{file.name} is not a readable pickle: {exc}"[:300]) from None
     if not isinstance(obj, dict):
         raise UnsupportedFormat(f"{file.name} pickles a {type(obj).__name__}, not a dict of arrays")
+    meta = obj.pop(META_KEY, None)
     weights = WeightFile(NAME, {}, {"strings": {}, "ignored_entries": []})
+    if isinstance(meta, str):
+        weights.attrs["meta"] = loads_bounded(meta, what=f"pickle '{META_KEY}'")
     _flatten(obj, "", 0, weights)
     return weights
+
+
+def write(arrays: Mapping[str, np.ndarray], meta: str, stream: IO[bytes]) -> None:
+    """Pickle ``{name: array, "__meta__": meta}`` (protocol 4; C-contiguous arrays, native
+    byte order, as ``paddle.save`` writes them) to ``stream``."""
+    if META_KEY in arrays:
+        raise ValueError(f"an array may not be named {META_KEY!r}")
+    obj: dict[str, object] = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
+    obj[META_KEY] = meta
+    pickle.dump(obj, stream, protocol=4)
 
 
 def _flatten(obj: dict, path: str, depth: int, weights: WeightFile) -> None:
