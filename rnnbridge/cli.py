@@ -35,7 +35,7 @@ import numpy as np
 
 from rnnbridge import outputs, pipeline
 from rnnbridge.errors import InvalidField, RnnBridgeError
-from rnnbridge.schemas import Direction, Framework, Orientation, OutputFormat
+from rnnbridge.schemas import Direction, Framework, Orientation, OutputFormat, TargetFramework
 from rnnbridge.service.settings import LogFormat, LogLevel, Settings
 
 PROG = "rnnbridge"
@@ -133,7 +133,7 @@ def _convert_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[ty
     convert = sub.add_parser("convert", help="re-fuse the weights for another framework")
     _reading_options(convert)
     _output_options(convert)
-    convert.add_argument("--target", required=True, choices=get_args(Framework), help="target framework")
+    convert.add_argument("--target", required=True, choices=get_args(TargetFramework), help="target framework")
     _option(convert, "target_forget_bias", type=float, help="TF1 target run-time forget_bias")
     convert.add_argument(
         "--verify", action=argparse.BooleanOptionalAction, default=True, help="check the result (default: on)"

@@ -26,7 +26,7 @@ import numpy as np
 from rnnbridge import discovery, formats
 from rnnbridge.describe import describe_config, describe_layer, module_recipe
 from rnnbridge.engine import canonical, exactness, naming, verify
-from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORK_TABLE, FRAMEWORKS, Convention
+from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORK_TABLE, FRAMEWORKS, TARGET_FRAMEWORKS, Convention
 from rnnbridge.engine.model import CellKey, Layer, NativeLayer, cell_order
 from rnnbridge.errors import InvalidField, LayerNotFound
 from rnnbridge.formats.base import InputFile, Limits
@@ -160,8 +160,8 @@ def convert(
     a time, each source cell released as soon as its target exists, so that the source and
     the result are never both whole in memory. The model cannot be used again after that.
     """
-    if target not in FRAMEWORKS:
-        raise InvalidField(f"target must be one of {list(FRAMEWORKS)}, not {target!r}", field="target")
+    if target not in TARGET_FRAMEWORKS:
+        raise InvalidField(f"target must be one of {list(TARGET_FRAMEWORKS)}, not {target!r}", field="target")
     if prefix is not None and not FRAMEWORK_TABLE[target].prefix:
         takers = [key for key, framework in FRAMEWORK_TABLE.items() if framework.prefix]
         raise InvalidField(f"prefix applies to target={' or '.join(takers)} only", field="prefix")

@@ -1,6 +1,6 @@
 """The HTTP contract: pydantic models and enumerated fields, imported by the transports only."""
 
-from rnnbridge.schemas.fields import Direction, Framework, Orientation, OutputFormat
+from rnnbridge.schemas.fields import Direction, Framework, Orientation, OutputFormat, TargetFramework
 from rnnbridge.schemas.problems import PROBLEM_MEDIA_TYPE, Problem
 from rnnbridge.schemas.responses import (
     ArrayPayload,
@@ -23,6 +23,7 @@ __all__ = [
     "ConventionsResponse",
     "Direction",
     "Framework",
+    "TargetFramework",
     "Health",
     "InspectResponse",
     "LayerInfo",

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from rnnbridge.engine.conventions import FRAMEWORKS
+from rnnbridge.engine.conventions import FRAMEWORKS, TARGET_FRAMEWORKS
 from rnnbridge.outputs import FORMATS
 
 #: a framework convention family: the values of ``source`` and ``target``
 Framework = Literal[FRAMEWORKS]  # type: ignore[valid-type]
+#: the values of ``target``: the frameworks rnnbridge writes
+TargetFramework = Literal[TARGET_FRAMEWORKS]  # type: ignore[valid-type]
 #: output encodings of /split and /convert
 OutputFormat = Literal[FORMATS]  # type: ignore[valid-type]
 #: ``out_in``: matrices for ``W · x`` ([H, in]); ``in_out``: their transposes, for ``x · W``

@@ -61,6 +61,12 @@ _NATIVE_TYPES = {
     "haiku.GRU": "haiku.gru",
     "paddle.nn.LSTM": "paddle.lstm",
     "paddle.nn.GRU": "paddle.gru",
+    "flax.linen.LSTMCell": "flax.lstm",
+    "flax.linen.OptimizedLSTMCell": "flax.lstm",
+    "flax.linen.GRUCell": "flax.gru",
+    "flax.nnx.LSTMCell": "flax.nnx_lstm",
+    "flax.nnx.OptimizedLSTMCell": "flax.nnx_optimized_lstm",
+    "flax.nnx.GRUCell": "flax.nnx_gru",
 }
 #: the framework (``source=``) of each manifest ``source`` whose files include bare arrays (npz)
 BARE_ARRAY_SOURCES = {"mlx_weights": "mlx", "haiku_params": "haiku"}

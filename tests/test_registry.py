@@ -10,11 +10,15 @@ from pathlib import Path
 import pytest
 
 from rnnbridge import describe, discovery, formats
-from rnnbridge.engine import reference
+from rnnbridge.engine import conventions, reference
 from rnnbridge.engine.conventions import CONVENTIONS, FORGET_BIAS_RULES, FRAMEWORK_TABLE, FRAMEWORKS, targets
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_FRAMEWORKS = [f for f in FRAMEWORKS if targets(f, "lstm") or targets(f, "gru")]
+
+
+def test_target_frameworks_are_those_with_a_convention_to_write() -> None:
+    assert list(conventions.TARGET_FRAMEWORKS) == TARGET_FRAMEWORKS
 
 
 def test_every_convention_belongs_to_a_framework_entry() -> None:

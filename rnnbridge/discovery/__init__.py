@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rnnbridge.discovery.common import Found, make_names_safe
+from rnnbridge.discovery.flax import find_flax
 from rnnbridge.discovery.haiku import find_haiku
 from rnnbridge.discovery.keras import find_keras
 from rnnbridge.discovery.mlx import find_mlx, looks_like_mlx
@@ -58,6 +59,7 @@ FORMAT_FRAMEWORK: dict[str, Written] = {
     "onnx": Written(("onnx",)),
     "numpy_pickle": Written(("haiku", "paddle"), lambda weights: "paddle" if looks_like_paddle(weights) else "haiku"),
     "tf_checkpoint": Written(("tf1", "keras"), _tf_checkpoint_framework),
+    "flax_msgpack": Written(("flax",)),
     "npz": Written(),
     "json": Written(),
 }
@@ -70,6 +72,7 @@ FINDERS: dict[str, Finder] = {
     "mlx": find_mlx,
     "haiku": find_haiku,
     "paddle": find_paddle,
+    "flax": find_flax,
 }
 
 

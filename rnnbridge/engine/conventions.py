@@ -56,6 +56,7 @@ FRAMEWORK_TABLE: dict[str, Framework] = {
         # Haiku names a module created inside module ``m`` ``m/~/<name>``
         Framework("haiku", "Haiku", names_start="{layer}/~/", prefix=True, prefix_forbids="\\"),
         Framework("paddle", "PaddlePaddle", names_start="{layer}.", prefix=True),
+        Framework("flax", "Flax"),
     )
 }
 FRAMEWORKS = tuple(FRAMEWORK_TABLE)
@@ -479,7 +480,107 @@ _PADDLE_CONVENTIONS = (
 )
 _CONVENTION_LIST += _PADDLE_CONVENTIONS
 
+# flax/linen/recurrent.py, flax/nnx/nn/recurrent.py: cells of one level and direction (nn.RNN
+# and nn.Bidirectional add scopes, not parameters). linen LSTMCell / OptimizedLSTMCell: one
+# Dense per gate, kernels [in, H], the bias on the h side; GRUCell: ir, iz, in with bias, hr,
+# hz without, hn with (inside r). NNX LSTMCell spells the forget Dense ``if_``; NNX
+# OptimizedLSTMCell / GRUCell fuse the gates in dense_i / dense_h (GRU: no recurrent bias).
+_FLAX_NAMING = "{tensor}"
+
+
+def _per_gate(prefix: str, gates: str, part: str, suffix: str = "kernel", **kw: object) -> tuple[Tensor, ...]:
+    names = {"f": "if_"} if prefix == "nnx_i" else {}
+    side = "i" if prefix.endswith("i") else "h"
+    return tuple(_t(f"{names.get(g, side + g)}/{suffix}", g, part, **kw) for g in gates)
+
+
+_FLAX_LINEN_LSTM = (
+    _per_gate("i", "ifgo", "W_x", gate_axis=1)
+    + _per_gate("h", "ifgo", "W_h", gate_axis=1)
+    + _per_gate("h", "ifgo", "b_x", "bias", group="bias")
+)
+_FLAX_CONVENTIONS = (
+    Convention(
+        key="flax.lstm",
+        framework="flax",
+        cell="lstm",
+        native="flax.linen.LSTMCell / OptimizedLSTMCell",
+        tensors=_FLAX_LINEN_LSTM,
+        naming=_FLAX_NAMING,
+        features=frozenset({"single_cell"}),
+        source_only=True,
+        source="flax/linen/recurrent.py LSTMCell (ii if ig io: kernel [I, H]; hi hf hg ho: kernel [H, H] + bias)",
+    ),
+    Convention(
+        key="flax.gru",
+        framework="flax",
+        cell="gru",
+        native="flax.linen.GRUCell",
+        tensors=_per_gate("i", "rzn", "W_x", gate_axis=1)
+        + _per_gate("i", "rzn", "b_x", "bias", group="bias")
+        + _per_gate("h", "rzn", "W_h", gate_axis=1)
+        + (_t("hn/bias", "n", "b_h", group="bias"),),
+        naming=_FLAX_NAMING,
+        reset_after=True,
+        features=frozenset({"single_cell"}),
+        source_only=True,
+        source="flax/linen/recurrent.py GRUCell (n = tanh(in(x) + r * hn(h)); h' = (1 - z) n + z h)",
+    ),
+    Convention(
+        key="flax.nnx_lstm",
+        framework="flax",
+        cell="lstm",
+        native="flax.nnx.LSTMCell",
+        tensors=_per_gate("nnx_i", "ifgo", "W_x", gate_axis=1)
+        + _per_gate("h", "ifgo", "W_h", gate_axis=1)
+        + _per_gate("h", "ifgo", "b_x", "bias", group="bias"),
+        naming=_FLAX_NAMING,
+        features=frozenset({"single_cell"}),
+        source_only=True,
+        source="flax/nnx/nn/recurrent.py LSTMCell (ii, if_, ig, io; hi, hf, hg, ho with bias)",
+    ),
+    Convention(
+        key="flax.nnx_optimized_lstm",
+        framework="flax",
+        cell="lstm",
+        native="flax.nnx.OptimizedLSTMCell",
+        tensors=(
+            _t("dense_i/kernel", "ifgo", "W_x", gate_axis=1),
+            _t("dense_h/kernel", "ifgo", "W_h", gate_axis=1),
+            _t("dense_h/bias", "ifgo", "b_x", group="bias"),
+        ),
+        naming=_FLAX_NAMING,
+        features=frozenset({"single_cell"}),
+        source_only=True,
+        source="flax/nnx/nn/recurrent.py OptimizedLSTMCell (dense_i [I, 4H], dense_h [H, 4H] + bias; i, f, g, o)",
+    ),
+    Convention(
+        key="flax.nnx_gru",
+        framework="flax",
+        cell="gru",
+        native="flax.nnx.GRUCell",
+        tensors=(
+            _t("dense_i/kernel", "rzn", "W_x", gate_axis=1),
+            _t("dense_i/bias", "rzn", "b_x", group="bias"),
+            _t("dense_h/kernel", "rzn", "W_h", gate_axis=1),
+        ),
+        naming=_FLAX_NAMING,
+        reset_after=True,
+        features=frozenset({"single_cell"}),
+        source_only=True,
+        source="flax/nnx/nn/recurrent.py GRUCell (dense_i [I, 3H] + bias, dense_h [H, 3H] no bias; r, z, n)",
+    ),
+)
+_CONVENTION_LIST += _FLAX_CONVENTIONS
+
 CONVENTIONS: dict[str, Convention] = {c.key: c for c in _CONVENTION_LIST}
+
+
+#: the frameworks rnnbridge writes (the others are sources only: their conventions are all
+#: ``source_only``), in ``FRAMEWORKS`` order
+TARGET_FRAMEWORKS = tuple(
+    f for f in FRAMEWORKS if any(c.framework == f and not c.source_only for c in _CONVENTION_LIST)
+)
 
 
 def targets(framework: str, cell: str) -> list[Convention]:

@@ -414,6 +414,62 @@ def _paddle_gru(t: Tensors, cfg: LayerConfig, x, state, units=None):
     return _gru(cfg, x_z + h_z, x_c + _gate(cfg, x_r + h_r) * h_c, take.state(h))
 
 
+# --- Flax ---------------------------------------------------------------------------------
+
+
+def _flax_lstm(forget: str) -> Step:
+    """linen ``LSTMCell`` / ``OptimizedLSTMCell``, NNX ``LSTMCell`` (forget Dense ``forget``):
+    each gate ``act(x @ i?/kernel + h @ h?/kernel + h?/bias)``, ``c' = f c + i g``,
+    ``h' = o tanh(c')`` (flax/linen/recurrent.py, flax/nnx/nn/recurrent.py)."""
+
+    def step(t: Tensors, cfg: LayerConfig, x, state, units=None):
+        h, c = state
+        take = _Take(units, x.dtype)
+        pre = {
+            g: _dot(x, take(t[f"{name}/kernel"], 1, 1))
+            + _dot(h, take(t[f"h{g}/kernel"], 1, 1))
+            + take(t.get(f"h{g}/bias"), 1)
+            for g, name in zip("ifgo", ("ii", forget, "ig", "io"))
+        }
+        return _lstm(cfg, pre["i"], pre["f"], pre["g"], pre["o"], take.state(c))
+
+    return step
+
+
+def _flax_nnx_optimized_lstm(t: Tensors, cfg: LayerConfig, x, state, units=None):
+    """NNX ``OptimizedLSTMCell``: ``i, f, g, o = split(dense_i(x) + dense_h(h), 4)``."""
+    h, c = state
+    take = _Take(units, x.dtype)
+    gates = _dot(x, take(t["dense_i/kernel"], 4, 1)) + _dot(h, take(t["dense_h/kernel"], 4, 1))
+    i, f, g, o = np.split(gates + take(t.get("dense_h/bias"), 4), 4, axis=-1)
+    return _lstm(cfg, i, f, g, o, take.state(c))
+
+
+def _flax_gru(t: Tensors, cfg: LayerConfig, x, state, units=None):
+    """linen ``GRUCell``: ``r = σ(ir(x) + hr(h))``, ``z = σ(iz(x) + hz(h))``,
+    ``n = tanh(in(x) + r ⊙ hn(h))``, ``h' = (1 − z) ⊙ n + z ⊙ h``; ``hr``, ``hz`` have no bias."""
+    (h,) = state
+    take = _Take(units, x.dtype)
+
+    def side(name: str, v, bias: bool = True):
+        out = _dot(v, take(t[f"{name}/kernel"], 1, 1))
+        return out + take(t.get(f"{name}/bias"), 1) if bias else out
+
+    r = _gate(cfg, side("ir", x) + side("hr", h, bias=False))
+    z = side("iz", x) + side("hz", h, bias=False)
+    return _gru(cfg, z, side("in", x) + r * side("hn", h), take.state(h))
+
+
+def _flax_nnx_gru(t: Tensors, cfg: LayerConfig, x, state, units=None):
+    """NNX ``GRUCell``: ``xr, xz, xn = split(dense_i(x), 3)``, ``hr, hz, hn = split(dense_h(h), 3)``
+    (no bias), ``n = tanh(xn + r ⊙ hn)``, ``h' = (1 − z) ⊙ n + z ⊙ h``."""
+    (h,) = state
+    take = _Take(units, x.dtype)
+    x_r, x_z, x_n = np.split(_dot(x, take(t["dense_i/kernel"], 3, 1)) + take(t.get("dense_i/bias"), 3), 3, axis=-1)
+    h_r, h_z, h_n = np.split(_dot(h, take(t["dense_h/kernel"], 3, 1)), 3, axis=-1)
+    return _gru(cfg, x_z + h_z, x_n + _gate(cfg, x_r + h_r) * h_n, take.state(h))
+
+
 STEPS: dict[str, Step] = {
     "tf1.lstm": _tf1_lstm,
     "tf1.cudnn_lstm": _tf1_lstm,  # LSTMBlockCell maths; its forget_bias 0 comes with the config
@@ -437,6 +493,11 @@ STEPS: dict[str, Step] = {
     "haiku.gru": _haiku_gru,
     "paddle.lstm": _paddle_lstm,
     "paddle.gru": _paddle_gru,
+    "flax.lstm": _flax_lstm("if"),
+    "flax.gru": _flax_gru,
+    "flax.nnx_lstm": _flax_lstm("if_"),
+    "flax.nnx_optimized_lstm": _flax_nnx_optimized_lstm,
+    "flax.nnx_gru": _flax_nnx_gru,
 }
 
 
@@ -477,6 +538,15 @@ def _paddle_dims(t: Tensors, gates: int) -> tuple[int, int, int]:
     return t["weight_ih"].shape[1], units, t["weight_hh"].shape[1]
 
 
+def _columns_dims(w_x: str, w_h: str) -> Dims:
+    """Sizes of a cell whose matrices are column form ``[I, G·H]`` / ``[H, G·H]``."""
+
+    def dims(t: Tensors, gates: int) -> tuple[int, int, int]:
+        return t[w_x].shape[0], t[w_h].shape[0], t[w_h].shape[0]
+
+    return dims
+
+
 #: per convention: ``(I, H, R)`` of one cell from its native tensors and its gate count
 CELL_DIMS: dict[str, Dims] = {
     "tf1.lstm": _tf1_dims,
@@ -501,6 +571,11 @@ CELL_DIMS: dict[str, Dims] = {
     "haiku.gru": _haiku_dims,
     "paddle.lstm": _paddle_dims,
     "paddle.gru": _paddle_dims,
+    "flax.lstm": _columns_dims("ii/kernel", "hi/kernel"),
+    "flax.gru": _columns_dims("ir/kernel", "hr/kernel"),
+    "flax.nnx_lstm": _columns_dims("ii/kernel", "hi/kernel"),
+    "flax.nnx_optimized_lstm": _columns_dims("dense_i/kernel", "dense_h/kernel"),
+    "flax.nnx_gru": _columns_dims("dense_i/kernel", "dense_h/kernel"),
 }
 
 

@@ -28,6 +28,7 @@ FORMATS: dict[str, str] = {
     "keras_h5": "rnnbridge.formats.hdf5.keras_h5",
     "safetensors": "rnnbridge.formats.safetensors.file",
     "onnx": "rnnbridge.formats.onnx.model",
+    "flax_msgpack": "rnnbridge.formats.flax.serialization",
     "json": "rnnbridge.formats.json_arrays",
 }
 
@@ -40,6 +41,7 @@ DESCRIPTIONS: dict[str, str] = {
     "keras_h5": "Keras HDF5: Keras 2 / tf.keras model.save or save_weights, Keras 3 .weights.h5 or legacy .h5",
     "safetensors": "safetensors file of a PyTorch state_dict",
     "onnx": "ONNX model (.onnx) with LSTM/GRU nodes; external data only from inside the upload",
+    "flax_msgpack": "Flax .msgpack (flax.serialization.to_bytes of linen variables or an NNX state)",
     "json": "JSON arrays, as rnnbridge writes them (needs source=)",
 }
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnbridge.engine import CONVENTIONS, FRAMEWORKS, LayerConfig, NativeLayer, check, from_canonical, select_target, to_canonical
-from rnnbridge.engine.conventions import HARD_SIGMOID_KERAS2, RELU
+from rnnbridge.engine.conventions import HARD_SIGMOID_KERAS2, RELU, TARGET_FRAMEWORKS
 from rnnbridge.engine.verify import verify
 from rnnbridge.errors import InexactConversion
 
@@ -45,7 +45,7 @@ def convert(native: NativeLayer, framework: str) -> NativeLayer:
 
 
 @pytest.mark.parametrize("source", SOURCES)
-@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize("framework", TARGET_FRAMEWORKS)
 @settings(max_examples=15, deadline=None)
 @given(
     h=st.integers(1, 5),
@@ -84,8 +84,10 @@ def test_there_and_back_keeps_the_function(
             expected.add("topology_unsupported")
         assert refused.code in expected
         return
-    back = convert(there, conv.framework)
     verify(native, there)
+    if conv.framework not in TARGET_FRAMEWORKS:
+        return  # a source-only framework: nothing converts back into it
+    back = convert(there, conv.framework)
     verify(native, back)
 
     summed = any(
