@@ -198,6 +198,15 @@ def _paddle_recipe(layer: NativeLayer, dims: dict[str, int]) -> dict[str, Any]:
     }
 
 
+def _equinox_recipe(layer: NativeLayer, dims: dict[str, int]) -> dict[str, Any]:
+    return {
+        "class": layer.convention.native,
+        "kwargs": {"input_size": dims["I"], "hidden_size": dims["H"], "use_bias": "bias" in stored_groups(layer)},
+        "load": "eqx.tree_deserialise_leaves(<file>.eqx, like) where like is a module whose array leaves are "
+        "these cells in the order of the result's layers (one cell: like = the cell itself)",
+    }
+
+
 #: per framework: the module recipe of a layer in one of its conventions, from the layer
 #: and the sizes of its first level (``H``, ``I``, ``P``, ``R``)
 RECIPES: dict[str, Callable[[NativeLayer, dict[str, int]], dict[str, Any]]] = {
@@ -208,6 +217,7 @@ RECIPES: dict[str, Callable[[NativeLayer, dict[str, int]], dict[str, Any]]] = {
     "mlx": _mlx_recipe,
     "haiku": _haiku_recipe,
     "paddle": _paddle_recipe,
+    "equinox": _equinox_recipe,
 }
 
 

@@ -13,6 +13,8 @@ format           layout
 ``safetensors``  the tensors, with the metadata JSON under ``__metadata__["rnnbridge"]``.
 ``h5``           ``/convert`` to Keras only: the Keras 3 ``.weights.h5`` layout that
                  ``model.load_weights`` reads (``rnnbridge.formats.hdf5.keras_weights``).
+``eqx``          ``/convert`` to Equinox only: the tensors as consecutive ``.npy`` leaves, in
+                 order, that ``eqx.tree_deserialise_leaves`` loads (no metadata).
 ``pdparams``     ``/convert`` to Paddle only: the pickled ``{key: ndarray}`` dict that
                  ``paddle.load`` returns, plus ``__meta__`` (``rnnbridge.formats.numpy_pickle``).
 ===============  ============================================================================
@@ -40,7 +42,14 @@ if TYPE_CHECKING:  # the encoders only read ``.arrays`` and ``.meta``
 META_KEY = "__meta__"
 
 #: file extension of every output format
-EXTENSIONS = {"npz": "npz", "json": "json", "safetensors": "safetensors", "h5": "h5", "pdparams": "pdparams"}
+EXTENSIONS = {
+    "npz": "npz",
+    "json": "json",
+    "safetensors": "safetensors",
+    "h5": "h5",
+    "pdparams": "pdparams",
+    "eqx": "eqx",
+}
 
 MEDIA_TYPES = {
     "npz": "application/octet-stream",
@@ -48,6 +57,7 @@ MEDIA_TYPES = {
     "safetensors": "application/octet-stream",
     "h5": "application/x-hdf5",
     "pdparams": "application/octet-stream",
+    "eqx": "application/octet-stream",
 }
 
 _NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
@@ -173,6 +183,14 @@ def write_pdparams(result: Result, stream: IO[bytes]) -> None:
         raise InvalidField(f"the result cannot be written as pdparams: {exc}", field="format") from exc
 
 
+def write_eqx(result: Result, stream: IO[bytes]) -> None:
+    """Write an Equinox ``/convert`` result as ``.eqx`` leaves, in the order of its tensors
+    (no metadata: the format has no place for it)."""
+    from rnnbridge.formats.equinox import leaves
+
+    leaves.write(result.arrays, stream)
+
+
 #: formats whose arrays may be in either memory order (``.npy`` records it; JSON lists values)
 ANY_ORDER = frozenset({"npz", "json"})
 
@@ -182,10 +200,11 @@ WRITERS = {
     "safetensors": write_safetensors,
     "h5": write_h5,
     "pdparams": write_pdparams,
+    "eqx": write_eqx,
 }
 FORMATS = tuple(WRITERS)
 #: formats only some targets have
-TARGETS_OF = {"h5": ("keras",), "pdparams": ("paddle",)}
+TARGETS_OF = {"h5": ("keras",), "pdparams": ("paddle",), "eqx": ("equinox",)}
 
 
 def check_format(fmt: str, target: str | None = None) -> None:

@@ -67,6 +67,8 @@ _NATIVE_TYPES = {
     "flax.nnx.LSTMCell": "flax.nnx_lstm",
     "flax.nnx.OptimizedLSTMCell": "flax.nnx_optimized_lstm",
     "flax.nnx.GRUCell": "flax.nnx_gru",
+    "equinox.nn.LSTMCell": "equinox.lstm",
+    "equinox.nn.GRUCell": "equinox.gru",
 }
 #: the framework (``source=``) of each manifest ``source`` whose files include bare arrays (npz)
 BARE_ARRAY_SOURCES = {"mlx_weights": "mlx", "haiku_params": "haiku"}

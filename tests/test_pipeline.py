@@ -58,7 +58,10 @@ def read(fx_id: str, name: str) -> pipeline.Model:
 
 
 def layer_name(fx: FixtureLayer) -> str:
-    """The manifest's layer name as rnnbridge reports it (made safe: ONNX ``/GRU`` is ``GRU``)."""
+    """The manifest's layer name as rnnbridge reports it (made safe: ONNX ``/GRU`` is ``GRU``;
+    an .eqx file has no names: its layers are named by their first leaf, ``#0``)."""
+    if fx.fixture["source"] == "equinox_eqx":
+        return fx.layer["weights"]["weight_ih"]["in_files"]["model.eqx"]
     return safe_name(fx.layer["name"])
 
 
@@ -113,6 +116,7 @@ def expected_refusals(fx: FixtureLayer, target: str) -> set[str]:
 #: several levels): what each can hold
 LIMITED_TARGETS = {
     "mlx": {"reset_after": True, "levels": False},
+    "equinox": {"reset_after": True, "levels": False},
     "haiku": {"reset_after": False, "levels": True},
 }
 #: targets like PyTorch's modules (every level, both directions, reset-after GRU, projection)

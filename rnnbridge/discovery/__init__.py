@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from rnnbridge.discovery.common import Found, make_names_safe
+from rnnbridge.discovery.equinox import find_equinox
 from rnnbridge.discovery.flax import find_flax
 from rnnbridge.discovery.haiku import find_haiku
 from rnnbridge.discovery.keras import find_keras
@@ -60,6 +61,7 @@ FORMAT_FRAMEWORK: dict[str, Written] = {
     "numpy_pickle": Written(("haiku", "paddle"), lambda weights: "paddle" if looks_like_paddle(weights) else "haiku"),
     "tf_checkpoint": Written(("tf1", "keras"), _tf_checkpoint_framework),
     "flax_msgpack": Written(("flax",)),
+    "eqx_leaves": Written(("equinox",)),
     "npz": Written(),
     "json": Written(),
 }
@@ -73,6 +75,7 @@ FINDERS: dict[str, Finder] = {
     "haiku": find_haiku,
     "paddle": find_paddle,
     "flax": find_flax,
+    "equinox": find_equinox,
 }
 
 

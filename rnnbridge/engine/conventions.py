@@ -57,6 +57,7 @@ FRAMEWORK_TABLE: dict[str, Framework] = {
         Framework("haiku", "Haiku", names_start="{layer}/~/", prefix=True, prefix_forbids="\\"),
         Framework("paddle", "PaddlePaddle", names_start="{layer}.", prefix=True),
         Framework("flax", "Flax"),
+        Framework("equinox", "Equinox"),
     )
 }
 FRAMEWORKS = tuple(FRAMEWORK_TABLE)
@@ -572,6 +573,42 @@ _FLAX_CONVENTIONS = (
     ),
 )
 _CONVENTION_LIST += _FLAX_CONVENTIONS
+
+# equinox/nn/_rnn.py: a cell (one level, one direction; the user's module scans it);
+# weight_ih [G*H, I], weight_hh [G*H, H], bias input side, the GRU's bias_n inside r.
+_EQUINOX_CONVENTIONS = (
+    Convention(
+        key="equinox.lstm",
+        framework="equinox",
+        cell="lstm",
+        native="eqx.nn.LSTMCell",
+        tensors=(
+            _t("weight_ih", "ifgo", "W_x"),
+            _t("weight_hh", "ifgo", "W_h"),
+            _t("bias", "ifgo", "b_x", group="bias"),
+        ),
+        naming="{tensor}",
+        features=frozenset({"single_cell", "no_bias"}),
+        source="equinox/nn/_rnn.py LSTMCell (weight_ih @ x + weight_hh @ h + bias; i, f, g, o)",
+    ),
+    Convention(
+        key="equinox.gru",
+        framework="equinox",
+        cell="gru",
+        native="eqx.nn.GRUCell",
+        tensors=(
+            _t("weight_ih", "rzn", "W_x"),
+            _t("weight_hh", "rzn", "W_h"),
+            _t("bias", "rzn", "b_x", group="bias"),
+            _t("bias_n", "n", "b_h", group="bias"),
+        ),
+        naming="{tensor}",
+        reset_after=True,
+        features=frozenset({"single_cell", "no_bias"}),
+        source="equinox/nn/_rnn.py GRUCell (bias input side; n = tanh(x_n + r * (h_n + bias_n)))",
+    ),
+)
+_CONVENTION_LIST += _EQUINOX_CONVENTIONS
 
 CONVENTIONS: dict[str, Convention] = {c.key: c for c in _CONVENTION_LIST}
 

@@ -470,6 +470,24 @@ def _flax_nnx_gru(t: Tensors, cfg: LayerConfig, x, state, units=None):
     return _gru(cfg, x_z + h_z, x_n + _gate(cfg, x_r + h_r) * h_n, take.state(h))
 
 
+# --- Equinox ------------------------------------------------------------------------------
+
+
+def _renamed(step: Step, names: dict[str, str]) -> Step:
+    """``step`` on a cell whose tensors carry other names (the same equations)."""
+
+    def renamed(t: Tensors, cfg: LayerConfig, x, state, units=None):
+        return step({names.get(k, k): v for k, v in t.items()}, cfg, x, state, units)
+
+    renamed.__doc__ = step.__doc__
+    return renamed
+
+
+#: equinox/nn/_rnn.py computes what MLX does (LSTMCell: weight_ih @ x + weight_hh @ h + bias;
+#: GRUCell: n = tanh(x_n + r ⊙ (h_n + bias_n)), h' = n + z ⊙ (h − n)), on its own names
+_EQUINOX_NAMES = {"weight_ih": "Wx", "weight_hh": "Wh", "bias_n": "bhn"}
+
+
 STEPS: dict[str, Step] = {
     "tf1.lstm": _tf1_lstm,
     "tf1.cudnn_lstm": _tf1_lstm,  # LSTMBlockCell maths; its forget_bias 0 comes with the config
@@ -498,6 +516,8 @@ STEPS: dict[str, Step] = {
     "flax.nnx_lstm": _flax_lstm("if_"),
     "flax.nnx_optimized_lstm": _flax_nnx_optimized_lstm,
     "flax.nnx_gru": _flax_nnx_gru,
+    "equinox.lstm": _renamed(_mlx_lstm, _EQUINOX_NAMES),
+    "equinox.gru": _renamed(_mlx_gru, {**_EQUINOX_NAMES, "bias": "b"}),
 }
 
 
@@ -576,6 +596,8 @@ CELL_DIMS: dict[str, Dims] = {
     "flax.nnx_lstm": _columns_dims("ii/kernel", "hi/kernel"),
     "flax.nnx_optimized_lstm": _columns_dims("dense_i/kernel", "dense_h/kernel"),
     "flax.nnx_gru": _columns_dims("dense_i/kernel", "dense_h/kernel"),
+    "equinox.lstm": _rows_dims("weight_ih", "weight_hh"),
+    "equinox.gru": _rows_dims("weight_ih", "weight_hh"),
 }
 
 

@@ -254,7 +254,7 @@ def test_openapi_lists_registry_enums(client):
 
     assert enum(form["target"]) == list(TARGET_FRAMEWORKS)
     assert enum(form["source"]) == list(FRAMEWORKS)
-    assert enum(form["format"]) == ["npz", "json", "safetensors", "h5", "pdparams"]
+    assert enum(form["format"]) == ["npz", "json", "safetensors", "h5", "pdparams", "eqx"]
     assert set(form) >= {"file", "layer", "source_forget_bias", "target_forget_bias", "verify", "prefix"}
     split_form = schemas["Body_split_split_post"]["properties"]
     assert enum(split_form["orientation"]) == ["out_in", "in_out"]
