@@ -19,6 +19,7 @@ from rnnbridge.discovery.haiku import find_haiku
 from rnnbridge.discovery.keras import find_keras
 from rnnbridge.discovery.mlx import find_mlx, looks_like_mlx
 from rnnbridge.discovery.onnx import find_onnx
+from rnnbridge.discovery.openvino import find_openvino
 from rnnbridge.discovery.paddle import find_paddle, looks_like_paddle
 from rnnbridge.discovery.pytorch import find_pytorch
 from rnnbridge.discovery.rnnbridge import find_rnnbridge, is_rnnbridge_output
@@ -62,6 +63,7 @@ FORMAT_FRAMEWORK: dict[str, Written] = {
     "tf_checkpoint": Written(("tf1", "keras"), _tf_checkpoint_framework),
     "flax_msgpack": Written(("flax",)),
     "eqx_leaves": Written(("equinox",)),
+    "openvino_ir": Written(("openvino",)),
     "npz": Written(),
     "json": Written(),
 }
@@ -76,6 +78,7 @@ FINDERS: dict[str, Finder] = {
     "paddle": find_paddle,
     "flax": find_flax,
     "equinox": find_equinox,
+    "openvino": find_openvino,
 }
 
 

@@ -58,6 +58,7 @@ FRAMEWORK_TABLE: dict[str, Framework] = {
         Framework("paddle", "PaddlePaddle", names_start="{layer}.", prefix=True),
         Framework("flax", "Flax"),
         Framework("equinox", "Equinox"),
+        Framework("openvino", "OpenVINO"),
     )
 }
 FRAMEWORKS = tuple(FRAMEWORK_TABLE)
@@ -609,6 +610,57 @@ _EQUINOX_CONVENTIONS = (
     ),
 )
 _CONVENTION_LIST += _EQUINOX_CONVENTIONS
+
+# OpenVINO opset5 LSTMSequence / GRUSequence (docs.openvino.ai, operation specs): W [D, G*H, I],
+# R [D, G*H, H], one bias B; LSTM blocks f, i, c, o; GRU z, r, h. With linear_before_reset
+# B is [D, 4H] = [z, r, Wb_h, Rb_h]: the finder cuts it into B [3H] and Rb_h [H] per direction.
+_OPENVINO_FEATURES = frozenset({"clip", "reverse_only"})
+_OPENVINO_CONVENTIONS = (
+    Convention(
+        key="openvino.lstm",
+        framework="openvino",
+        cell="lstm",
+        native="OpenVINO LSTMSequence (opset5)",
+        tensors=(_t("W", "figo", "W_x"), _t("R", "figo", "W_h"), _t("B", "figo", "b_x", group="bias")),
+        naming="l{level}/{tensor}",
+        features=_OPENVINO_FEATURES,
+        activations=Activations(gate=_COMMON, cell=_COMMON),
+        source_only=True,
+        source="OpenVINO LSTMSequence-5 spec (W, R [D, 4H, ·], B [D, 4H]; gates f, i, c, o)",
+    ),
+    Convention(
+        key="openvino.gru",
+        framework="openvino",
+        cell="gru",
+        native="OpenVINO GRUSequence (opset5, linear_before_reset=false)",
+        tensors=(_t("W", "zrn", "W_x"), _t("R", "zrn", "W_h"), _t("B", "zrn", "b_x", group="bias")),
+        naming="l{level}/{tensor}",
+        reset_after=False,
+        features=_OPENVINO_FEATURES,
+        activations=Activations(gate=_COMMON, cell=_COMMON),
+        source_only=True,
+        source="OpenVINO GRUSequence-5 spec (z, r, h; h~ = g(x W_h + (r * h) R_h + B_h))",
+    ),
+    Convention(
+        key="openvino.gru_lbr",
+        framework="openvino",
+        cell="gru",
+        native="OpenVINO GRUSequence (opset5, linear_before_reset=true)",
+        tensors=(
+            _t("W", "zrn", "W_x"),
+            _t("R", "zrn", "W_h"),
+            _t("B", "zrn", "b_x", group="bias"),
+            _t("Rb_h", "n", "b_h", group="bias"),
+        ),
+        naming="l{level}/{tensor}",
+        reset_after=True,
+        features=_OPENVINO_FEATURES,
+        activations=Activations(gate=_COMMON, cell=_COMMON),
+        source_only=True,
+        source="OpenVINO GRUSequence-5 spec (B [D, 4H] = z, r, Wb_h, Rb_h; h~ = g(x W_h + r * (h R_h + Rb_h) + Wb_h))",
+    ),
+)
+_CONVENTION_LIST += _OPENVINO_CONVENTIONS
 
 CONVENTIONS: dict[str, Convention] = {c.key: c for c in _CONVENTION_LIST}
 

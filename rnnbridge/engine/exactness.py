@@ -16,6 +16,8 @@ activation_unsupported        an activation the target cannot express
 reverse_only_unsupported      one backward direction into PyTorch or TF1
 topology_unsupported          a layer shape the target has no module for
 target_unavailable            the target framework has no module of this cell kind
+inexact_fold                  a run-time forget constant cannot be folded exactly in the
+                              stored dtype (float16) (raised by ``canonical.from_canonical``)
 ============================  =====================================================
 """
 

@@ -488,6 +488,42 @@ def _renamed(step: Step, names: dict[str, str]) -> Step:
 _EQUINOX_NAMES = {"weight_ih": "Wx", "weight_hh": "Wh", "bias_n": "bhn"}
 
 
+# --- OpenVINO -----------------------------------------------------------------------------
+
+
+def _openvino_lstm(t: Tensors, cfg: LayerConfig, x, state, units=None):
+    """``LSTMSequence``: ``f, i, c, o = split(x W^T + h R^T + B, 4)`` (OpenVINO LSTMCell spec)."""
+    h, c = state
+    take = _Take(units, x.dtype)
+    gates = _dot(x, take(t["W"], 4).T) + _dot(h, take(t["R"], 4).T) + take(t.get("B"), 4)
+    f, i, g, o = np.split(gates, 4, axis=-1)
+    return _lstm(cfg, i, f, g, o, take.state(c))
+
+
+def _openvino_gru(t: Tensors, cfg: LayerConfig, x, state, units=None):
+    """``GRUSequence``, ``linear_before_reset=false``: z, r, h;
+    ``h~ = g(x W_h + (r ⊙ h) R_h + B_h)``, ``H = (1 − z) ⊙ h~ + z ⊙ h`` (GRUCell spec)."""
+    (h,) = state
+    take, every = _Take(units, x.dtype), _Take(None, x.dtype)
+    (w_z, w_r, w_h), (r_z, r_r, r_h) = np.split(t["W"], 3), np.split(t["R"], 3)
+    b_z, b_r, b_h = _split(t.get("B"), 3)
+    r = _gate(cfg, _dot(x, every(w_r, 1).T) + _dot(h, every(r_r, 1).T) + every(b_r, 1))
+    z = _dot(x, take(w_z, 1).T) + _dot(h, take(r_z, 1).T) + take(b_z, 1)
+    n = _dot(x, take(w_h, 1).T) + _dot(r * h, take(r_h, 1).T) + take(b_h, 1)
+    return _gru(cfg, z, n, take.state(h))
+
+
+def _openvino_gru_lbr(t: Tensors, cfg: LayerConfig, x, state, units=None):
+    """``GRUSequence``, ``linear_before_reset=true``: ``h~ = g(x W_h + r ⊙ (h R_h + Rb_h) + Wb_h)``,
+    B's Wb_h here as ``B``'s third block and Rb_h as ``Rb_h``."""
+    (h,) = state
+    take = _Take(units, x.dtype)
+    x_z, x_r, x_n = np.split(_dot(x, take(t["W"], 3).T) + take(t.get("B"), 3), 3, axis=-1)
+    h_z, h_r, h_n = np.split(_dot(h, take(t["R"], 3).T), 3, axis=-1)
+    h_n = h_n + take(t.get("Rb_h"), 1)
+    return _gru(cfg, x_z + h_z, x_n + _gate(cfg, x_r + h_r) * h_n, take.state(h))
+
+
 STEPS: dict[str, Step] = {
     "tf1.lstm": _tf1_lstm,
     "tf1.cudnn_lstm": _tf1_lstm,  # LSTMBlockCell maths; its forget_bias 0 comes with the config
@@ -518,6 +554,9 @@ STEPS: dict[str, Step] = {
     "flax.nnx_gru": _flax_nnx_gru,
     "equinox.lstm": _renamed(_mlx_lstm, _EQUINOX_NAMES),
     "equinox.gru": _renamed(_mlx_gru, {**_EQUINOX_NAMES, "bias": "b"}),
+    "openvino.lstm": _openvino_lstm,
+    "openvino.gru": _openvino_gru,
+    "openvino.gru_lbr": _openvino_gru_lbr,
 }
 
 
@@ -598,6 +637,9 @@ CELL_DIMS: dict[str, Dims] = {
     "flax.nnx_gru": _columns_dims("dense_i/kernel", "dense_h/kernel"),
     "equinox.lstm": _rows_dims("weight_ih", "weight_hh"),
     "equinox.gru": _rows_dims("weight_ih", "weight_hh"),
+    "openvino.lstm": _ONNX_DIMS,
+    "openvino.gru": _ONNX_DIMS,
+    "openvino.gru_lbr": _ONNX_DIMS,
 }
 
 

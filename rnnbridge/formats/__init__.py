@@ -30,6 +30,7 @@ FORMATS: dict[str, str] = {
     "safetensors": "rnnbridge.formats.safetensors.file",
     "onnx": "rnnbridge.formats.onnx.model",
     "flax_msgpack": "rnnbridge.formats.flax.serialization",
+    "openvino_ir": "rnnbridge.formats.openvino.ir",
     "json": "rnnbridge.formats.json_arrays",
 }
 
@@ -44,6 +45,7 @@ DESCRIPTIONS: dict[str, str] = {
     "safetensors": "safetensors file of a PyTorch state_dict",
     "onnx": "ONNX model (.onnx) with LSTM/GRU nodes; external data only from inside the upload",
     "flax_msgpack": "Flax .msgpack (flax.serialization.to_bytes of linen variables or an NNX state)",
+    "openvino_ir": "OpenVINO IR (model.xml + model.bin) with LSTMSequence/GRUSequence ops",
     "json": "JSON arrays, as rnnbridge writes them (needs source=)",
 }
 
