@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import io
 import math
+from tokenize import TokenError
 from collections.abc import Mapping, Sequence
 from typing import IO
 
@@ -75,7 +76,7 @@ def _leaf(data: memoryview, pos: int, name: str, limits: Limits) -> tuple[np.nda
             shape, fortran, dtype = npy_format.read_array_header_2_0(stream, max_header_size=MAX_HEADER_SIZE)
         else:
             raise ValueError(f"version {version}")
-    except (ValueError, SyntaxError, OSError, EOFError) as exc:
+    except (ValueError, TypeError, SyntaxError, OSError, EOFError, TokenError) as exc:
         raise MalformedFile(f"leaf {name} at byte {pos}: not a .npy array ({exc})", tensor=name) from None
     if dtype.hasobject:
         raise UnsafeInput(f"leaf {name} is an object array, which would need unpickling", code="object_array")
