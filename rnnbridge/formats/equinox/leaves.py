@@ -18,8 +18,8 @@ from __future__ import annotations
 
 import io
 import math
-from tokenize import TokenError
 from collections.abc import Mapping, Sequence
+from tokenize import TokenError
 from typing import IO
 
 import numpy as np
