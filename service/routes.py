@@ -52,6 +52,7 @@ from rnnbridge.schemas import (
     Orientation,
     OutputFormat,
     Readiness,
+    TargetFramework,
     TensorLayout,
 )
 from rnnbridge.service import metrics
@@ -274,7 +275,7 @@ def convert(
     workspace: WorkspaceDep,
     registry: MetricsDep,
     file: Files,
-    target: Annotated[Framework, Form(description="The target framework.")],
+    target: Annotated[TargetFramework, Form(description="The target framework.")],
     sent_prefix: Annotated[str | None, Depends(raw_prefix)],
     source: Source = None,
     layer: Layer = None,
