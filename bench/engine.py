@@ -22,7 +22,8 @@ import numpy as np
 
 from rnnbridge.engine import exactness, layout, naming, verify
 from rnnbridge.engine.canonical import from_canonical, to_canonical
-from rnnbridge.engine.conventions import FRAMEWORKS
+from rnnbridge.engine.conventions import TARGET_FRAMEWORKS as FRAMEWORKS
+from rnnbridge.engine.conventions import candidates
 
 from .common import MB, SOURCES, floats, layer_bytes, machine, parser, random_layer, side_by_side, table, timed, units_for
 
@@ -43,6 +44,8 @@ def rows_for(cell: str, megabytes: float, repeat: int) -> list[tuple]:
         nbytes = layer_bytes(native)
         reference = np.ones(nbytes // 4, np.float32)
         for framework in FRAMEWORKS:
+            if not candidates(framework, native.convention.cell, native.convention.reset_after):
+                continue  # no module of this GRU variant: refused, nothing to time
             copy_t, c_t = side_by_side(lambda: np.copy(reference), lambda: convert(native, framework), repeat)
             _, k_t = side_by_side(lambda: None, lambda: convert(native, framework, "K"), repeat)
             _, named_t = side_by_side(lambda: None, lambda: naming.tensor_names(convert(native, framework)), repeat)

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rnnbridge.engine.conventions import FRAMEWORKS
+from rnnbridge.engine.conventions import FRAMEWORKS, TARGET_FRAMEWORKS
 from rnnbridge.errors import InvalidField, RnnBridgeError
 from rnnbridge.options import DIRECTIONS, ORIENTATIONS
 from rnnbridge.outputs import FORMATS
@@ -256,16 +256,22 @@ def _split_options(parser: argparse.ArgumentParser) -> None:
 
 def _convert_options(parser: argparse.ArgumentParser) -> None:
     required = parser.add_argument_group("required options")
-    required.add_argument("--target", required=True, choices=FRAMEWORKS, help="the framework to convert to")
+    required.add_argument("--target", required=True, choices=TARGET_FRAMEWORKS, help="the framework to convert to")
     _reading_options(parser)
     _output_options(parser)
     _option(
-        parser, "target_forget_bias", type=float, metavar="BIAS", help="run-time forget_bias of a TF1 LSTMCell target"
+        parser,
+        "target_forget_bias",
+        type=float,
+        metavar="BIAS",
+        help="run-time forget_bias of a target that takes one (TF1 LSTMCell)",
     )
     parser.add_argument(
         "--verify", action=argparse.BooleanOptionalAction, default=True, help="check the result (default: on)"
     )
-    parser.add_argument("--prefix", help="PyTorch key prefix (default: the layer name + '.'; '' for bare keys)")
+    parser.add_argument(
+        "--prefix", help="prefix of the output names (PyTorch, MLX, Paddle, Haiku; default: the layer name + '.')"
+    )
     parser.add_argument("--scope", help="TF1 variable scope of the layer in a tf_checkpoint (default: rnn, ...)")
 
 

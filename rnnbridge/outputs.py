@@ -19,9 +19,14 @@ format           layout
                  in ``metadata_props["rnnbridge"]``. (``formats.onnx.writer``)
 ``tf_checkpoint`` conversions to TF1 only: a tar of a tensor bundle (``.index``, ``.data``)
                  and its ``checkpoint`` file. (``formats.tf.writer``)
+``pdparams``     conversions to Paddle only: the pickled ``{key: ndarray}`` dict that
+                 ``paddle.load`` returns, plus ``__meta__``. (``formats.numpy_pickle``)
+``eqx``          conversions to Equinox only: the tensors as consecutive ``.npy`` leaves, in
+                 order, that ``eqx.tree_deserialise_leaves`` loads (no metadata: it does not
+                 read back into rnnbridge without ``source``). (``formats.equinox.leaves``)
 ===============  ============================================================================
 
-Every format but h5 reads back into rnnbridge without ``source`` (``formats.meta``). Arrays
+Every format but h5 and eqx reads back into rnnbridge without ``source`` (``formats.meta``). Arrays
 keep their dtype. Writers write to a binary stream and know nothing of HTTP or of files on
 disk (``Result.save`` does the files). This module imports no writer until one is used, so
 that the CLI can offer the formats as choices without loading NumPy.
@@ -127,6 +132,22 @@ OUTPUTS: dict[str, OutputFormat] = {
             "rnnbridge.formats.tf.writer:write",
             "tar of a TF tensor-bundle checkpoint (.index, .data, checkpoint; TF1 targets only)",
             targets=("tf1",),
+        ),
+        OutputFormat(
+            "pdparams",
+            "pdparams",
+            "application/octet-stream",
+            "rnnbridge.formats.numpy_pickle:write",
+            "Paddle .pdparams: the pickled dict paddle.load returns, the metadata in __meta__ (Paddle targets only)",
+            targets=("paddle",),
+        ),
+        OutputFormat(
+            "eqx",
+            "eqx",
+            "application/octet-stream",
+            "rnnbridge.formats.equinox.leaves:write",
+            "Equinox .eqx leaves for eqx.tree_deserialise_leaves, no metadata (Equinox targets only)",
+            targets=("equinox",),
         ),
     )
 }

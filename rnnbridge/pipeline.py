@@ -28,7 +28,7 @@ from rnnbridge import discovery, formats, outputs, readback
 from rnnbridge.describe import describe_config, describe_layer, module_recipe
 from rnnbridge.discovery.renames import HOW_TO_NAME, apply_names, fused_candidates, parse_names
 from rnnbridge.engine import canonical, exactness, facts, loading, naming, verify
-from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, Convention
+from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORK_TABLE, FRAMEWORKS, TARGET_FRAMEWORKS, Convention
 from rnnbridge.engine.facts import assumptions_of
 from rnnbridge.engine.model import CellKey, Layer, NativeLayer, cell_order
 from rnnbridge.errors import InvalidField, LayerNotFound
@@ -261,12 +261,9 @@ def convert(
     ``scope`` (TF1 only) is the variable scope of the layer in a ``tf_checkpoint`` output.
     """
     target_forget_bias = facts.finite(target_forget_bias, "target_forget_bias")
-    if target not in FRAMEWORKS:
-        raise InvalidField(f"target must be one of {list(FRAMEWORKS)}, not {target!r}", field="target")
-    if prefix is not None and target != "pytorch":
-        raise InvalidField("prefix applies to target=pytorch only", field="prefix")
-    if prefix and (any(c in prefix for c in "/\\") or any(ord(c) < 32 for c in prefix) or len(prefix) > 256):
-        raise InvalidField("prefix is a state_dict key prefix: no '/', '\\' or control characters", field="prefix")
+    if target not in TARGET_FRAMEWORKS:
+        raise InvalidField(f"target must be one of {list(TARGET_FRAMEWORKS)}, not {target!r}", field="target")
+    _check_prefix(prefix, target)
     output = None if format is None else outputs.check_format(format, target)
     if order is None:
         order = "K" if output is not None and output.any_order else "C"
@@ -368,25 +365,45 @@ def _ticker(phase: str, model: Model, progress: Progress | None) -> Callable[[Na
 
 
 def _target_forget_bias(native: NativeLayer | Layer, conv: Convention, value: float | None) -> float:
-    """The run-time forget bias the target framework will add: its default, or ``value``
-    where the target has that argument (422 elsewhere: it would never be applied)."""
+    """The run-time forget-gate constant the target framework will add: its default, or
+    ``value`` where the target's constant is a constructor argument (``forget_bias_rule``
+    ``stated``, e.g. TF1 ``LSTMCell(forget_bias)``); 422 elsewhere, where it would be
+    subtracted from the stored bias and never added back."""
     if value is None:
         return conv.forget_bias
     if "forget_bias" not in conv.runtime_constants:
         raise InvalidField(
-            f"layer {native.name!r} converts to {conv.native}, which has no run-time forget bias: "
+            f"layer {native.name!r} converts to {conv.native}, which has no run-time forget bias argument "
+            f"(it {_forget_bias_known(conv)}): "
             f"target_forget_bias={value:g} would be subtracted from the stored bias and never added "
-            "back; leave target_forget_bias out (only TF1 LSTMCell/BasicLSTMCell take one)",
+            f"back; leave target_forget_bias out (only {_stated()} take one)",
             field="target_forget_bias",
             layer=native.name,
         )
     return value
 
 
+def _check_prefix(prefix: str | None, target: str) -> None:
+    """A caller's prefix of the output names, for targets whose names may start with one."""
+    if prefix is not None and not FRAMEWORK_TABLE[target].prefix:
+        takers = [key for key, framework in FRAMEWORK_TABLE.items() if framework.prefix]
+        raise InvalidField(f"prefix applies to target={' or '.join(takers)} only", field="prefix")
+    forbids = FRAMEWORK_TABLE[target].prefix_forbids
+    if prefix and (
+        any(c in prefix for c in forbids)
+        or any(ord(c) < 32 for c in prefix)
+        or ".." in prefix.split("/")
+        or len(prefix) > 256
+    ):
+        shown = ", ".join(repr(c) for c in forbids)
+        raise InvalidField(f"prefix starts every output name: no {shown}, '..' or control characters", field="prefix")
+
+
 def _checked_scope(scope: str, target: str) -> str:
     """A TF variable scope: what ``tf.compat.v1.variable_scope`` accepts, without a leading or trailing ``/``."""
-    if target != "tf1":
-        raise InvalidField("scope applies to target=tf1 only", field="scope")
+    takers = outputs.OUTPUTS["tf_checkpoint"].targets or ()
+    if target not in takers:
+        raise InvalidField(f"scope applies to target={' or '.join(takers)} only", field="scope")
     if not _SCOPE.fullmatch(scope):
         raise InvalidField(
             f"scope {scope[:100]!r} is not a TF variable scope: letters, digits and . _ - separated by '/'",
@@ -481,17 +498,28 @@ def _with_forget_bias(native: NativeLayer, forget_bias: float | None) -> NativeL
     if forget_bias is None:
         return native
     conv = native.convention
-    if "forget_bias" not in conv.runtime_constants and forget_bias != conv.forget_bias:
+    if conv.forget_bias_rule != "stated" and forget_bias != conv.forget_bias:
         raise InvalidField(
-            f"source_forget_bias applies to TF1 LSTMCell/BasicLSTMCell only; {conv.native} has "
-            f"{'a fixed forget bias ' + format(conv.forget_bias, 'g') if conv.framework == 'tf1' else 'none'} "
-            "(other frameworks store every bias)",
+            f"source_forget_bias applies to LSTM cells whose file does not record it ({_stated()}); "
+            f"{conv.native} {_forget_bias_known(conv)}",
             field="source_forget_bias",
             layer=native.name,
         )
     kept = tuple(a for a in native.config.assumed if a.fact != "forget_bias")
     config = native.config.with_(forget_bias=forget_bias, assumed=kept)
     return NativeLayer(native.name, conv, config, native.cells, native.notes, native.origin)
+
+
+def _forget_bias_known(conv: Convention) -> str:
+    if conv.forget_bias_rule == "fixed":
+        return f"always adds {conv.forget_bias:g} to its forget gate"
+    if conv.forget_bias_rule == "stored":
+        return "records its forget-gate constant in the file"
+    return "adds no constant to its forget gate"
+
+
+def _stated() -> str:
+    return ", ".join(key for key, conv in CONVENTIONS.items() if conv.forget_bias_rule == "stated")
 
 
 def _layer_meta(native: NativeLayer) -> dict[str, Any]:

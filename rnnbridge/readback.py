@@ -69,6 +69,8 @@ def _reread(
         tensors = {name: np.array(array) for name, array in weights.tensors.items()}
     if fmt == "h5":
         return _from_keras_h5(tensors, meta)
+    if fmt == "eqx":  # leaves hold no names: ``#k`` is the k-th array written
+        return {name: tensors[f"#{k}"] for k, name in enumerate(arrays) if f"#{k}" in tensors}
     if fmt == "tf_checkpoint":  # TF variable names back to the result's names
         from rnnbridge.formats.tf.writer import variable_names
 

@@ -29,7 +29,7 @@ from rnnbridge.describe import describe_config, module_recipe
 from rnnbridge.engine import canonical, exactness, facts, naming
 from rnnbridge.engine import init as init_engine
 from rnnbridge.engine import run as run_engine
-from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, candidates, native_letter
+from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORK_TABLE, TARGET_FRAMEWORKS, candidates, native_letter
 from rnnbridge.engine.equations import equations
 from rnnbridge.engine.explain import gate_map, recipe, split_snippet, target_snippet
 from rnnbridge.engine.expressions import DIALECTS
@@ -121,10 +121,11 @@ def explain(
     """
     if orientation not in ("out_in", "in_out"):
         raise InvalidField(f"orientation must be 'out_in' or 'in_out', not {orientation!r}", field="orientation")
-    if prefix is not None and target != "pytorch":
-        raise InvalidField("prefix applies to target=pytorch only", field="prefix")
-    if target is not None and target not in FRAMEWORKS:
-        raise InvalidField(f"target must be one of {list(FRAMEWORKS)}, not {target!r}", field="target")
+    if target is not None and target not in TARGET_FRAMEWORKS:
+        raise InvalidField(f"target must be one of {list(TARGET_FRAMEWORKS)}, not {target!r}", field="target")
+    if prefix is not None and (target is None or not FRAMEWORK_TABLE[target].prefix):
+        takers = [key for key, framework in FRAMEWORK_TABLE.items() if framework.prefix]
+        raise InvalidField(f"prefix applies to target={' or '.join(takers)} only", field="prefix")
     if format is not None:
         outputs.check_format(format, target)
     if scope is not None:
@@ -215,6 +216,8 @@ def _target_doc(native: NativeLayer, target: str, forget_bias: float | None, pre
         conv = exactness.select_target(layer, target)
         exactness.check(layer, conv)
         bias = _target_forget_bias(native, conv, forget_bias)
+        if data:
+            canonical.check_fold(layer, conv, bias)
         tensors = recipe(native, layer, conv, bias, prefix=prefix, data=data)
     except InexactConversion as exc:
         return {"framework": target, "refused": {"code": exc.code, "detail": exc.detail}}
@@ -539,8 +542,9 @@ def init(
         outputs.check_format(format, conv.framework)
     if scope is not None:
         scope = _checked_scope(scope, conv.framework)
-    if prefix is not None and conv.framework != "pytorch":
-        raise InvalidField("prefix applies to target=pytorch only", field="prefix")
+    if prefix is not None and not FRAMEWORK_TABLE[conv.framework].prefix:
+        takers = [key for key, framework in FRAMEWORK_TABLE.items() if framework.prefix]
+        raise InvalidField(f"prefix applies to target={' or '.join(takers)} only", field="prefix")
     shape = _shape(
         conv.cell,
         conv.reset_after,
@@ -609,10 +613,10 @@ def _init_convention(target: str, cell: str, reset_after: bool | None):
         if conv.cell != cell or (reset_after is not None and conv.cell == "gru" and conv.reset_after != reset_after):
             raise InvalidField(f"{target} is not a {cell} of that variant", field="target")
         return conv
-    if target not in FRAMEWORKS:
-        raise InvalidField(f"target must be a framework {list(FRAMEWORKS)} or a convention key", field="target")
+    if target not in TARGET_FRAMEWORKS:
+        raise InvalidField(f"target must be a framework {list(TARGET_FRAMEWORKS)} or a convention key", field="target")
     if cell == "gru" and reset_after is None:
-        reset_after = init_engine.DEFAULT_RESET_AFTER.get(target, True)
+        reset_after = init_engine.DEFAULT_RESET_AFTER[target]
     found = candidates(target, cell, reset_after if cell == "gru" else None)
     if not found:
         raise InvalidField(

@@ -1,6 +1,6 @@
 """The HTTP contract: pydantic models and enumerated fields, imported by the transports only."""
 
-from rnnbridge.schemas.fields import Direction, Framework, Orientation, OutputFormat, SplitFormat
+from rnnbridge.schemas.fields import Direction, Framework, Orientation, OutputFormat, SplitFormat, TargetFramework
 from rnnbridge.schemas.layers import ExplainResponse, RunResponse
 from rnnbridge.schemas.problems import PROBLEM_MEDIA_TYPE, Problem
 from rnnbridge.schemas.responses import (
@@ -25,6 +25,7 @@ __all__ = [
     "Direction",
     "ExplainResponse",
     "Framework",
+    "TargetFramework",
     "Health",
     "InspectResponse",
     "LayerInfo",

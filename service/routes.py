@@ -53,6 +53,7 @@ from rnnbridge.schemas import (
     OutputFormat,
     Readiness,
     SplitFormat,
+    TargetFramework,
     TensorLayout,
 )
 from rnnbridge.service import metrics
@@ -278,7 +279,7 @@ def convert(
     workspace: WorkspaceDep,
     registry: MetricsDep,
     file: Files,
-    target: Annotated[Framework, Form(description="The target framework.")],
+    target: Annotated[TargetFramework, Form(description="The target framework.")],
     sent_prefix: Annotated[str | None, Depends(raw_prefix)],
     source: Source = None,
     layer: Layer = None,

@@ -29,7 +29,7 @@ from rnnbridge.errors import (
     UnsupportedFormat,
 )
 from rnnbridge.outputs import check_format, jsonable
-from rnnbridge.schemas import ArraysResponse, ExplainResponse, Framework, Orientation, OutputFormat, RunResponse
+from rnnbridge.schemas import ArraysResponse, ExplainResponse, Orientation, OutputFormat, RunResponse, TargetFramework
 from rnnbridge.service.errors import openapi_responses
 from rnnbridge.service.forms import SpooledUpload, SpoolingRoute
 from rnnbridge.service.routes import (
@@ -96,7 +96,7 @@ def explain(
     input_forget: InputForget = None,
     names: Names = None,
     strict: Strict = False,
-    target: Annotated[Framework | None, Form(description="Also show how /convert builds this target.")] = None,
+    target: Annotated[TargetFramework | None, Form(description="Also show how /convert builds this target.")] = None,
     output_format: Annotated[
         OutputFormat | None,
         Form(
@@ -287,7 +287,10 @@ def run(
 def init(
     settings: SettingsDep,
     workspace: WorkspaceDep,
-    target: Annotated[str, Form(description="A framework (pytorch, keras, tf1, onnx) or a convention key.")],
+    target: Annotated[
+        str,
+        Form(description="A target framework (a value of target in /convert) or a convention key."),
+    ],
     input_size: Annotated[int, Form(description="Input size I.")],
     units: Annotated[int, Form(description="Units H.")],
     cell: Annotated[Literal["lstm", "gru"], Form(description="The cell.")] = "lstm",

@@ -61,7 +61,24 @@ _NATIVE_TYPES = {
     "torch.nn.LSTMCell": "pytorch.lstm_cell",
     "torch.nn.GRUCell": "pytorch.gru_cell",
     "onnx.LSTM": "onnx.lstm",
+    "mlx.nn.LSTM": "mlx.lstm",
+    "mlx.nn.GRU": "mlx.gru",
+    "haiku.LSTM": "haiku.lstm",
+    "haiku.GRU": "haiku.gru",
+    "paddle.nn.LSTM": "paddle.lstm",
+    "paddle.nn.GRU": "paddle.gru",
+    "flax.linen.LSTMCell": "flax.lstm",
+    "flax.linen.OptimizedLSTMCell": "flax.lstm",
+    "flax.linen.GRUCell": "flax.gru",
+    "flax.nnx.LSTMCell": "flax.nnx_lstm",
+    "flax.nnx.OptimizedLSTMCell": "flax.nnx_optimized_lstm",
+    "flax.nnx.GRUCell": "flax.nnx_gru",
+    "equinox.nn.LSTMCell": "equinox.lstm",
+    "equinox.nn.GRUCell": "equinox.gru",
+    "openvino.LSTMSequence": "openvino.lstm",
 }
+#: the framework (``source=``) of each manifest ``source`` whose files include bare arrays (npz)
+BARE_ARRAY_SOURCES = {"mlx_weights": "mlx", "haiku_params": "haiku"}
 _ONNX_ACTIVATIONS = {"Sigmoid": conv.SIGMOID, "Tanh": conv.TANH, "Relu": conv.RELU}
 _ONNX_DIRECTIONS = {
     "forward": ("forward",),
@@ -69,6 +86,7 @@ _ONNX_DIRECTIONS = {
     "bidirectional": ("forward", "backward"),
 }
 _TORCH_ROLE = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)(?:_l(\d+))?(_reverse)?")
+_PADDLE_ROLE = re.compile(r"(\d+)\.cell(_fw|_bw)?\.(\w+)")
 _CANONICAL_KEY = re.compile(r"l(\d+)\.(fw|bw)\.(.+)")
 
 
@@ -101,6 +119,8 @@ def convention_key(layer: dict) -> str:
         return "keras.gru_reset_after" if flags.get("reset_after") else "keras.gru"
     if native == "onnx.GRU":
         return "onnx.gru_lbr" if flags.get("linear_before_reset") else "onnx.gru"
+    if native == "openvino.GRUSequence":
+        return "openvino.gru_lbr" if flags.get("linear_before_reset") else "openvino.gru"
     return _NATIVE_TYPES[native]
 
 
@@ -133,6 +153,8 @@ def _config(fixture: dict, layer: dict, convention: Convention) -> LayerConfig:
     flags, count = layer["flags"], 3 if convention.cell == "lstm" else 2
     if convention.framework == "onnx":
         activations = _onnx_activations(flags, count)
+    elif convention.framework == "openvino":
+        activations = tuple(flags["activations"][:count])
     else:
         gate = _keras_name(flags.get("recurrent_activation", conv.SIGMOID), fixture)
         cell = _keras_name(flags.get("activation", conv.TANH), fixture)
@@ -140,7 +162,7 @@ def _config(fixture: dict, layer: dict, convention: Convention) -> LayerConfig:
     return LayerConfig(
         activations=activations,
         forget_bias=float((layer.get("runtime_constants") or {}).get("forget_bias", 0.0)),
-        clip=flags.get("clip"),
+        clip=flags.get("clip") or None,  # OpenVINO writes clip=0 for none
         input_forget=bool(flags.get("input_forget", 0)),
         independent_directions=layer.get("wrapper") == "tf1.bidirectional_dynamic_rnn",
     )
@@ -148,6 +170,11 @@ def _config(fixture: dict, layer: dict, convention: Convention) -> LayerConfig:
 
 def _role_cell(framework: str, role: str, default: str) -> tuple[tuple[int, str], str]:
     """``((level, direction), tensor name)`` of a native.npz role."""
+    if framework == "paddle":
+        match = _PADDLE_ROLE.fullmatch(role)
+        if match is None:
+            raise KeyError(f"unexpected Paddle role {role!r}")
+        return (int(match[1]), "backward" if match[2] == "_bw" else "forward"), match[3]
     if framework == "pytorch":
         match = _TORCH_ROLE.fullmatch(role)
         if match is None:
@@ -164,9 +191,14 @@ def _role_cell(framework: str, role: str, default: str) -> tuple[tuple[int, str]
 
 
 def _cells(convention: Convention, layer: dict, arrays: dict[str, np.ndarray]) -> dict:
-    if convention.framework == "onnx":
+    if convention.framework in ("onnx", "openvino"):
         directions = _ONNX_DIRECTIONS[layer["flags"].get("direction", layer["direction"])]
-        return {(0, d): {role: a[k] for role, a in arrays.items()} for k, d in enumerate(directions)}
+        cells = {(0, d): {role: a[k] for role, a in arrays.items()} for k, d in enumerate(directions)}
+        if convention.key == "openvino.gru_lbr":  # B [4H] = z, r, Wb_h | Rb_h
+            for cell in cells.values():
+                units = cell["B"].shape[0] // 4
+                cell["B"], cell["Rb_h"] = cell["B"][: 3 * units], cell["B"][3 * units :]
+        return cells
     default = "backward" if layer["flags"].get("go_backwards") else "forward"
     cells: dict = defaultdict(dict)
     for role, array in arrays.items():

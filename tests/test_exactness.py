@@ -88,15 +88,15 @@ def test_observation_1_verification_runs_the_constants_the_target_will_apply(mon
     """A recipe that tells TF1 another forget_bias than the one folded into the bias fails."""
     from rnnbridge import describe
 
-    real = describe._recipe
+    real = describe.RECIPES["tf1"]
 
-    def wrong_forget_bias(layer):
-        recipe = real(layer)
+    def wrong_forget_bias(layer, dims):
+        recipe = real(layer, dims)
         if "forget_bias" in recipe.get("kwargs", {}):
             recipe["kwargs"]["forget_bias"] = 1.0 + recipe["kwargs"]["forget_bias"]
         return recipe
 
-    monkeypatch.setattr(describe, "_recipe", wrong_forget_bias)
+    monkeypatch.setitem(describe.RECIPES, "tf1", wrong_forget_bias)
     with pytest.raises(VerificationFailed):
         pipeline.convert(pipeline.read(tf1_files()), "tf1", source_forget_bias=0.5)
 

@@ -26,7 +26,8 @@ import rnnbridge.engine
 
 ROOT = Path(__file__).resolve().parents[1]
 WEB = {"fastapi", "starlette", "pydantic", "pydantic_settings", "uvicorn", "multipart", "python_multipart", "httpx"}
-FRAMEWORKS = {"torch", "tensorflow", "keras", "onnx", "onnxruntime", "safetensors", "jax"}
+FRAMEWORKS = {"torch", "tensorflow", "keras", "onnx", "onnxruntime", "safetensors", "jax", "flax", "haiku", "equinox"}
+FRAMEWORKS |= {"mlx", "paddle", "openvino", "msgpack", "coremltools", "tflite_runtime"}
 ENGINE_MODULES = ["rnnbridge.engine"] + [
     f"rnnbridge.engine.{info.name}" for info in pkgutil.iter_modules(rnnbridge.engine.__path__)
 ]

@@ -19,12 +19,12 @@ from rnnbridge import outputs, pipeline
 from rnnbridge.discovery.common import safe_name
 from rnnbridge.discovery.rnnbridge import find_rnnbridge
 from rnnbridge.engine import reference
-from rnnbridge.engine.conventions import FRAMEWORKS
+from rnnbridge.engine.conventions import FRAMEWORK_TABLE, TARGET_FRAMEWORKS, candidates
 from rnnbridge.engine.model import NativeLayer
 from rnnbridge.errors import InexactConversion, InvalidField
 from rnnbridge.formats.base import WeightFile
 
-from .fixtures_index import FIXTURE_LAYERS, FixtureLayer
+from .fixtures_index import BARE_ARRAY_SOURCES, FIXTURE_LAYERS, FixtureLayer
 
 NO_CONFIG_FILES = {"w.h5", "m.weights.h5"}  # Keras save_weights files carry no model config
 
@@ -38,6 +38,10 @@ def uploads(fx: FixtureLayer) -> list[tuple[str, list[Path]]]:
     for name in sorted(where):
         if name == "model.ckpt":
             groups.append((name, [fx.dir / f["name"] for f in fx.fixture["files"]]))
+        elif name.endswith(".xml"):  # an OpenVINO IR: the graph and its weights
+            groups.append((name, [fx.dir / name, fx.dir / name.replace(".xml", ".bin")]))
+        elif (fx.dir / name).is_dir():
+            continue  # an Orbax checkpoint folder: refused with the way out (tests/formats/test_flax_msgpack.py)
         else:
             groups.append((name, [fx.dir / name]))
     return groups
@@ -51,11 +55,15 @@ def read(fx_id: str, name: str) -> pipeline.Model:
     fx = next(f for f in FIXTURE_LAYERS if f.id == fx_id)
     files = dict(uploads(fx))[name]
     reverse = fx.layer["flags"].get("go_backwards") and name in NO_CONFIG_FILES
-    return pipeline.read(files, direction="reverse" if reverse else None)
+    source = BARE_ARRAY_SOURCES.get(fx.fixture["source"]) if name.endswith(".npz") else None
+    return pipeline.read(files, source=source, direction="reverse" if reverse else None)
 
 
 def layer_name(fx: FixtureLayer) -> str:
-    """The manifest's layer name as rnnbridge reports it (made safe: ONNX ``/GRU`` is ``GRU``)."""
+    """The manifest's layer name as rnnbridge reports it (made safe: ONNX ``/GRU`` is ``GRU``;
+    an .eqx file has no names: its layers are named by their first leaf, ``#0``)."""
+    if fx.fixture["source"] == "equinox_eqx":
+        return fx.layer["weights"]["weight_ih"]["in_files"]["model.eqx"]
     return safe_name(fx.layer["name"])
 
 
@@ -66,7 +74,10 @@ def layer_of(model: pipeline.Model, fx: FixtureLayer) -> NativeLayer:
 
 
 def forget_bias(fx: FixtureLayer) -> float | None:
-    """The TF1 run-time forget bias the model was built with, as a user would pass it."""
+    """The TF1 run-time forget bias the model was built with, as a user would pass it (other
+    frameworks' run-time constants are fixed or in the file: nobody states them)."""
+    if not fx.layer["native_type"].startswith("tf1."):
+        return None
     return (fx.layer.get("runtime_constants") or {}).get("forget_bias")
 
 
@@ -79,27 +90,64 @@ def expected_refusals(fx: FixtureLayer, target: str) -> set[str]:
     """Error codes a conversion of this layer to ``target`` must be refused with (any of)."""
     layer, flags = fx.layer, fx.layer["flags"]
     codes = set()
-    if layer["cell"] == "gru" and fx.layer.get("canonical_variant") == "reset_before" and target == "pytorch":
+    if layer["cell"] == "gru" and fx.layer.get("canonical_variant") == "reset_before" and target in TORCH_LIKE_TARGETS:
         codes.add("gru_variant_mismatch")
-    if flags.get("use_peepholes") and target in ("keras", "pytorch"):
+    if flags.get("use_peepholes") and target in {"keras"} | TORCH_LIKE_TARGETS:
         codes.add("peepholes_unsupported")
     if (flags.get("num_proj") or flags.get("proj_size")) and target in ("keras", "onnx"):
         codes.add("projection_unsupported")
-    if flags.get("clip") is not None and target != "onnx":
+    if flags.get("clip") and target != "onnx":  # OpenVINO writes clip=0 for none
         codes.add("clip_unsupported")
     if flags.get("input_forget") and target != "onnx":
         codes.add("input_forget_unsupported")
-    if layer["direction"] == "reverse" and target in ("pytorch", "tf1"):
+    if layer["direction"] == "reverse" and target in {"tf1"} | TORCH_LIKE_TARGETS:
         codes.add("reverse_only_unsupported")
     gate = flags.get("recurrent_activation", "sigmoid")
-    if (gate != "sigmoid" or "HardSigmoid" in str(flags.get("activations"))) and target in ("pytorch", "tf1"):
+    if (gate != "sigmoid" or "HardSigmoid" in str(flags.get("activations"))) and target in {"tf1"} | TORCH_LIKE_TARGETS:
         codes.add("activation_unsupported")
     keras2_hard_sigmoid = gate == "hard_sigmoid" and fx.fixture["source"] != "keras3"
     if (keras2_hard_sigmoid or "HardSigmoid" in str(flags.get("activations"))) and target == "keras":
         codes.add("activation_unsupported")  # Keras 3 (what rnnbridge writes) has no clip(0.2x + 0.5, 0, 1)
-    if flags.get("activation", "tanh") != "tanh" and target == "pytorch":
+    if flags.get("activation", "tanh") != "tanh" and target in TORCH_LIKE_TARGETS:
         codes.add("activation_unsupported")
     if layer.get("wrapper") == "tf1.bidirectional_dynamic_rnn" and layer["num_layers"] > 1 and target != "tf1":
+        codes.add("topology_unsupported")
+    if layer["cell"] == "lstm" and flags.get("stored_dtype") == "float16" and target in {"tf1", "haiku"}:
+        codes.add("inexact_fold")  # b_f - 1 is not exact in float16 for these values
+    if target in LIMITED_TARGETS:
+        codes |= _limited_refusals(fx, LIMITED_TARGETS[target])
+    return codes
+
+
+#: targets with sigmoid / tanh only, one GRU variant, and no bidirectional module (or not even
+#: several levels): what each can hold
+LIMITED_TARGETS = {
+    "mlx": {"reset_after": True, "levels": False},
+    "equinox": {"reset_after": True, "levels": False},
+    "haiku": {"reset_after": False, "levels": True},
+}
+#: targets like PyTorch's modules (every level, both directions, reset-after GRU, projection)
+TORCH_LIKE_TARGETS = {"pytorch", "paddle"}
+
+
+def _limited_refusals(fx: FixtureLayer, can: dict) -> set[str]:
+    layer, flags = fx.layer, fx.layer["flags"]
+    codes = set()
+    if layer["cell"] == "gru" and (layer.get("canonical_variant") == "reset_after") != can["reset_after"]:
+        codes.add("gru_variant_mismatch")
+    if flags.get("use_peepholes"):
+        codes.add("peepholes_unsupported")
+    if flags.get("num_proj") or flags.get("proj_size"):
+        codes.add("projection_unsupported")
+    if flags.get("clip"):
+        codes.add("clip_unsupported")
+    if flags.get("input_forget"):
+        codes.add("input_forget_unsupported")
+    if non_default_activations(fx) or "HardSigmoid" in str(flags.get("activations")):
+        codes.add("activation_unsupported")
+    if layer["direction"] == "reverse":
+        codes.add("reverse_only_unsupported")
+    if layer["directions"] > 1 or (layer["num_layers"] > 1 and not can["levels"]):
         codes.add("topology_unsupported")
     return codes
 
@@ -144,7 +192,7 @@ def test_inspect_finds_the_layer_with_its_sizes(fx: FixtureLayer, name: str, fil
 @pytest.mark.parametrize(("fx", "name", "files"), CASES)
 def test_split_equals_the_per_gate_truth(fx: FixtureLayer, name: str, files: list[Path]) -> None:
     result = pipeline.split(read(fx.id, name), layer=layer_name(fx), source_forget_bias=forget_bias(fx))
-    added = forget_bias(fx) or 0.0
+    added = (fx.layer.get("runtime_constants") or {}).get("forget_bias", 0.0)  # folded into b_xf
     reverse_only = fx.layer["direction"] == "reverse"
     expected = {}
     for (level, direction, gate), array in fx.canonical.items():
@@ -167,7 +215,7 @@ CONVERSIONS = [
     pytest.param(*case.values, target, id=f"{case.id}->{target}")
     for case in CASES
     if not weights_only_with_other_activations(*case.values[:2])
-    for target in FRAMEWORKS
+    for target in TARGET_FRAMEWORKS
 ]
 REFUSED = [case for case in CONVERSIONS if expected_refusals(case.values[0], case.values[3])]
 EXACT = [case for case in CONVERSIONS if not expected_refusals(case.values[0], case.values[3])]
@@ -203,8 +251,9 @@ def test_convert_reproduces_the_source_framework(fx: FixtureLayer, name: str, fi
         np.testing.assert_allclose(c_n, fx.c_n, rtol=0, atol=tolerance)
     report = result.meta["layers"][0]["verification"]
     assert report["max_abs_err"] <= report["tolerance"]
+    stored = fx.layer["flags"].get("stored_dtype") or fx.fixture.get("dtype", "float32").split()[0]
     for array in result.arrays.values():
-        assert array.dtype == np.dtype(fx.fixture.get("dtype", "float32"))
+        assert array.dtype == np.dtype(stored)  # the source dtype is kept (OpenVINO: float16 in the .bin)
 
 
 def test_one_prefix_for_several_layers_is_refused_not_overwritten() -> None:
@@ -265,3 +314,31 @@ def test_any_memory_order_holds_the_same_values() -> None:
     with np.load(io.BytesIO(buffer.getvalue()), allow_pickle=False) as loaded:
         for name, array in c_order.arrays.items():
             np.testing.assert_array_equal(loaded[name], array, err_msg=name)
+
+
+def _a_torch_lstm() -> pipeline.Model:
+    fx = next(f for f in FIXTURE_LAYERS if f.layer["native_type"] == "torch.nn.LSTM")
+    return pipeline.read([fx.dir / "model.pt"])
+
+
+@pytest.mark.parametrize("target", [f for f in TARGET_FRAMEWORKS if not FRAMEWORK_TABLE[f].prefix])
+def test_a_prefix_is_refused_where_the_framework_names_its_own_tensors(target: str) -> None:
+    with pytest.raises(InvalidField) as refused:
+        pipeline.convert(_a_torch_lstm(), target, prefix="model.")
+    assert refused.value.extra["field"] == "prefix"
+
+
+#: per target framework, the LSTM convention a torch.nn.LSTM converts into
+LSTM_TARGETS = {f: candidates(f, "lstm", None)[0] for f in TARGET_FRAMEWORKS}
+
+
+@pytest.mark.parametrize(
+    "framework", sorted(f for f, conv in LSTM_TARGETS.items() if conv.forget_bias_rule != "stated")
+)
+def test_a_stated_forget_bias_applies_only_where_it_is_a_setting(framework: str) -> None:
+    with pytest.raises(InvalidField) as refused:
+        pipeline.convert(_a_torch_lstm(), framework, target_forget_bias=0.5)
+    assert refused.value.extra["field"] == "target_forget_bias"
+    with pytest.raises(InvalidField) as refused:
+        pipeline.split(_a_torch_lstm(), source_forget_bias=0.5)
+    assert refused.value.extra["field"] == "source_forget_bias"

@@ -15,11 +15,11 @@ import numpy as np
 import pytest
 
 from rnnbridge import outputs, pipeline
-from rnnbridge.engine.conventions import FRAMEWORKS
+from rnnbridge.engine.conventions import TARGET_FRAMEWORKS
 from rnnbridge.errors import InexactConversion, InvalidField, MalformedFile
 
 from .fixtures_index import FIXTURE_LAYERS, FixtureLayer
-from .test_pipeline import NO_CONFIG_FILES, forget_bias, layer_name, non_default_activations, uploads
+from .test_pipeline import NO_CONFIG_FILES, forget_bias, layer_name, non_default_activations, read, uploads
 
 #: (format, target): every format, and safetensors for every target (it once lost the metadata)
 WRITTEN = [
@@ -30,13 +30,15 @@ WRITTEN = [
     ("safetensors", "pytorch"),
     ("onnx", "onnx"),
     ("tf_checkpoint", "tf1"),
+    ("pdparams", "paddle"),
+    ("safetensors", "mlx"),
+    ("npz", "haiku"),
 ]
 
 
 def source_model(fx: FixtureLayer) -> pipeline.Model:
-    name, files = next((n, f) for n, f in uploads(fx) if not (n in NO_CONFIG_FILES and non_default_activations(fx)))
-    reverse = fx.layer["flags"].get("go_backwards") and name in NO_CONFIG_FILES
-    return pipeline.read(files, direction="reverse" if reverse else None)
+    name = next(n for n, _ in uploads(fx) if not (n in NO_CONFIG_FILES and non_default_activations(fx)))
+    return read(fx.id, name)
 
 
 def convert(model: pipeline.Model, fx: FixtureLayer | None, target: str, fmt: str = "npz") -> pipeline.Result:
@@ -85,7 +87,7 @@ def test_split_then_convert_is_convert(fx, fmt, orientation, tmp_path):
     split = pipeline.split(model, layer=layer_name(fx), source_forget_bias=forget_bias(fx), orientation=orientation)
     back = pipeline.read([written(split, fmt, tmp_path)])
     assert [layer.name for layer in back.layers] == [layer_name(fx)]
-    for target in FRAMEWORKS:
+    for target in TARGET_FRAMEWORKS:
         try:
             direct = pipeline.convert(model, target, layer=layer_name(fx), source_forget_bias=forget_bias(fx))
         except InexactConversion as refused:

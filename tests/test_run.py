@@ -81,7 +81,20 @@ def test_run_reproduces_the_framework(fx: FixtureLayer, dtype: str, flip: bool) 
         np.testing.assert_allclose(c_n, fx.c_n, rtol=0, atol=tolerance)
 
 
-@pytest.mark.parametrize("fx", fixture_params())
+#: frameworks whose own output layout ``run.OUTPUT_LAYOUTS`` does not describe yet (MLX
+#: returns every step's cell state; OpenVINO's Y is [B, D, T, H]): the generic layout
+UNDESCRIBED_LAYOUTS = {"mlx", "openvino"}
+
+
+def _named_output_params() -> list:
+    gap = pytest.mark.xfail(strict=True, reason="the framework's output layout is not described (generic names)")
+    return [
+        pytest.param(*p.values, id=p.id, marks=gap if p.values[0].native.convention.framework in UNDESCRIBED_LAYOUTS else ())
+        for p in fixture_params()
+    ]
+
+
+@pytest.mark.parametrize("fx", _named_output_params())
 def test_outputs_carry_the_framework_names(fx: FixtureLayer) -> None:
     """Where the fixture recorded the framework's own output structure under the names
     rnnbridge uses, every such array matches, in that layout."""

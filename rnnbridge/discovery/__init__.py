@@ -10,13 +10,21 @@ recurrent layer.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from rnnbridge.discovery.common import Found, make_names_safe
+from rnnbridge.discovery.equinox import find_equinox
+from rnnbridge.discovery.flax import find_flax
+from rnnbridge.discovery.haiku import find_haiku
 from rnnbridge.discovery.keras import find_keras
+from rnnbridge.discovery.mlx import find_mlx, looks_like_mlx
 from rnnbridge.discovery.onnx import find_onnx
+from rnnbridge.discovery.openvino import find_openvino
+from rnnbridge.discovery.paddle import find_paddle, looks_like_paddle
 from rnnbridge.discovery.pytorch import find_pytorch
 from rnnbridge.discovery.rnnbridge import find_rnnbridge, is_rnnbridge_output
 from rnnbridge.discovery.tf1 import find_tf1
+from rnnbridge.engine.conventions import FRAMEWORKS
 from rnnbridge.engine.facts import Stated, settle
 from rnnbridge.engine.model import NativeLayer
 from rnnbridge.errors import InexactConversion, InvalidField
@@ -24,19 +32,56 @@ from rnnbridge.formats.base import WeightFile
 
 Finder = Callable[..., Found]
 
-#: the framework each container format implies (None: arrays only, ``source`` required)
-FORMAT_FRAMEWORK: dict[str, str | None] = {
-    "keras_h5": "keras",
-    "keras_zip": "keras",
-    "torch": "pytorch",
-    "safetensors": "pytorch",
-    "onnx": "onnx",
-    "tf_checkpoint": None,  # TF1 cells or a TF2 (Keras) object checkpoint: told apart by names
-    "npz": None,
-    "json": None,
+
+@dataclass(frozen=True)
+class Written:
+    """Which frameworks write a container format: ``by`` (empty: bare arrays, named by any
+    framework, so ``source`` is required), and, where several do, ``guess``: the one whose
+    names the file holds, used when ``source`` is not given."""
+
+    by: tuple[str, ...] = ()
+    guess: Callable[[WeightFile], str] | None = None
+
+
+def _tf_checkpoint_framework(weights: WeightFile) -> str:
+    """TF1 cells or a TF2 (Keras) object checkpoint: told apart by the names."""
+    object_graph = any(name.endswith("/.ATTRIBUTES/VARIABLE_VALUE") for name in weights.tensors)
+    return "keras" if object_graph else "tf1"
+
+
+def _safetensors_framework(weights: WeightFile) -> str:
+    """A PyTorch state_dict, or MLX parameter paths (``….Wx``, ``….Wh``)."""
+    return "mlx" if looks_like_mlx(weights.tensors) else "pytorch"
+
+
+#: per container format, the frameworks that write it
+FORMAT_FRAMEWORK: dict[str, Written] = {
+    "keras_h5": Written(("keras",)),
+    "keras_zip": Written(("keras",)),
+    "torch": Written(("pytorch",)),
+    "safetensors": Written(("pytorch", "mlx"), _safetensors_framework),
+    "onnx": Written(("onnx",)),
+    "numpy_pickle": Written(("haiku", "paddle"), lambda weights: "paddle" if looks_like_paddle(weights) else "haiku"),
+    "tf_checkpoint": Written(("tf1", "keras"), _tf_checkpoint_framework),
+    "flax_msgpack": Written(("flax",)),
+    "eqx_leaves": Written(("equinox",)),
+    "openvino_ir": Written(("openvino",)),
+    "npz": Written(),
+    "json": Written(),
 }
 
-FINDERS: dict[str, Finder] = {"tf1": find_tf1, "keras": find_keras, "pytorch": find_pytorch, "onnx": find_onnx}
+FINDERS: dict[str, Finder] = {
+    "tf1": find_tf1,
+    "keras": find_keras,
+    "pytorch": find_pytorch,
+    "onnx": find_onnx,
+    "mlx": find_mlx,
+    "haiku": find_haiku,
+    "paddle": find_paddle,
+    "flax": find_flax,
+    "equinox": find_equinox,
+    "openvino": find_openvino,
+}
 
 
 def find_layers(
@@ -87,23 +132,20 @@ def refuse_non_float(layer: NativeLayer) -> None:
 def _find(weights: WeightFile, source: str | None, direction: str | None, reset_after: bool | None) -> Found:
     if is_rnnbridge_output(weights):
         return find_rnnbridge(weights)
-    implied = FORMAT_FRAMEWORK.get(weights.format)
-    if implied is not None and source is not None and source != implied:
+    written = FORMAT_FRAMEWORK[weights.format]
+    if source is not None and written.by and source not in written.by:
         raise InvalidField(
-            f"the file is a {weights.format} file, which holds {implied} weights, but source={source!r}",
+            f"the file is a {weights.format} file, which holds {' or '.join(written.by)} weights, "
+            f"but source={source!r}",
             field="source",
         )
-    if weights.format == "tf_checkpoint" and source is None:
-        source = "keras" if _is_object_checkpoint(weights) else "tf1"
-    framework = implied or source
+    if source is None and written.guess is not None:
+        source = written.guess(weights)
+    framework = source or (written.by[0] if len(written.by) == 1 else None)
     if framework is None:
         raise InvalidField(
             f"a {weights.format} file holds bare arrays: say which framework named them with "
-            "source= (tf1, keras, pytorch or onnx)",
+            f"source= ({', '.join(FRAMEWORKS)})",
             field="source",
         )
     return FINDERS[framework](weights, direction=direction, reset_after=reset_after)
-
-
-def _is_object_checkpoint(weights: WeightFile) -> bool:
-    return any(name.endswith("/.ATTRIBUTES/VARIABLE_VALUE") for name in weights.tensors)

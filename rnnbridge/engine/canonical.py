@@ -75,13 +75,47 @@ def from_canonical(
     for (level, direction), gates in sorted(layer.cells.items(), key=lambda item: cell_order(item[0])):
         arrays = _fold_biases(dict(gates), stored, layer, folded)
         if conv.cell == "lstm" and forget_bias and "b_xf" in stored:
-            arrays["b_xf"] = arrays["b_xf"] - arrays["b_xf"].dtype.type(forget_bias)
+            arrays["b_xf"] = _exact_fold(arrays["b_xf"], forget_bias, layer.name)
             folded.add(f"target forget_bias {forget_bias:g} subtracted from the forget-gate bias")
         dims = layer.dims(level)
         dtype = np.result_type(*arrays.values())
         cells[(level, direction)] = {spec.name: fuse_tensor(spec, arrays, dims, dtype, order) for spec in specs}
     config = layer.config.with_(forget_bias=forget_bias)
     return NativeLayer(layer.name, conv, config, cells), sorted(folded)
+
+
+#: the largest change of a forget-gate pre-activation that folding a run-time constant into
+#: the stored bias may cause (float32 rounding stays far below; float16 does not)
+FOLD_TOLERANCE = 1e-6
+
+
+def check_fold(layer: Layer, conv: Convention, forget_bias: float) -> None:
+    """Refuse (``inexact_fold``) as ``from_canonical`` would, without converting: for
+    /explain, which describes a conversion without making it."""
+    if conv.cell == "lstm" and forget_bias:
+        for cell in layer.cells.values():
+            if "b_xf" in cell:
+                _exact_fold(cell["b_xf"], forget_bias, layer.name)
+
+
+def _exact_fold(bias: np.ndarray, forget_bias: float, layer: str) -> np.ndarray:
+    """``bias − forget_bias`` in the bias' dtype, refused when the target's run-time
+    ``+ forget_bias`` would not give the values back to within ``FOLD_TOLERANCE``
+    (float16 rounds ``b − 1`` by up to 2⁻¹¹)."""
+    constant = bias.dtype.type(forget_bias)
+    folded = bias - constant
+    with np.errstate(invalid="ignore", over="ignore"):
+        error = np.abs((folded + constant).astype(np.float64) - bias.astype(np.float64))
+    if np.any(error[np.isfinite(error)] > FOLD_TOLERANCE):
+        raise InexactConversion(
+            f"layer {layer!r}: the target adds {forget_bias:g} to the forget gate at run time, and "
+            f"{bias.dtype} cannot hold the stored forget-gate bias minus {forget_bias:g} closely enough "
+            f"(off by up to {float(np.max(error[np.isfinite(error)])):.2g}); convert a float32 copy, or "
+            "into a target without a run-time forget-gate constant",
+            code="inexact_fold",
+            layer=layer,
+        )
+    return folded
 
 
 def _present_specs(conv: Convention, tensors: Mapping[str, np.ndarray], layer: str, key: CellKey) -> dict[str, Tensor]:

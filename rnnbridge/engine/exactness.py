@@ -15,12 +15,25 @@ input_forget_unsupported      ONNX ``input_forget=1`` into a target without it
 activation_unsupported        an activation the target cannot express
 reverse_only_unsupported      one backward direction into PyTorch or TF1
 topology_unsupported          a layer shape the target has no module for
+target_unavailable            the target framework has no module of this cell kind
+inexact_fold                  a run-time forget constant cannot be folded exactly in the
+                              stored dtype (float16) (raised by ``canonical.from_canonical``)
 ============================  =====================================================
 """
 
 from __future__ import annotations
 
-from rnnbridge.engine.conventions import ANY_HARD_SIGMOID, CONVENTIONS, FRAMEWORKS, Convention, candidates
+from rnnbridge.engine.conventions import (
+    ANY_HARD_SIGMOID,
+    CONVENTIONS,
+    FRAMEWORK_TABLE,
+    FRAMEWORKS,
+    Convention,
+    candidates,
+    frameworks_with,
+    frameworks_with_bidirectional,
+    targets,
+)
 from rnnbridge.engine.model import Layer
 from rnnbridge.errors import InexactConversion
 
@@ -40,16 +53,28 @@ def select_target(layer: Layer, framework: str) -> Convention:
             return own
     found = candidates(framework, layer.cell, layer.reset_after)
     if not found:
+        _no_candidate(layer, framework)
+    return found[0]
+
+
+def _no_candidate(layer: Layer, framework: str) -> None:
+    title = FRAMEWORK_TABLE[framework].title
+    if layer.cell == "gru" and targets(framework, "gru"):
         variant = "reset-after" if layer.reset_after else "reset-before"
         raise InexactConversion(
-            f"layer {layer.name!r} is a {variant} GRU and {framework} has no {variant} GRU: "
+            f"layer {layer.name!r} is a {variant} GRU and {title} has no {variant} GRU: "
             "r*(W_hn h + b_hn) and W_hn (r*h) are different functions, so no re-ordering of the "
             "weights can make one compute the other. Convert to a framework with a "
             f"{variant} GRU instead ({_frameworks_with(layer)}).",
             code="gru_variant_mismatch",
             layer=layer.name,
         )
-    return found[0]
+    raise InexactConversion(
+        f"layer {layer.name!r} is an {layer.cell.upper()} and {title} has no {layer.cell.upper()} module "
+        f"rnnbridge writes; convert to {_frameworks_with(layer)}",
+        code="target_unavailable",
+        layer=layer.name,
+    )
 
 
 def check(layer: Layer, conv: Convention) -> None:
@@ -74,7 +99,8 @@ def _peepholes(layer: Layer, conv: Convention) -> None:
         _refuse(
             layer,
             "peepholes_unsupported",
-            f"it has peephole connections and {conv.native} has none; convert to tf1 or onnx, which have peepholes",
+            f"it has peephole connections and {conv.native} has none; convert to "
+            f"{frameworks_with('peepholes')}, which have peepholes",
         )
 
 
@@ -84,8 +110,7 @@ def _projection(layer: Layer, conv: Convention) -> None:
             layer,
             "projection_unsupported",
             f"it projects its output (W_proj) and {conv.native} cannot: the projected state is the "
-            "recurrent input, so it cannot be added after the layer; convert to pytorch (proj_size) "
-            "or tf1 (num_proj)",
+            f"recurrent input, so it cannot be added after the layer; convert to {frameworks_with('projection')}",
         )
 
 
@@ -95,7 +120,7 @@ def _clip(layer: Layer, conv: Convention) -> None:
             layer,
             "clip_unsupported",
             f"it clips activation inputs at ±{layer.config.clip:g} (ONNX clip) and {conv.native} "
-            "cannot; only onnx keeps it",
+            f"cannot; only {frameworks_with('clip')} keeps it",
         )
 
 
@@ -151,8 +176,8 @@ def _reverse_only(layer: Layer, conv: Convention) -> None:
         _refuse(
             layer,
             "reverse_only_unsupported",
-            f"it runs backward only, and {conv.native} has no reverse-only layer; convert to onnx "
-            "(direction=reverse) or keras (go_backwards=True)",
+            f"it runs backward only, and {conv.native} has no reverse-only layer; convert to "
+            f"{frameworks_with('reverse_only')}, which run a layer backward only",
         )
 
 
@@ -162,7 +187,15 @@ def _topology(layer: Layer, conv: Convention) -> None:
             layer,
             "topology_unsupported",
             "it is a bidirectional pair of two independent multi-level stacks (each level reads "
-            f"only its own direction), which {conv.native} cannot express; only tf1 can",
+            f"only its own direction), which {conv.native} cannot express; only "
+            f"{frameworks_with('independent_directions')} can",
+        )
+    if "one_direction" in conv.features and len(layer.directions) > 1:
+        _refuse(
+            layer,
+            "topology_unsupported",
+            f"it is bidirectional and {conv.native} runs one direction; convert to "
+            f"{frameworks_with_bidirectional()}, or split the directions yourself",
         )
     if "single_cell" in conv.features and (layer.num_levels > 1 or len(layer.directions) > 1):
         _refuse(layer, "topology_unsupported", f"{conv.native} holds one level in one direction")

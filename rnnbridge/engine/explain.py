@@ -75,14 +75,11 @@ def file_names(native: NativeLayer, cells: list[Cell]) -> dict[str, str]:
     for cell in cells:
         level, direction = cell.key
         for spec in cell.present:
-            default = naming.head(native.name, conv) + _output_name(conv, level, direction, spec.name)
+            default = naming.head(native.name, conv) + naming.output_key(
+                conv, level, direction, native.directions, spec.name
+            )
             out[cell.variables[spec.name]] = native.origin.get((level, direction, spec.name), default)
     return out
-
-
-def _output_name(conv: Convention, level: int, direction: str, tensor: str) -> str:
-    reverse = "_reverse" if direction == "backward" else ""
-    return conv.naming.format(level=level, direction=direction, tensor=tensor, reverse=reverse)
 
 
 def _stored_shape(spec: Tensor, cell: Cell) -> tuple[int, ...]:
@@ -116,7 +113,8 @@ def source_exprs(cell: Cell, cell_type: str, forget_bias: float) -> dict[str, Ex
             shape = canonical_shape(name, cell.dims)
             as_stored = shape[::-1] if transform in ("T", "R") else shape
             block = Slice(cell.variables[spec.name], _place(spec, index, cell.stacked), stored, shape=as_stored)
-            exprs[name] = Expr(block.then(transform, shape), cell.dtype)
+            expr = Expr(block.then(transform, shape), cell.dtype)
+            exprs[name] = expr.negate() if spec.stored_negated(name) else expr
     for g in gate_letters(cell_type):
         for side in ("b_x", "b_h"):
             exprs.setdefault(side + g, Expr(Slice(None, shape=(cell.dims["H"],)), cell.dtype))
@@ -234,11 +232,14 @@ def recipe(
             exprs["b_xf"] = exprs["b_xf"].plus(float(forget_bias), "-")
         stacked = native.directions.index(direction) if conv.stack_directions else None
         for spec in specs:
-            name = start + _output_name(conv, level, direction, spec.name)
+            name = start + naming.output_key(conv, level, direction, native.directions, spec.name)
             entry = tensors.setdefault(name, _target_tensor(name, spec, conv, cell, stacked, len(native.directions)))
             for block, index, transform in spec.blocks(cell.dims):
                 place = render_index(_place(spec, index, stacked), tuple(entry["shape"]))
-                entry["blocks"].append(_block_doc(cell, block, place, exprs[block].then(transform)))
+                expr = exprs[block].then(transform)
+                entry["blocks"].append(
+                    _block_doc(cell, block, place, expr.negate() if spec.stored_negated(block) else expr)
+                )
     return list(tensors.values())
 
 

@@ -50,11 +50,16 @@ class Slice:
 @dataclass(frozen=True)
 class Expr:
     """``first``, then each ``(sign, operand)`` of ``rest`` applied left to right; an
-    operand is a ``Slice`` or a float constant (cast to ``dtype``)."""
+    operand is a ``Slice`` or a float constant (cast to ``dtype``). ``negated``: the whole
+    sum is negated (a block a convention stores negated, Haiku's GRU ``z``: an exact sign flip)."""
 
     first: Slice
     dtype: str
     rest: tuple[tuple[str, Slice | float], ...] = field(default=())
+    negated: bool = False
+
+    def negate(self) -> Expr:
+        return replace(self, negated=not self.negated)
 
     def plus(self, operand: Slice | float, sign: str = "+") -> Expr:
         return replace(self, rest=(*self.rest, (sign, operand)))
@@ -77,7 +82,7 @@ class Expr:
                 text += f" {sign} {render_slice(operand, self.dtype, dialect)}"
             else:
                 text += f" {sign} {_constant(operand, self.dtype, dialect)}"
-        return text
+        return f"-({text})" if self.negated else text
 
 
 def render_index(index: Index, shape: tuple[int, ...]) -> str:

@@ -52,14 +52,20 @@ from rnnbridge.engine.conventions import (
 from rnnbridge.engine.model import CellKey, Direction, NativeLayer, Origin
 from rnnbridge.errors import InvalidField
 
-#: the request field that states each fact
-FIELDS = {
+#: the request field that states each fact; ``None`` for facts of how a file's tensors make
+#: up layers (``structure`` of an .eqx file's unnamed leaves, Haiku ``stacking`` of cores into
+#: an ``hk.DeepRNN``, Flax ``directions`` of an auto-named cell pair), which no field can
+#: state: ``strict=true`` refuses them, and the way out is a file that records them
+FIELDS: dict[str, str | None] = {
     "activations": "activations",
     "reset_after": "reset_after",
     "direction": "direction",
     "forget_bias": "source_forget_bias",
     "clip": "clip",
     "input_forget": "input_forget",
+    "structure": None,
+    "stacking": None,
+    "directions": None,
 }
 
 
@@ -74,7 +80,7 @@ class Assumption:
     ambiguous: bool = False
 
     @property
-    def field(self) -> str:
+    def field(self) -> str | None:
         return FIELDS[self.fact]
 
     def as_dict(self) -> dict[str, Any]:
@@ -396,9 +402,13 @@ def required(layer: NativeLayer, strict: bool, *, ambiguous: bool = True) -> Non
     for assumption in layer.config.assumed:
         if strict or (ambiguous and assumption.ambiguous):
             why = "strict=true forbids assumptions" if strict else "no single documented default exists"
+            way_out = (
+                f"state it with the field {assumption.field}"
+                if assumption.field is not None
+                else "no field can state it: convert without strict=true to accept it as listed"
+            )
             raise InvalidField(
-                f"layer {layer.name!r}: {assumption.fact} would be assumed ({assumption.because}) and {why}; "
-                f"state it with the field {assumption.field}",
+                f"layer {layer.name!r}: {assumption.fact} would be assumed ({assumption.because}) and {why}; {way_out}",
                 code="assumption_required",
                 field=assumption.field,
                 layer=layer.name,

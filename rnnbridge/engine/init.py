@@ -152,12 +152,36 @@ FRAMEWORK_DEFAULTS: dict[str, dict[str, str]] = {
         "p_": "glorot_uniform",
         "bias": "zeros_gru_gates_one",
     },
+    # mlx/nn/layers/recurrent.py LSTM/GRU __init__: every parameter U(-1/sqrt(H), 1/sqrt(H))
+    "mlx": {"W_x": "uniform_inv_sqrt_h", "W_h": "uniform_inv_sqrt_h", "bias": "uniform_inv_sqrt_h"},
+    # paddle/nn/layer/rnn.py LSTMCell/GRUCell: I.Uniform(-1/sqrt(H), 1/sqrt(H)) on every parameter
+    "paddle": {
+        "W_x": "uniform_inv_sqrt_h",
+        "W_h": "uniform_inv_sqrt_h",
+        "W_proj": "uniform_inv_sqrt_h",
+        "bias": "uniform_inv_sqrt_h",
+    },
+    # equinox/nn/_rnn.py LSTMCell/GRUCell: lim = sqrt(1/H), every parameter U(-lim, lim)
+    "equinox": {"W_x": "uniform_inv_sqrt_h", "W_h": "uniform_inv_sqrt_h", "bias": "uniform_inv_sqrt_h"},
+    # ONNX and Haiku have no entry: ONNX defines no initializer, and Haiku's (truncated normals
+    # on the joint [I+H, 4H] linear, per-tensor w_i/w_h initialisers) is not described here, so
+    # ``default`` is refused for them (choose an initializer)
 }
 
 
 #: the GRU variant each framework builds by default (Keras ``reset_after=True`` since 2.4,
-#: ``torch.nn.GRU`` has no other, TF1 ``GRUCell`` resets before, ONNX ``linear_before_reset=0``)
-DEFAULT_RESET_AFTER: dict[str, bool] = {"keras": True, "pytorch": True, "tf1": False, "onnx": False}
+#: ``torch.nn.GRU`` has no other, TF1 ``GRUCell`` resets before, ONNX ``linear_before_reset=0``;
+#: MLX, Paddle and Equinox GRUs reset after, Haiku's ``hk.GRU`` before), per target framework
+DEFAULT_RESET_AFTER: dict[str, bool] = {
+    "keras": True,
+    "pytorch": True,
+    "tf1": False,
+    "onnx": False,
+    "mlx": True,
+    "haiku": False,
+    "paddle": True,
+    "equinox": True,
+}
 
 
 def initialise(shape: Shape, scheme: Scheme, conv: Convention, seed: int, dtype: np.dtype, name: str) -> Layer:

@@ -63,7 +63,7 @@ def split_tensor(spec: Tensor, array: np.ndarray, dims: Mapping[str, int]) -> di
         block = array[index]
         if spec.is_vector and block.ndim == 2:
             block = block.reshape(-1)
-        out[name] = _to_canonical(block, transform)
+        out[name] = _to_canonical(np.negative(block) if spec.stored_negated(name) else block, transform)
     return out
 
 
@@ -95,7 +95,7 @@ def fuse_tensor(
     if spec.is_vector:
         return _fuse_vector(spec, arrays, dims, shape, dtype)
     placed = [
-        (index, _from_canonical(arrays[name], transform, _sliced_shape(index, shape)))
+        (index, _from_canonical(_stored_sign(spec, name, arrays), transform, _sliced_shape(index, shape)))
         for name, index, transform in spec.blocks(dims)
     ]
     if order == "K" and _mostly_transposed(placed):
@@ -113,8 +113,12 @@ def _fuse_vector(
     out = np.empty(shape, dtype=dtype)
     for name, index, transform in spec.blocks(dims):
         target = out[index].reshape(-1)  # a view: the block is one row or column
-        target[...] = _from_canonical(arrays[name], transform, target.shape)
+        target[...] = _from_canonical(_stored_sign(spec, name, arrays), transform, target.shape)
     return out
+
+
+def _stored_sign(spec: Tensor, name: str, arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    return np.negative(arrays[name]) if spec.stored_negated(name) else arrays[name]
 
 
 def _sliced_shape(index: tuple[slice, ...], shape: tuple[int, ...]) -> tuple[int, ...]:

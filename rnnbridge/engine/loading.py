@@ -14,12 +14,18 @@ tanh, no forget bias). Nothing is taken from the conversion's in-memory configur
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
-from rnnbridge.engine.conventions import CONVENTIONS, GRU_DEFAULT_ACTIVATIONS, LSTM_DEFAULT_ACTIVATIONS, Convention
+from rnnbridge.engine.conventions import (
+    CONVENTIONS,
+    GRU_DEFAULT_ACTIVATIONS,
+    LSTM_DEFAULT_ACTIVATIONS,
+    Convention,
+    targets,
+)
 from rnnbridge.engine.facts import hard_sigmoid, keras_activation
 from rnnbridge.engine.model import DIRECTIONS, Direction, LayerConfig, NativeLayer
 from rnnbridge.engine.naming import parse_names
@@ -180,4 +186,55 @@ def _tf1(recipe: Mapping[str, Any]) -> Loaded:
     return Loaded(conv, config, int(recipe.get("levels", 1)), directions)
 
 
-_INTERPRETERS = {"pytorch": _pytorch, "onnx": _onnx, "keras": _keras, "tf1": _tf1}
+def _module_class(recipe: Mapping[str, Any], framework: str) -> Convention:
+    """The target convention whose class the recipe names (``mlx.nn.LSTM``, ``hk.GRU``, ...)."""
+    found = [c for c in targets(framework, "lstm") + targets(framework, "gru") if c.native == recipe["class"]]
+    if len(found) != 1:
+        raise ValueError(f"{framework} has no class {recipe['class']!r}")
+    return found[0]
+
+
+def _fixed_config(conv: Convention) -> LayerConfig:
+    """A module whose activations and forget-gate constant are fixed by its framework (no
+    constructor argument changes them): Haiku's LSTM always adds 1 to its forget gate."""
+    forget_bias = conv.forget_bias if conv.forget_bias_rule == "fixed" else 0.0
+    return LayerConfig(conv.default_activations, forget_bias=forget_bias)
+
+
+def _single_cell(framework: str) -> Callable[[Mapping[str, Any]], Loaded]:
+    """MLX ``nn.LSTM``/``nn.GRU`` and Equinox cells: one level, one direction."""
+
+    def interpret(recipe: Mapping[str, Any]) -> Loaded:
+        conv = _module_class(recipe, framework)
+        return Loaded(conv, _fixed_config(conv), 1, ("forward",))
+
+    return interpret
+
+
+def _haiku(recipe: Mapping[str, Any]) -> Loaded:
+    """``hk.LSTM``/``hk.GRU`` cores, ``levels`` of them in an ``hk.DeepRNN``, forward only."""
+    conv = _module_class(recipe, "haiku")
+    return Loaded(conv, _fixed_config(conv), int(recipe.get("levels", 1)), ("forward",))
+
+
+def _paddle(recipe: Mapping[str, Any]) -> Loaded:
+    """``paddle.nn.LSTM``/``GRU(num_layers, direction='forward'|'bidirect')``."""
+    conv = _module_class(recipe, "paddle")
+    kwargs = recipe["kwargs"]
+    direction = kwargs.get("direction", "forward")
+    if direction not in ("forward", "bidirect", "bidirectional"):
+        raise ValueError(f"paddle RNNs take no direction {direction!r}")
+    directions: tuple[Direction, ...] = ("forward",) if direction == "forward" else DIRECTIONS
+    return Loaded(conv, _fixed_config(conv), int(kwargs.get("num_layers", 1)), directions)
+
+
+_INTERPRETERS: dict[str, Callable[[Mapping[str, Any]], Loaded]] = {
+    "pytorch": _pytorch,
+    "onnx": _onnx,
+    "keras": _keras,
+    "tf1": _tf1,
+    "mlx": _single_cell("mlx"),
+    "haiku": _haiku,
+    "paddle": _paddle,
+    "equinox": _single_cell("equinox"),
+}

@@ -5,7 +5,10 @@ The convention's ``naming`` template names a tensor at one level and direction:
 * PyTorch ``{prefix}{tensor}_l{level}{_reverse}`` (``weight_ih_l0``, ``bias_hh_l1_reverse``),
   cells ``{prefix}{tensor}``; ``prefix`` defaults to the layer name + ``.``;
 * ONNX ``{layer}/l{level}/{W|R|B|P}``, both directions stacked on a leading axis;
-* Keras and TF1 ``{layer}/l{level}/{direction}/{tensor}``.
+* Keras and TF1 ``{layer}/l{level}/{direction}/{tensor}``;
+* MLX ``{prefix}{tensor}`` like a PyTorch cell;
+* Paddle ``{prefix}{level}.cell[_fw|_bw].{tensor}``;
+* Haiku ``{prefix}lstm{_k}/linear/w``, the prefix defaulting to ``{layer}/~/``.
 """
 
 from __future__ import annotations
@@ -14,15 +17,42 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from rnnbridge.engine.conventions import Convention
+from rnnbridge.engine.conventions import FRAMEWORK_TABLE, Convention
 from rnnbridge.engine.model import CellKey, Direction, NativeLayer, Origin, cell_order
 from rnnbridge.errors import MalformedFile
 
 
 def head(layer: str, conv: Convention, prefix: str | None = None) -> str:
-    if conv.framework == "pytorch":
-        return f"{layer}." if prefix is None else prefix
-    return f"{layer}/"
+    """How the output names of ``layer``'s tensors start: the framework's ``names_start``,
+    or ``prefix`` where the framework lets a caller choose it."""
+    framework = FRAMEWORK_TABLE[conv.framework]
+    if prefix is not None and framework.prefix:
+        return prefix
+    return framework.names_start.format(layer=layer)
+
+
+def level_suffix(level: int) -> str:
+    """How auto-named modules tell levels apart: ``lstm``, ``lstm_1``, ``lstm_2`` (Haiku)."""
+    return f"_{level}" if level else ""
+
+
+def direction_suffix(direction: str, directions: tuple[str, ...]) -> str:
+    """``_fw`` / ``_bw`` in a two-direction layer, nothing in a one-direction one (Paddle's
+    ``cell_fw`` / ``cell_bw`` beside ``cell``)."""
+    return "" if len(directions) == 1 else "_fw" if direction == "forward" else "_bw"
+
+
+def output_key(conv: Convention, level: int, direction: str, directions: tuple[str, ...], tensor: str) -> str:
+    """The output name of one stored tensor after the layer's ``head``, by the convention's
+    ``naming`` template (directions stacked on an axis: the direction is not in the name)."""
+    return conv.naming.format(
+        level=level,
+        level_suffix=level_suffix(level),
+        direction_suffix=direction_suffix(direction, directions),
+        direction=direction,
+        tensor=tensor,
+        reverse="_reverse" if direction == "backward" else "",
+    )
 
 
 def tensor_names(layer: NativeLayer, prefix: str | None = None, *, consume: bool = False) -> dict[str, np.ndarray]:
@@ -44,13 +74,7 @@ def tensor_names(layer: NativeLayer, prefix: str | None = None, *, consume: bool
     for (level, direction), tensors in sorted(layer.cells.items(), key=lambda item: cell_order(item[0])):
         for spec in conv.tensors:
             if spec.name in tensors:
-                key = conv.naming.format(
-                    level=level,
-                    direction=direction,
-                    tensor=spec.name,
-                    reverse="_reverse" if direction == "backward" else "",
-                )
-                names[start + key] = tensors[spec.name]
+                names[start + output_key(conv, level, direction, layer.directions, spec.name)] = tensors[spec.name]
     return names
 
 
@@ -89,7 +113,15 @@ def parse_names(
                 continue
             for direction in directions:
                 reverse = "_reverse" if direction == "backward" else ""
-                name = start + conv.naming.format(level=level, direction=direction, tensor=spec.name, reverse=reverse)
+                key = conv.naming.format(
+                    level=level,
+                    level_suffix=level_suffix(level),
+                    direction_suffix=direction_suffix(direction, directions),
+                    direction=direction,
+                    tensor=spec.name,
+                    reverse=reverse,
+                )
+                name = start + key
                 if name in arrays:
                     cells.setdefault((level, direction), {})[spec.name] = arrays[name]
                     origin[(level, direction, spec.name)] = name

@@ -41,6 +41,7 @@ State = tuple[np.ndarray, ...]
 Step = Callable[..., tuple[np.ndarray, State]]
 #: initial states, or final ones: one array [cells, B, ·], or one [B, ·] per cell when their sizes differ
 States = np.ndarray | Sequence[np.ndarray]
+Dims = Callable[[Tensors, int], tuple[int, int, int]]
 
 _HARD_SIGMOID = re.compile(r"hard_sigmoid\(([^,()]+),([^,()]+)\)")
 
@@ -357,6 +358,192 @@ def _onnx_gru_lbr(t: Tensors, cfg: LayerConfig, x, state, units=None):
     return _gru(cfg, x_z + h_z, x_n + _gate(cfg, x_r + h_r) * h_n, take.state(h))
 
 
+# --- MLX ----------------------------------------------------------------------------------
+
+
+def _mlx_lstm(t: Tensors, cfg: LayerConfig, x, state, units=None):
+    """``nn.LSTM`` (MLX >= 0.18): ``i, f, g, o = split(x Wx^T + bias + h Wh^T, 4)``
+    (ml-explore/mlx python/mlx/nn/layers/recurrent.py)."""
+    h, c = state
+    take = _Take(units, x.dtype)
+    gates = _dot(x, take(t["Wx"], 4).T) + take(t.get("bias"), 4) + _dot(h, take(t["Wh"], 4).T)
+    i, f, g, o = np.split(gates, 4, axis=-1)
+    return _lstm(cfg, i, f, g, o, take.state(c))
+
+
+def _mlx_gru(t: Tensors, cfg: LayerConfig, x, state, units=None):
+    """``nn.GRU`` (MLX >= 0.18): r, z, n; ``x' = x Wx^T + b``, ``h' = h Wh^T`` with ``bhn``
+    added to its n block; ``n = tanh(x'_n + r ⊙ h'_n)``, ``h = (1 − z) ⊙ n + z ⊙ h``."""
+    (h,) = state
+    take = _Take(units, x.dtype)
+    x_r, x_z, x_n = np.split(_dot(x, take(t["Wx"], 3).T) + take(t.get("b"), 3), 3, axis=-1)
+    h_r, h_z, h_n = np.split(_dot(h, take(t["Wh"], 3).T), 3, axis=-1)
+    h_n = h_n + take(t.get("bhn"), 1)
+    return _gru(cfg, x_z + h_z, x_n + _gate(cfg, x_r + h_r) * h_n, take.state(h))
+
+
+# --- Haiku --------------------------------------------------------------------------------
+
+
+def _haiku_lstm(t: Tensors, cfg: LayerConfig, x, state, units=None):
+    """``hk.LSTM``: ``i, g, f, o = split([x, h] @ linear/w + linear/b, 4)``, ``σ(f + 1)``: the +1
+    comes with ``config.forget_bias`` (dm-haiku haiku/_src/recurrent.py)."""
+    h, c = state
+    take = _Take(units, x.dtype)
+    gates = _dot(np.concatenate([x, h], axis=1), take(t["linear/w"], 4, 1)) + take(t.get("linear/b"), 4)
+    i, g, f, o = np.split(gates, 4, axis=-1)
+    return _lstm(cfg, i, f, g, o, take.state(c))
+
+
+def _haiku_gru(t: Tensors, cfg: LayerConfig, x, state, units=None):
+    """``hk.GRU``: blocks z, r, a of ``w_i`` [I, 3H], ``w_h`` [H, 3H], ``b``;
+    ``a = tanh(x W_ia + (r ⊙ h) W_ha + b_a)``, ``h' = (1 − z) ⊙ h + z ⊙ a`` (reset before)."""
+    (h,) = state
+    take, every = _Take(units, x.dtype), _Take(None, x.dtype)
+    (w_z, w_r, w_a), (u_z, u_r, u_a) = _split(t["w_i"], 3, 1), _split(t["w_h"], 3, 1)
+    b_z, b_r, b_a = _split(t.get("b"), 3)
+    r = _gate(cfg, _dot(x, every(w_r, 1, 1)) + _dot(h, every(u_r, 1, 1)) + every(b_r, 1))
+    z = _gate(cfg, _dot(x, take(w_z, 1, 1)) + _dot(h, take(u_z, 1, 1)) + take(b_z, 1))
+    a = _dot(x, take(w_a, 1, 1)) + _dot(r * h, take(u_a, 1, 1)) + take(b_a, 1)
+    a = activation(cfg.activations[1])(_clip(a, cfg.clip))
+    h = (1.0 - z) * take.state(h) + z * a
+    return h, (h,)
+
+
+# --- PaddlePaddle ---------------------------------------------------------------------------
+
+
+def _paddle_lstm(t: Tensors, cfg: LayerConfig, x, state, units=None):
+    """``LSTMCell``: ``i, f, g, o = split(x W_ih^T + b_ih + h W_hh^T + b_hh, 4)``; with
+    ``proj_size``, ``h = (o ⊙ tanh(c)) @ weight_ho`` (paddle/nn/layer/rnn.py)."""
+    h, c = state
+    proj = t.get("weight_ho")
+    take = _Take(None if proj is not None else units, x.dtype)
+    gates = _dot(x, take(t["weight_ih"], 4).T) + take(t.get("bias_ih"), 4)
+    gates = gates + _dot(h, take(t["weight_hh"], 4).T) + take(t.get("bias_hh"), 4)
+    i, f, g, o = np.split(gates, 4, axis=-1)
+    return _lstm(cfg, i, f, g, o, take.state(c), proj=None if proj is None else proj.astype(x.dtype))
+
+
+def _paddle_gru(t: Tensors, cfg: LayerConfig, x, state, units=None):
+    """``GRUCell``: r, z, c; ``c = tanh(x_c + r ⊙ (W_hc h + b_hc))``, ``h = (h − c) ⊙ z + c``."""
+    (h,) = state
+    take = _Take(units, x.dtype)
+    x_r, x_z, x_c = np.split(_dot(x, take(t["weight_ih"], 3).T) + take(t.get("bias_ih"), 3), 3, axis=-1)
+    h_r, h_z, h_c = np.split(_dot(h, take(t["weight_hh"], 3).T) + take(t.get("bias_hh"), 3), 3, axis=-1)
+    return _gru(cfg, x_z + h_z, x_c + _gate(cfg, x_r + h_r) * h_c, take.state(h))
+
+
+# --- Flax ---------------------------------------------------------------------------------
+
+
+def _flax_lstm(forget: str) -> Step:
+    """linen ``LSTMCell`` / ``OptimizedLSTMCell``, NNX ``LSTMCell`` (forget Dense ``forget``):
+    each gate ``act(x @ i?/kernel + h @ h?/kernel + h?/bias)``, ``c' = f c + i g``,
+    ``h' = o tanh(c')`` (flax/linen/recurrent.py, flax/nnx/nn/recurrent.py)."""
+
+    def step(t: Tensors, cfg: LayerConfig, x, state, units=None):
+        h, c = state
+        take = _Take(units, x.dtype)
+        pre = {
+            g: _dot(x, take(t[f"{name}/kernel"], 1, 1))
+            + _dot(h, take(t[f"h{g}/kernel"], 1, 1))
+            + take(t.get(f"h{g}/bias"), 1)
+            for g, name in zip("ifgo", ("ii", forget, "ig", "io"))
+        }
+        return _lstm(cfg, pre["i"], pre["f"], pre["g"], pre["o"], take.state(c))
+
+    return step
+
+
+def _flax_nnx_optimized_lstm(t: Tensors, cfg: LayerConfig, x, state, units=None):
+    """NNX ``OptimizedLSTMCell``: ``i, f, g, o = split(dense_i(x) + dense_h(h), 4)``."""
+    h, c = state
+    take = _Take(units, x.dtype)
+    gates = _dot(x, take(t["dense_i/kernel"], 4, 1)) + _dot(h, take(t["dense_h/kernel"], 4, 1))
+    i, f, g, o = np.split(gates + take(t.get("dense_h/bias"), 4), 4, axis=-1)
+    return _lstm(cfg, i, f, g, o, take.state(c))
+
+
+def _flax_gru(t: Tensors, cfg: LayerConfig, x, state, units=None):
+    """linen ``GRUCell``: ``r = σ(ir(x) + hr(h))``, ``z = σ(iz(x) + hz(h))``,
+    ``n = tanh(in(x) + r ⊙ hn(h))``, ``h' = (1 − z) ⊙ n + z ⊙ h``; ``hr``, ``hz`` have no bias."""
+    (h,) = state
+    take = _Take(units, x.dtype)
+
+    def side(name: str, v, bias: bool = True):
+        out = _dot(v, take(t[f"{name}/kernel"], 1, 1))
+        return out + take(t.get(f"{name}/bias"), 1) if bias else out
+
+    r = _gate(cfg, side("ir", x) + side("hr", h, bias=False))
+    z = side("iz", x) + side("hz", h, bias=False)
+    return _gru(cfg, z, side("in", x) + r * side("hn", h), take.state(h))
+
+
+def _flax_nnx_gru(t: Tensors, cfg: LayerConfig, x, state, units=None):
+    """NNX ``GRUCell``: ``xr, xz, xn = split(dense_i(x), 3)``, ``hr, hz, hn = split(dense_h(h), 3)``
+    (no bias), ``n = tanh(xn + r ⊙ hn)``, ``h' = (1 − z) ⊙ n + z ⊙ h``."""
+    (h,) = state
+    take = _Take(units, x.dtype)
+    x_r, x_z, x_n = np.split(_dot(x, take(t["dense_i/kernel"], 3, 1)) + take(t.get("dense_i/bias"), 3), 3, axis=-1)
+    h_r, h_z, h_n = np.split(_dot(h, take(t["dense_h/kernel"], 3, 1)), 3, axis=-1)
+    return _gru(cfg, x_z + h_z, x_n + _gate(cfg, x_r + h_r) * h_n, take.state(h))
+
+
+# --- Equinox ------------------------------------------------------------------------------
+
+
+def _renamed(step: Step, names: dict[str, str]) -> Step:
+    """``step`` on a cell whose tensors carry other names (the same equations)."""
+
+    def renamed(t: Tensors, cfg: LayerConfig, x, state, units=None):
+        return step({names.get(k, k): v for k, v in t.items()}, cfg, x, state, units)
+
+    renamed.__doc__ = step.__doc__
+    return renamed
+
+
+#: equinox/nn/_rnn.py computes what MLX does (LSTMCell: weight_ih @ x + weight_hh @ h + bias;
+#: GRUCell: n = tanh(x_n + r ⊙ (h_n + bias_n)), h' = n + z ⊙ (h − n)), on its own names
+_EQUINOX_NAMES = {"weight_ih": "Wx", "weight_hh": "Wh", "bias_n": "bhn"}
+
+
+# --- OpenVINO -----------------------------------------------------------------------------
+
+
+def _openvino_lstm(t: Tensors, cfg: LayerConfig, x, state, units=None):
+    """``LSTMSequence``: ``f, i, c, o = split(x W^T + h R^T + B, 4)`` (OpenVINO LSTMCell spec)."""
+    h, c = state
+    take = _Take(units, x.dtype)
+    gates = _dot(x, take(t["W"], 4).T) + _dot(h, take(t["R"], 4).T) + take(t.get("B"), 4)
+    f, i, g, o = np.split(gates, 4, axis=-1)
+    return _lstm(cfg, i, f, g, o, take.state(c))
+
+
+def _openvino_gru(t: Tensors, cfg: LayerConfig, x, state, units=None):
+    """``GRUSequence``, ``linear_before_reset=false``: z, r, h;
+    ``h~ = g(x W_h + (r ⊙ h) R_h + B_h)``, ``H = (1 − z) ⊙ h~ + z ⊙ h`` (GRUCell spec)."""
+    (h,) = state
+    take, every = _Take(units, x.dtype), _Take(None, x.dtype)
+    (w_z, w_r, w_h), (r_z, r_r, r_h) = np.split(t["W"], 3), np.split(t["R"], 3)
+    b_z, b_r, b_h = _split(t.get("B"), 3)
+    r = _gate(cfg, _dot(x, every(w_r, 1).T) + _dot(h, every(r_r, 1).T) + every(b_r, 1))
+    z = _dot(x, take(w_z, 1).T) + _dot(h, take(r_z, 1).T) + take(b_z, 1)
+    n = _dot(x, take(w_h, 1).T) + _dot(r * h, take(r_h, 1).T) + take(b_h, 1)
+    return _gru(cfg, z, n, take.state(h))
+
+
+def _openvino_gru_lbr(t: Tensors, cfg: LayerConfig, x, state, units=None):
+    """``GRUSequence``, ``linear_before_reset=true``: ``h~ = g(x W_h + r ⊙ (h R_h + Rb_h) + Wb_h)``,
+    B's Wb_h here as ``B``'s third block and Rb_h as ``Rb_h``."""
+    (h,) = state
+    take = _Take(units, x.dtype)
+    x_z, x_r, x_n = np.split(_dot(x, take(t["W"], 3).T) + take(t.get("B"), 3), 3, axis=-1)
+    h_z, h_r, h_n = np.split(_dot(h, take(t["R"], 3).T), 3, axis=-1)
+    h_n = h_n + take(t.get("Rb_h"), 1)
+    return _gru(cfg, x_z + h_z, x_n + _gate(cfg, x_r + h_r) * h_n, take.state(h))
+
+
 STEPS: dict[str, Step] = {
     "tf1.lstm": _tf1_lstm,
     "tf1.cudnn_lstm": _tf1_lstm,  # LSTMBlockCell maths; its forget_bias 0 comes with the config
@@ -374,22 +561,112 @@ STEPS: dict[str, Step] = {
     "onnx.lstm": _onnx_lstm,
     "onnx.gru": _onnx_gru,
     "onnx.gru_lbr": _onnx_gru_lbr,
+    "mlx.lstm": _mlx_lstm,
+    "mlx.gru": _mlx_gru,
+    "haiku.lstm": _haiku_lstm,
+    "haiku.gru": _haiku_gru,
+    "paddle.lstm": _paddle_lstm,
+    "paddle.gru": _paddle_gru,
+    "flax.lstm": _flax_lstm("if"),
+    "flax.gru": _flax_gru,
+    "flax.nnx_lstm": _flax_lstm("if_"),
+    "flax.nnx_optimized_lstm": _flax_nnx_optimized_lstm,
+    "flax.nnx_gru": _flax_nnx_gru,
+    "equinox.lstm": _renamed(_mlx_lstm, _EQUINOX_NAMES),
+    "equinox.gru": _renamed(_mlx_gru, {**_EQUINOX_NAMES, "bias": "b"}),
+    "openvino.lstm": _openvino_lstm,
+    "openvino.gru": _openvino_gru,
+    "openvino.gru_lbr": _openvino_gru_lbr,
+}
+
+
+def _rows_dims(w_x: str, w_h: str) -> Dims:
+    """Sizes of a cell whose matrices are row form ``[G·H, I]`` / ``[G·H, R]``."""
+
+    def dims(t: Tensors, gates: int) -> tuple[int, int, int]:
+        return t[w_x].shape[1], t[w_x].shape[0] // gates, t[w_h].shape[1]
+
+    return dims
+
+
+def _keras_dims(t: Tensors, gates: int) -> tuple[int, int, int]:
+    return t["kernel"].shape[0], t["recurrent_kernel"].shape[0], t["recurrent_kernel"].shape[0]
+
+
+def _tf1_dims(t: Tensors, gates: int) -> tuple[int, int, int]:
+    """``[x, h]`` rows: the kernel is ``[I + R, 4H]`` (LSTM) or ``gates/kernel [I + H, 2H]``."""
+    kernel = t["kernel"] if gates == 4 else t["gates/kernel"]
+    units = kernel.shape[1] // (4 if gates == 4 else 2)
+    recurrent = t["projection/kernel"].shape[1] if "projection/kernel" in t else units
+    return kernel.shape[0] - recurrent, units, recurrent
+
+
+_TORCH_DIMS, _ONNX_DIMS, _MLX_DIMS = _rows_dims("weight_ih", "weight_hh"), _rows_dims("W", "R"), _rows_dims("Wx", "Wh")
+
+
+def _haiku_dims(t: Tensors, gates: int) -> tuple[int, int, int]:
+    """``linear/w`` [I + H, 4H] (LSTM); ``w_i`` [I, 3H], ``w_h`` [H, 3H] (GRU)."""
+    if gates == 4:
+        units = t["linear/w"].shape[1] // 4
+        return t["linear/w"].shape[0] - units, units, units
+    return t["w_i"].shape[0], t["w_h"].shape[0], t["w_h"].shape[0]
+
+
+def _paddle_dims(t: Tensors, gates: int) -> tuple[int, int, int]:
+    units = t["weight_ih"].shape[0] // gates
+    return t["weight_ih"].shape[1], units, t["weight_hh"].shape[1]
+
+
+def _columns_dims(w_x: str, w_h: str) -> Dims:
+    """Sizes of a cell whose matrices are column form ``[I, G·H]`` / ``[H, G·H]``."""
+
+    def dims(t: Tensors, gates: int) -> tuple[int, int, int]:
+        return t[w_x].shape[0], t[w_h].shape[0], t[w_h].shape[0]
+
+    return dims
+
+
+#: per convention: ``(I, H, R)`` of one cell from its native tensors and its gate count
+CELL_DIMS: dict[str, Dims] = {
+    "tf1.lstm": _tf1_dims,
+    "tf1.cudnn_lstm": _tf1_dims,
+    "tf1.gru": _tf1_dims,
+    "tf1.cudnn_gru": _tf1_dims,
+    "keras.lstm": _keras_dims,
+    "keras.gru": _keras_dims,
+    "keras.gru_reset_after": _keras_dims,
+    "keras.cudnn_lstm": _keras_dims,
+    "keras.cudnn_gru": _keras_dims,
+    "pytorch.lstm": _TORCH_DIMS,
+    "pytorch.gru": _TORCH_DIMS,
+    "pytorch.lstm_cell": _TORCH_DIMS,
+    "pytorch.gru_cell": _TORCH_DIMS,
+    "onnx.lstm": _ONNX_DIMS,
+    "onnx.gru": _ONNX_DIMS,
+    "onnx.gru_lbr": _ONNX_DIMS,
+    "mlx.lstm": _MLX_DIMS,
+    "mlx.gru": _MLX_DIMS,
+    "haiku.lstm": _haiku_dims,
+    "haiku.gru": _haiku_dims,
+    "paddle.lstm": _paddle_dims,
+    "paddle.gru": _paddle_dims,
+    "flax.lstm": _columns_dims("ii/kernel", "hi/kernel"),
+    "flax.gru": _columns_dims("ir/kernel", "hr/kernel"),
+    "flax.nnx_lstm": _columns_dims("ii/kernel", "hi/kernel"),
+    "flax.nnx_optimized_lstm": _columns_dims("dense_i/kernel", "dense_h/kernel"),
+    "flax.nnx_gru": _columns_dims("dense_i/kernel", "dense_h/kernel"),
+    "equinox.lstm": _rows_dims("weight_ih", "weight_hh"),
+    "equinox.gru": _rows_dims("weight_ih", "weight_hh"),
+    "openvino.lstm": _ONNX_DIMS,
+    "openvino.gru": _ONNX_DIMS,
+    "openvino.gru_lbr": _ONNX_DIMS,
 }
 
 
 def cell_dims(layer: NativeLayer, level: int, direction: Direction) -> tuple[int, int, int]:
     """``(I, H, R)`` of one cell from its native tensors: input size, units, recurrent size."""
-    t, gates = layer.cells[(level, direction)], 4 if layer.convention.cell == "lstm" else 3
-    framework = layer.convention.framework
-    if framework in ("pytorch", "onnx"):
-        w_x, w_h = (t["weight_ih"], t["weight_hh"]) if framework == "pytorch" else (t["W"], t["R"])
-        return w_x.shape[1], w_x.shape[0] // gates, w_h.shape[1]
-    if framework == "keras":
-        return t["kernel"].shape[0], t["recurrent_kernel"].shape[0], t["recurrent_kernel"].shape[0]
-    kernel = t["kernel"] if gates == 4 else t["gates/kernel"]
-    units = kernel.shape[1] // (4 if gates == 4 else 2)
-    recurrent = t["projection/kernel"].shape[1] if "projection/kernel" in t else units
-    return kernel.shape[0] - recurrent, units, recurrent
+    gates = 4 if layer.convention.cell == "lstm" else 3
+    return CELL_DIMS[layer.convention.key](layer.cells[(level, direction)], gates)
 
 
 def step_cell(

@@ -3,8 +3,8 @@ a hand-written forward pass first departs from it.
 
 The outputs come from ``rnnbridge.engine.reference`` (each convention's own equations on
 its own tensors). ``OUTPUT_LAYOUTS`` says, per framework, what its layer returns and in
-which axis order: this is data, and a framework without an entry gets PyTorch's form
-under neutral names (``y`` [T, B, D·Hout], ``h_n``, ``c_n`` [L·D, B, ·]).
+which axis order: this is data, and a framework whose layout is not described gets PyTorch's
+form under neutral names (``y`` [T, B, D·Hout], ``h_n``, ``c_n`` [L·D, B, ·]).
 
 The trace runs the canonical per-gate arrays (``to_canonical``: every run-time constant
 folded in) through the canonical equations, step by step, and keeps every gate's
@@ -38,6 +38,15 @@ def _tf1_state(level: int, levels: int, direction: str, directions: int, part: s
 def _keras_state(level: int, levels: int, direction: str, directions: int, part: str) -> str:
     head = f"l{level}/" if levels > 1 else ""
     return head + (direction if directions > 1 else "state") + f"_{part}"
+
+
+def _flax_state(level: int, levels: int, direction: str, directions: int, part: str) -> str:
+    where = ("_fw" if direction == "forward" else "_bw") if directions > 1 else ""
+    return f"carry{where}" + (f"_{part}" if part else "")
+
+
+def _haiku_state(level: int, levels: int, direction: str, directions: int, part: str) -> str:
+    return f"state{level}" + {"h": "_hidden", "c": "_cell", "": ""}[part]
 
 
 @dataclass(frozen=True)
@@ -78,10 +87,26 @@ OUTPUT_LAYOUTS: dict[str, OutputLayout] = {
     "onnx": OutputLayout("Y", True, h="Y_h", c="Y_c", direction_axis=True),
 }
 GENERIC_LAYOUT = OutputLayout("y", True)
+OUTPUT_LAYOUTS.update(
+    {
+        # paddle.nn.LSTM(time_major=False): outputs [B, T, D·H], (h, c) [L·D, B, H]
+        "paddle": OutputLayout("outputs", False, h="h", c="c"),
+        # a jax.lax.scan of an eqx cell over the batch-major input, final states stacked
+        "equinox": OutputLayout("outputs", False, h="final_h", c="final_c"),
+        # nn.RNN(cell, return_carry=True): carry (c, h) per cell, "carry" alone for a GRU
+        "flax": OutputLayout("outputs", False, states=_flax_state, gru_state_part=""),
+        # hk.dynamic_unroll of an hk.DeepRNN: one state per core (hidden, cell), a GRU's alone
+        "haiku": OutputLayout("outputs", False, states=_haiku_state, gru_state_part=""),
+        # not described yet (MLX returns every step's cell state too, OpenVINO [B, D, T, H]):
+        # PyTorch's form under neutral names, stated here so that every framework has an entry
+        "mlx": GENERIC_LAYOUT,
+        "openvino": GENERIC_LAYOUT,
+    }
+)
 
 
 def layout_of(native: NativeLayer) -> OutputLayout:
-    return OUTPUT_LAYOUTS.get(native.convention.framework, GENERIC_LAYOUT)
+    return OUTPUT_LAYOUTS[native.convention.framework]
 
 
 def forward(

@@ -42,6 +42,8 @@ class Tensor:
     rows : vectors only: stack the parts as rows of a 2-D tensor instead of concatenating.
     group : ``core`` tensors are required; the others are optional and their absence
         means the layer has no biases, no peepholes or no projection.
+    negated : gate letters whose blocks are stored negated (Haiku's GRU keeps the update
+        gate's complement: its blocks are the canonical ``z`` blocks times −1, exactly).
     """
 
     name: str
@@ -51,6 +53,7 @@ class Tensor:
     transforms: tuple[Transform, ...] | None = None
     rows: bool = False
     group: Group = "core"
+    negated: str = ""
 
     @property
     def is_vector(self) -> bool:
@@ -64,6 +67,10 @@ class Tensor:
         if self.transforms is not None:
             return self.transforms[part_index]
         return "T" if self.gate_axis == 1 and not self.is_vector else "N"
+
+    def stored_negated(self, name: str) -> bool:
+        """Whether the block of canonical array ``name`` is stored negated."""
+        return bool(self.negated and self.gates) and name[-1] in self.negated
 
     def names(self) -> list[str]:
         """Canonical names of the blocks, parts outermost."""

@@ -28,22 +28,30 @@ from rnnbridge.formats.base import InputFile, Limits, WeightFile
 FORMATS: dict[str, str] = {
     "keras_zip": "rnnbridge.formats.hdf5.keras_zip",
     "torch": "rnnbridge.formats.torch.pickle",
+    "numpy_pickle": "rnnbridge.formats.numpy_pickle",
     "npz": "rnnbridge.formats.npz",
+    "eqx_leaves": "rnnbridge.formats.equinox.leaves",
     "tf_checkpoint": "rnnbridge.formats.tf.checkpoint",
     "keras_h5": "rnnbridge.formats.hdf5.keras_h5",
     "safetensors": "rnnbridge.formats.safetensors.file",
     "onnx": "rnnbridge.formats.onnx.model",
+    "flax_msgpack": "rnnbridge.formats.flax.serialization",
+    "openvino_ir": "rnnbridge.formats.openvino.ir",
     "json": "rnnbridge.formats.json_arrays",
 }
 
 DESCRIPTIONS: dict[str, str] = {
     "keras_zip": "Keras 3 .keras archive (config.json + model.weights.h5)",
     "torch": "PyTorch torch.save file (.pt/.pth/.bin), read without torch and without unpickling objects",
+    "numpy_pickle": "pickle of NumPy arrays in nested dicts (Haiku params.pkl), read without running it",
     "npz": "NumPy .npz of arrays named as the source framework names them (needs source=)",
+    "eqx_leaves": "Equinox .eqx (eqx.tree_serialise_leaves: unnamed .npy leaves in pytree order)",
     "tf_checkpoint": "TensorFlow checkpoint: .index + .data-* shards (several file fields, or one zip/tar)",
     "keras_h5": "Keras HDF5: Keras 2 / tf.keras model.save or save_weights, Keras 3 .weights.h5 or legacy .h5",
     "safetensors": "safetensors file of a PyTorch state_dict",
     "onnx": "ONNX model (.onnx) with LSTM/GRU nodes; external data only from inside the upload",
+    "flax_msgpack": "Flax .msgpack (flax.serialization.to_bytes of linen variables or an NNX state)",
+    "openvino_ir": "OpenVINO IR (model.xml + model.bin) with LSTMSequence/GRUSequence ops",
     "json": "JSON arrays, as rnnbridge writes them (needs source=)",
 }
 

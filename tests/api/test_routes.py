@@ -15,7 +15,7 @@ import pytest
 
 from rnnbridge.schemas import ArraysResponse, ConventionsResponse, Health, InspectResponse
 from rnnbridge.service import routes
-from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS
+from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, TARGET_FRAMEWORKS
 
 LSTM_GATE_NAMES = {f"{part}{gate}" for part in ("W_x", "W_h", "b_x", "b_h") for gate in "ifgo"}
 
@@ -168,7 +168,7 @@ def test_split_safetensors_holds_the_metadata(client, keras_lstm):
     assert {entry["dtype"] for entry in header.values()} == {"F32"}
 
 
-@pytest.mark.parametrize("target", FRAMEWORKS)
+@pytest.mark.parametrize("target", TARGET_FRAMEWORKS)
 def test_convert_to_every_framework(client, keras_lstm, target):
     response = client.post("/convert", files=_files(keras_lstm), data={"target": target})
     assert response.status_code == 200, response.text
@@ -254,9 +254,9 @@ def test_openapi_lists_registry_enums(client):
         options = prop.get("anyOf", [prop])
         return next(option["enum"] for option in options if "enum" in option)
 
-    assert enum(form["target"]) == list(FRAMEWORKS)
+    assert enum(form["target"]) == list(TARGET_FRAMEWORKS)
     assert enum(form["source"]) == list(FRAMEWORKS)
-    assert enum(form["format"]) == ["npz", "json", "safetensors", "h5", "onnx", "tf_checkpoint"]
+    assert enum(form["format"]) == ["npz", "json", "safetensors", "h5", "onnx", "tf_checkpoint", "pdparams", "eqx"]
     assert set(form) >= {"file", "layer", "source_forget_bias", "target_forget_bias", "verify", "prefix"}
     split_form = schemas["SplitForm"]["properties"]
     assert enum(split_form["orientation"]) == ["out_in", "in_out"]

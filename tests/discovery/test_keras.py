@@ -77,7 +77,14 @@ def test_savedmodel_layers_are_found_through_the_object_graph(archive: str) -> N
     assert model.unsupported == []
 
 
-@pytest.mark.parametrize("target", conv.FRAMEWORKS)
+BIDIRECTIONAL_TARGETS = [
+    f
+    for f in conv.TARGET_FRAMEWORKS
+    if any(not {"single_cell", "one_direction"} & c.features for c in conv.CONVENTIONS.values() if c.framework == f)
+]
+
+
+@pytest.mark.parametrize("target", BIDIRECTIONAL_TARGETS)
 def test_savedmodel_layers_convert_to_what_keras_computed(target: str) -> None:
     entry, model = _savedmodel_layers("saved_model.zip")
     folder = FIXTURES / entry["dir"]

@@ -33,7 +33,7 @@ def plain_fuse(spec: layout.Tensor, arrays: dict, dims: dict, dtype: np.dtype) -
     out = np.empty(spec.shape(dims), dtype=dtype)
     for name, index, transform in spec.blocks(dims):
         target = out[index].reshape(-1) if spec.is_vector else out[index]
-        array = arrays[name]
+        array = -arrays[name] if spec.stored_negated(name) else arrays[name]
         target[...] = array.T if transform == "T" else array.reshape(target.shape) if transform == "R" else array
     return out
 

@@ -7,11 +7,11 @@ import pytest
 
 from rnnbridge.describe import module_recipe
 from rnnbridge.engine import canonical, exactness, loading
-from rnnbridge.engine.conventions import FRAMEWORKS, HARD_SIGMOID_KERAS2, HARD_SIGMOID_KERAS3
+from rnnbridge.engine.conventions import HARD_SIGMOID_KERAS2, HARD_SIGMOID_KERAS3, TARGET_FRAMEWORKS
 from rnnbridge.errors import InexactConversion
 from tests.fixtures_index import FIXTURE_LAYERS, FixtureLayer
 
-CASES = [pytest.param(fx, target, id=f"{fx.id}-{target}") for fx in FIXTURE_LAYERS for target in FRAMEWORKS]
+CASES = [pytest.param(fx, target, id=f"{fx.id}-{target}") for fx in FIXTURE_LAYERS for target in TARGET_FRAMEWORKS]
 
 
 @pytest.mark.parametrize(("fx", "target"), CASES)
@@ -20,9 +20,9 @@ def test_every_recipe_reads_back_as_the_converted_layer(fx: FixtureLayer, target
     try:
         conv = exactness.select_target(canon, target)
         exactness.check(canon, conv)
-    except InexactConversion:
+        out, _ = canonical.from_canonical(canon, conv, conv.forget_bias)
+    except InexactConversion:  # refused (a float16 bias cannot hold the fold of a run-time constant)
         return
-    out, _ = canonical.from_canonical(canon, conv, conv.forget_bias)
     loaded = loading.interpret(module_recipe(out), target)
     assert loaded.convention == out.convention
     assert (loaded.levels, loaded.directions) == (out.num_levels, out.directions)

@@ -51,8 +51,13 @@ def test_cell_dims_match_the_manifest(fx: FixtureLayer) -> None:
 
 
 def _swap_first_two_gates(layer: NativeLayer) -> NativeLayer:
-    """A copy of the layer with gate blocks 0 and 1 of its first fused tensor swapped."""
-    spec = next(t for t in layer.convention.tensors if len(t.gates) > 1)
+    """A copy of the layer with gate blocks 0 and 1 of its first fused tensor swapped (or,
+    for a convention with one tensor per gate, its first two input kernels)."""
+    spec = next((t for t in layer.convention.tensors if len(t.gates) > 1), None)
+    if spec is None:
+        first, second = [t.name for t in layer.convention.tensors if t.parts == ("W_x",)][:2]
+        swapped = {key: dict(t, **{first: t[second], second: t[first]}) for key, t in layer.cells.items()}
+        return NativeLayer(layer.name, layer.convention, layer.config, swapped)
     cells = {}
     for key, tensors in layer.cells.items():
         a = np.moveaxis(tensors[spec.name].copy(), spec.gate_axis, 0)

@@ -27,7 +27,7 @@ import pytest
 from rnnbridge import pipeline
 from rnnbridge.errors import RnnBridgeError, VerificationFailed
 from rnnbridge.formats.base import InputFile, Limits
-from tests.fixtures_index import FIXTURE_LAYERS
+from tests.fixtures_index import BARE_ARRAY_SOURCES, FIXTURE_LAYERS
 
 #: small enough that a lying size is refused fast, larger than every fixture
 LIMITS = Limits(max_tensor_elements=2**22, max_total_bytes=64 << 20)
@@ -43,9 +43,19 @@ def uploads() -> dict[str, list[Path]]:
         if bundle:
             out[f"{fixture.fixture['id']}/ckpt"] = bundle
         for f in files:
-            if f not in bundle:
+            if f.is_dir():
+                continue  # an Orbax checkpoint folder, refused as a whole (tests/formats/test_flax_msgpack.py)
+            if f.suffix == ".xml" and f.with_suffix(".bin").is_file():
+                out[f"{fixture.fixture['id']}/{f.name}"] = [f, f.with_suffix(".bin")]  # an OpenVINO IR
+            elif f not in bundle and not (f.suffix == ".bin" and f.with_suffix(".xml").is_file()):
                 out[f"{fixture.fixture['id']}/{f.name}"] = [f]
+            if f.suffix == ".npz":
+                SOURCES[f"{fixture.fixture['id']}/{f.name}"] = BARE_ARRAY_SOURCES.get(fixture.fixture["source"])
     return dict(sorted(out.items()))
+
+
+#: the ``source=`` of the uploads of bare arrays (npz) written by a known framework
+SOURCES: dict[str, str | None] = {}
 
 
 UPLOADS = uploads()
@@ -81,10 +91,10 @@ def damaged(upload: list[Path], folder: Path, seed: str) -> Iterator[tuple[str, 
             yield f"{victim.name} {label}", files
 
 
-def run(files: list[InputFile]) -> str:
+def run(files: list[InputFile], source: str | None = None) -> str:
     """Read, inspect and convert ``files``; the outcome as ``ok`` or the error code."""
     try:
-        model = pipeline.read(files, limits=LIMITS)
+        model = pipeline.read(files, source=source, limits=LIMITS)
         pipeline.inspect(model)
         target = "onnx" if model.format != "onnx" else "keras"
         for layer in model.layers:
@@ -107,10 +117,11 @@ def needs_source(upload: list[Path]) -> bool:
 @pytest.mark.skipif(not UPLOADS, reason="no fixtures")
 @pytest.mark.parametrize("name", list(UPLOADS))
 def test_damaged_fixture_reads_cleanly_or_refuses(name, tmp_path):
-    outcomes = {label: run(files) for label, files in damaged(UPLOADS[name], tmp_path, name)}
+    source = SOURCES.get(name)
+    outcomes = {label: run(files, source) for label, files in damaged(UPLOADS[name], tmp_path, name)}
     assert outcomes  # every outcome is "ok" or an error code: anything else raised above
     intact = [InputFile(f.name, f) for f in UPLOADS[name]]
-    assert run(intact) == "ok"
+    assert run(intact, source) == "ok"
 
 
 @pytest.mark.skipif(not UPLOADS, reason="no fixtures")

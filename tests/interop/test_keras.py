@@ -20,7 +20,7 @@ from rnnbridge.engine.conventions import HARD_SIGMOID_KERAS2
 from rnnbridge.errors import InexactConversion
 
 from ..fixtures_index import FIXTURE_LAYERS, FixtureLayer
-from ..test_pipeline import NO_CONFIG_FILES, forget_bias, layer_name, non_default_activations, uploads
+from ..test_pipeline import NO_CONFIG_FILES, forget_bias, layer_name, non_default_activations, read, uploads
 
 if "keras" not in sys.modules:
     os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -36,9 +36,8 @@ pytestmark = [
 
 
 def weights_file(fx: FixtureLayer, tmp_path) -> tuple[str, pipeline.Result]:
-    name, files = next((n, f) for n, f in uploads(fx) if not (n in NO_CONFIG_FILES and non_default_activations(fx)))
-    reverse = fx.layer["flags"].get("go_backwards") and name in NO_CONFIG_FILES
-    model = pipeline.read(files, direction="reverse" if reverse else None)
+    name = next(n for n, _ in uploads(fx) if not (n in NO_CONFIG_FILES and non_default_activations(fx)))
+    model = read(fx.id, name)  # with source= for bare-array npz fixtures
     try:
         result = pipeline.convert(model, "keras", layer=layer_name(fx), source_forget_bias=forget_bias(fx))
     except InexactConversion as refused:

@@ -20,7 +20,7 @@ from rnnbridge import outputs, pipeline
 from rnnbridge.errors import InexactConversion
 
 from ..fixtures_index import FIXTURE_LAYERS, FixtureLayer
-from ..test_pipeline import NO_CONFIG_FILES, forget_bias, layer_name, non_default_activations, uploads
+from ..test_pipeline import NO_CONFIG_FILES, forget_bias, layer_name, non_default_activations, read, uploads
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -34,9 +34,8 @@ except ImportError:  # the checker and the reference evaluator are optional
 
 
 def model_bytes(fx: FixtureLayer) -> tuple[bytes, pipeline.Result]:
-    name, files = next((n, f) for n, f in uploads(fx) if not (n in NO_CONFIG_FILES and non_default_activations(fx)))
-    reverse = fx.layer["flags"].get("go_backwards") and name in NO_CONFIG_FILES
-    model = pipeline.read(files, direction="reverse" if reverse else None)
+    name = next(n for n, _ in uploads(fx) if not (n in NO_CONFIG_FILES and non_default_activations(fx)))
+    model = read(fx.id, name)  # with source= for bare-array npz fixtures
     try:
         result = pipeline.convert(model, "onnx", layer=layer_name(fx), source_forget_bias=forget_bias(fx))
     except InexactConversion as refused:
@@ -104,6 +103,8 @@ def test_the_onnx_reference_evaluator_reproduces_the_source_outputs(fx: FixtureL
         pytest.skip("onnx's reference GRU/LSTM ignore activations, clip and input_forget")
     evaluator = ReferenceEvaluator(onnx.load_from_string(data))
     dtype = next(iter(result.arrays.values())).dtype
+    if dtype == np.float16:  # onnxruntime runs these (test above); the evaluator rounds each step to float16
+        pytest.skip("onnx's reference evaluator computes a float16 layer in float16 (errors ~4e-4)")
     got = evaluator.run(None, feeds(fx, result, dtype))
     assert_reproduces(fx, dict(zip(evaluator.output_names, got)))
 

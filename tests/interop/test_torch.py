@@ -19,7 +19,7 @@ from rnnbridge import outputs, pipeline
 from rnnbridge.errors import InexactConversion
 
 from ..fixtures_index import FIXTURE_LAYERS, FixtureLayer
-from ..test_pipeline import NO_CONFIG_FILES, forget_bias, layer_name, non_default_activations, uploads
+from ..test_pipeline import NO_CONFIG_FILES, forget_bias, layer_name, non_default_activations, read, uploads
 
 torch = pytest.importorskip("torch")
 safetensors_torch = pytest.importorskip("safetensors.torch")
@@ -27,14 +27,14 @@ safetensors_torch = pytest.importorskip("safetensors.torch")
 pytestmark = [pytest.mark.interop, pytest.mark.torch]
 
 
-def first_upload(fx: FixtureLayer) -> list:
-    name, files = next((n, f) for n, f in uploads(fx) if not (n in NO_CONFIG_FILES and non_default_activations(fx)))
-    return files
+def first_upload(fx: FixtureLayer) -> str:
+    """The name of the first of the fixture's files that says everything about the layer."""
+    return next(n for n, _ in uploads(fx) if not (n in NO_CONFIG_FILES and non_default_activations(fx)))
 
 
 @pytest.mark.parametrize("fx", [pytest.param(f, id=f.id) for f in FIXTURE_LAYERS])
 def test_pytorch_loads_the_result_strictly_and_reproduces_the_outputs(fx: FixtureLayer, tmp_path) -> None:
-    model = pipeline.read(first_upload(fx))
+    model = read(fx.id, first_upload(fx))
     try:
         result = pipeline.convert(model, "pytorch", layer=layer_name(fx), prefix="", source_forget_bias=forget_bias(fx))
     except InexactConversion as refused:
@@ -94,7 +94,7 @@ def run_cell(module, fx: FixtureLayer, x):
 
 def test_the_metadata_travels_in_the_safetensors_header(tmp_path) -> None:
     fx = next(f for f in FIXTURE_LAYERS if f.id.startswith("k2_lstm_seq"))
-    result = pipeline.convert(pipeline.read(first_upload(fx)), "pytorch", prefix="")
+    result = pipeline.convert(read(fx.id, first_upload(fx)), "pytorch", prefix="")
     buffer = io.BytesIO()
     outputs.write(result, "safetensors", buffer)
     path = tmp_path / "w.safetensors"

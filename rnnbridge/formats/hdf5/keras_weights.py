@@ -34,10 +34,13 @@ import numpy as np
 from rnnbridge.engine.conventions import CONVENTIONS, Convention
 from rnnbridge.errors import InvalidField
 
+#: the target framework whose layers this writer writes
+TARGET = "keras"
+
 
 def write(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], stream: IO[bytes]) -> None:
     """Write the Keras layers of a ``/convert`` result (``meta["target"] == "keras"``)."""
-    if meta.get("target") != "keras":
+    if meta.get("target") != TARGET:
         raise InvalidField("format=h5 writes Keras weights: use it with target=keras", field="format")
     _check_chain(arrays, meta["layers"])
     keys: Counter[str] = Counter()

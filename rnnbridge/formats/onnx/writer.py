@@ -41,6 +41,8 @@ from rnnbridge.formats.meta import dumps
 from rnnbridge.formats.wire import encoder as pb
 
 #: LSTM-14 / GRU-14 (which added ``layout``), Slice-13, Reshape-14, Transpose-13, Concat-13
+#: the target framework whose layers this writer writes
+TARGET = "onnx"
 OPSET = 14
 #: the IR version released with opset 14 (ONNX 1.9)
 IR_VERSION = 7
@@ -69,7 +71,7 @@ def write(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], stream: IO[
     The weights go to ``stream`` from the arrays' own memory: the encoder lays out the
     small messages around them and never copies a tensor.
     """
-    if meta.get("target") != "onnx":
+    if meta.get("target") != TARGET:
         raise InvalidField("format=onnx writes ONNX models: use it with target=onnx", field="format")
     meta_json = dumps(meta)
     layers = meta["layers"]

@@ -58,13 +58,15 @@ _CELL_SCOPES = {
 #: TF ``DataType`` of each dtype written (``types.proto``)
 _DT = {np.dtype("float32"): 1, np.dtype("float64"): 2, np.dtype("float16"): 19}
 _DT_STRING = 7
+#: the target framework whose layers this writer writes
+TARGET = "tf1"
 _SIDE = {"forward": "fw", "backward": "bw"}
 _RESTART_INTERVAL = 16
 
 
 def write(arrays: Mapping[str, np.ndarray], meta: Mapping[str, Any], stream: IO[bytes]) -> None:
     """Write the TF1 layers of a ``/convert`` result (``meta["target"] == "tf1"``) as a tar."""
-    if meta.get("target") != "tf1":
+    if meta.get("target") != TARGET:
         raise InvalidField("format=tf_checkpoint writes TF1 checkpoints: use it with target=tf1", field="format")
     names = variable_names(meta)
     variables = {tf_name: arrays[name] for name, tf_name in names.items()}
