@@ -118,12 +118,14 @@ RESPONSES: dict[str, Any] = {
             }
         },
         "formats": {
-            "npz": ["tf1", "keras", "pytorch", "onnx"],
-            "json": ["tf1", "keras", "pytorch", "onnx"],
-            "safetensors": ["tf1", "keras", "pytorch", "onnx"],
+            "npz": ["tf1", "keras", "pytorch", "onnx", "mlx", "haiku", "paddle", "equinox"],
+            "json": ["tf1", "keras", "pytorch", "onnx", "mlx", "haiku", "paddle", "equinox"],
+            "safetensors": ["tf1", "keras", "pytorch", "onnx", "mlx", "haiku", "paddle", "equinox"],
             "h5": ["keras"],
             "onnx": ["onnx"],
             "tf_checkpoint": ["tf1"],
+            "pdparams": ["paddle"],
+            "eqx": ["equinox"],
         },
     },
 }

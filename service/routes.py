@@ -27,7 +27,7 @@ from fastapi import APIRouter, Depends, File, Form, Request, UploadFile
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 
 from rnnbridge import outputs, pipeline, version
-from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, Convention, native_letter
+from rnnbridge.engine.conventions import CONVENTIONS, FRAMEWORKS, TARGET_FRAMEWORKS, Convention, native_letter
 from rnnbridge.errors import (
     InexactConversion,
     InvalidField,
@@ -337,7 +337,7 @@ def conventions() -> ConventionsResponse:
         frameworks=list(FRAMEWORKS),
         gates={cell: list(letters) for cell, letters in GATES.items()},
         conventions={key: convention_info(conv) for key, conv in CONVENTIONS.items()},
-        formats={fmt: list(outputs.TARGETS_OF.get(fmt, FRAMEWORKS)) for fmt in outputs.FORMATS},
+        formats={fmt: list(outputs.TARGETS_OF.get(fmt, TARGET_FRAMEWORKS)) for fmt in outputs.FORMATS},
     )
 
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from rnnbridge.engine.conventions import TARGET_FRAMEWORKS
 from rnnbridge.schemas import ConventionsResponse, Health, InspectResponse, Readiness, examples
 from rnnbridge.service.docs import TAGS
 
@@ -112,7 +113,7 @@ def test_conventions_give_the_layout_the_page_draws(client: TestClient) -> None:
     """Letters per canonical gate, transforms per part, row-stacked vectors, stacked directions,
     and the targets each output format holds."""
     document = client.get("/conventions").json()
-    assert document["formats"]["h5"] == ["keras"] and document["formats"]["npz"] == document["frameworks"]
+    assert document["formats"]["h5"] == ["keras"] and document["formats"]["npz"] == list(TARGET_FRAMEWORKS)
     registry = document["conventions"]
     assert registry["tf1.lstm"]["letters"] == {"i": "i", "f": "f", "g": "j", "o": "o"}
     assert registry["onnx.lstm"]["stack_directions"] is True

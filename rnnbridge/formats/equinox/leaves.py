@@ -25,7 +25,7 @@ from typing import IO, Any
 import numpy as np
 from numpy.lib import format as npy_format
 
-from rnnbridge.errors import InvalidField, LimitExceeded, MalformedFile, UnsafeInput, UnsupportedFormat
+from rnnbridge.errors import InvalidField, LimitExceeded, MalformedFile, RnnBridgeError, UnsafeInput, UnsupportedFormat
 from rnnbridge.formats.base import InputFile, Limits, WeightFile
 
 #: the target framework whose layers ``write`` writes
@@ -47,8 +47,22 @@ def _is_leaves(file: InputFile) -> bool:
 
 
 def sniff(files: Sequence[InputFile]) -> bool:
-    """Whether exactly one of ``files`` starts like a ``.npy`` array (one leaf or many)."""
-    return sum(_is_leaves(f) for f in files) == 1
+    """Whether exactly one of ``files`` is consecutive ``.npy`` arrays, more than one: a single
+    ``.npy`` is a plain NumPy array (no cell has one array), which the upload refusal names."""
+    leaves = [f for f in files if _is_leaves(f)]
+    return len(leaves) == 1 and _more_than_one_leaf(leaves[0])
+
+
+def _more_than_one_leaf(file: InputFile) -> bool:
+    """Whether bytes follow the first ``.npy`` array of ``file`` (its header alone is read)."""
+    try:
+        with open(file.path, "rb") as stream:
+            head = stream.read(len(MAGIC) + 2 + 4 + MAX_HEADER_SIZE)
+        size = file.path.stat().st_size
+        _, end = _leaf(memoryview(head), 0, "#0", Limits(), header_only=True)
+    except (OSError, RnnBridgeError):
+        return True  # let ``read`` say what is wrong with it
+    return size > end
 
 
 def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
@@ -68,8 +82,11 @@ def read(files: Sequence[InputFile], limits: Limits) -> WeightFile:
     return WeightFile(NAME, tensors)
 
 
-def _leaf(data: memoryview, pos: int, name: str, limits: Limits) -> tuple[np.ndarray, int]:
-    """The array whose ``.npy`` starts at ``pos``, and where the next one starts."""
+def _leaf(
+    data: memoryview, pos: int, name: str, limits: Limits, *, header_only: bool = False
+) -> tuple[np.ndarray, int]:
+    """The array whose ``.npy`` starts at ``pos``, and where the next one starts
+    (``header_only``: an empty placeholder array, from the header alone)."""
     stream = io.BytesIO(data[pos : pos + len(MAGIC) + 2 + 4 + MAX_HEADER_SIZE])
     try:
         version = npy_format.read_magic(stream)
@@ -90,6 +107,8 @@ def _leaf(data: memoryview, pos: int, name: str, limits: Limits) -> tuple[np.nda
         raise LimitExceeded(f"leaf {name} has {count} elements, more than {limits.max_tensor_elements}", tensor=name)
     start = pos + stream.tell()
     end = start + count * dtype.itemsize
+    if header_only:
+        return np.empty(0, dtype), end
     if end > len(data):
         raise MalformedFile(f"leaf {name}: {count} elements of {dtype} run past the end of the file", tensor=name)
     array = np.frombuffer(data[start:end], dtype=dtype).reshape(shape, order="F" if fortran else "C")
