@@ -127,4 +127,4 @@ def _layer(stack: list, cores: dict, tensors: dict[str, np.ndarray], side: Direc
             f"Haiku files do not record hk.DeepRNN: the cores {', '.join(names)} were taken as one "
             "stack because each reads the previous one's output size"
         )
-    return NativeLayer(" + ".join(names), CONVENTIONS[f"haiku.{kind}"], config, cells, notes=notes, origin=origin)
+    return NativeLayer(" | ".join(names), CONVENTIONS[f"haiku.{kind}"], config, cells, notes=notes, origin=origin)
